@@ -1,0 +1,24 @@
+"""minis2s: a GRU sequence-to-sequence translator with hand-derived backprop through time.
+
+Every forward and backward pass is written by hand on NumPy; the same code runs on CuPy.
+"""
+
+from .backend import Backend, BackendError, array_module, get_backend, to_numpy
+from .model import ModelConfig, init_params, param_shapes, seq2seq_backward, seq2seq_forward
+from .params import ParamSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "ModelConfig",
+    "ParamSet",
+    "array_module",
+    "get_backend",
+    "init_params",
+    "param_shapes",
+    "seq2seq_backward",
+    "seq2seq_forward",
+    "to_numpy",
+]

@@ -1,0 +1,96 @@
+"""The one place that chooses the array module (NumPy or CuPy) and the dtype.
+
+Ops never import numpy or cupy: they call :func:`array_module` on their inputs, so the
+same code runs on either library. Everything else asks :func:`get_backend` for a
+:class:`Backend`, which names the module, the floating dtype and how to draw random
+numbers from a generator that the caller owns (never the global RNG).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+BACKENDS = ("numpy", "cupy")
+DTYPES = ("float32", "float64")
+ENV_VAR = "MINIS2S_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """The requested backend or dtype cannot be used here."""
+
+
+def array_module(*arrays: Any):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            import cupy  # only reached when a CuPy array exists, so CuPy is installed
+
+            return cupy
+    return numpy
+
+
+def to_numpy(x: Any) -> numpy.ndarray:
+    """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return numpy.asarray(x)
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise BackendError(
+            "the 'cupy' backend needs CuPy, which is not installed; "
+            "install the GPU extra: pip install 'minis2s[gpu]'"
+        ) from exc
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise BackendError(f"the 'cupy' backend found no usable CUDA device: {exc}") from exc
+    return cupy
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array module with a floating dtype, and the random draws made with it."""
+
+    name: str
+    xp: Any
+    dtype: Any
+
+    def asarray(self, x, dtype=None):
+        """Move ``x`` onto this backend (floating arrays get the backend's dtype)."""
+        return self.xp.asarray(x, dtype=self.dtype if dtype is None else dtype)
+
+    def generator(self, seed: int | None):
+        """A seeded random generator that lives where this backend's arrays live."""
+        return self.xp.random.default_rng(seed)
+
+    def dropout_mask(self, gen, shape, p: float):
+        """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``."""
+        if p <= 0.0:
+            return None
+        keep = gen.random(shape) >= p  # NumPy's and CuPy's generators both have random()
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.name == "numpy" else "gpu"
+
+
+def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
+    """Resolve a backend by name, else from ``$MINIS2S_BACKEND``, else NumPy."""
+    if name is None:
+        name = os.environ.get(ENV_VAR, "").strip() or "numpy"
+    name = name.lower()
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if str(dtype) not in DTYPES:
+        raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    xp = numpy if name == "numpy" else _import_cupy()
+    return Backend(name=name, xp=xp, dtype=numpy.dtype(str(dtype)))

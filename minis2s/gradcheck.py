@@ -1,0 +1,260 @@
+"""Finite-difference gradient checks, as a library and as ``python -m minis2s gradcheck``.
+
+Error measure, per checked array: ``max|a - n| / max(max(|a| + |n|), 1e-12)`` where a is
+the analytic gradient and n the central finite difference, the maxima taken over the
+array's elements. Every op is checked through a scalar ``sum(out * G)`` with a random
+upstream gradient G (never all ones), in float64.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+TOLERANCE = 1e-6
+
+
+def rel_error(analytic, numeric) -> float:
+    """``max|a - n| / max(max(|a| + |n|), 1e-12)`` over all elements."""
+    a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    if a.shape != n.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {n.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), 1e-12))
+
+
+def numerical_grad(f: Callable[[], float], x, eps: float = 1e-5):
+    """Central differences of the scalar ``f()`` with respect to every element of ``x``.
+
+    ``x`` is changed in place and restored; ``f`` must read it.
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    flat_x = x.reshape(-1)  # a view: x is contiguous
+    flat_g = grad.reshape(-1)
+    for i in range(flat_x.size):
+        old = flat_x[i].item()
+        flat_x[i] = old + eps
+        fp = float(f())
+        flat_x[i] = old - eps
+        fm = float(f())
+        flat_x[i] = old
+        flat_g[i] = (fp - fm) / (2 * eps)
+    return grad
+
+
+def directional_error(f: Callable[[], float], arrays: Mapping, grads: Mapping,
+                      rng: np.random.Generator, eps: float = 1e-5) -> float:
+    """Check all of ``grads`` at once along one random direction u.
+
+    Compares the analytic directional derivative sum(g . u) with
+    (f(x + eps u) - f(x - eps u)) / (2 eps): two evaluations instead of two per element,
+    for shapes too big to check element by element.
+    """
+    dirs = {k: rng.standard_normal(arrays[k].shape) for k in grads}
+    norm = np.sqrt(sum(float((u * u).sum()) for u in dirs.values()))
+    dirs = {k: u / norm for k, u in dirs.items()}
+    base = {k: arrays[k].copy() for k in grads}
+
+    def shifted(sign):
+        for k, u in dirs.items():
+            arrays[k][...] = base[k] + sign * eps * u
+        return float(f())
+
+    numeric = (shifted(+1) - shifted(-1)) / (2 * eps)
+    for k in grads:
+        arrays[k][...] = base[k]
+    analytic = sum(float((np.asarray(grads[k]) * dirs[k]).sum()) for k in grads)
+    return rel_error(analytic, numeric)
+
+
+@dataclass
+class Row:
+    case: str
+    name: str
+    shape: tuple
+    error: float
+
+
+def check_arrays(case: str, f: Callable[[], float], arrays: Mapping, grads: Mapping,
+                 eps: float = 1e-5) -> list[Row]:
+    """One :class:`Row` per entry of ``grads``, comparing it with finite differences of f."""
+    rows = []
+    for name, g in grads.items():
+        numeric = numerical_grad(f, arrays[name], eps)
+        rows.append(Row(case, name, tuple(arrays[name].shape), rel_error(g, numeric)))
+    return rows
+
+
+def print_rows(rows: list[Row], out=None) -> float:
+    """Print one line per row and the closing summary; return the largest error."""
+    out = sys.stdout if out is None else out
+    width = max((len(r.case) for r in rows), default=4)
+    nwidth = max((len(r.name) for r in rows), default=4)
+    for r in rows:
+        flag = "" if r.error <= TOLERANCE else "  FAIL"
+        shape = "x".join(map(str, r.shape)) or "scalar"
+        print(f"{r.case:<{width}}  {r.name:<{nwidth}}  {shape:>10}  {r.error:.2e}{flag}",
+              file=out)
+    worst = max((r.error for r in rows), default=0.0)
+    print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
+    return worst
+
+
+# ------------------------------------------------------------------ cases, one per op
+
+
+def _masks(rng, shape_list, p):
+    """Fixed inverted-dropout masks (float64) for a check."""
+    return [(rng.random(s) >= p) / (1.0 - p) for s in shape_list]
+
+
+def check_embedding(rng, N=3, T=4, V=5, E=3) -> list[Row]:
+    from .ops import embedding_backward, embedding_forward
+
+    ids = rng.integers(0, V, (N, T))
+    ids[0, :2] = 1  # a repeated id: its gradient rows must accumulate
+    W = rng.standard_normal((V, E))
+    G = rng.standard_normal((N, T, E))
+    out, cache = embedding_forward(ids, W)
+    grads = embedding_backward(G, cache)
+    return check_arrays("embedding", lambda: (embedding_forward(ids, W)[0] * G).sum(),
+                        {"weight": W}, grads)
+
+
+def check_dense(rng, lead=(2, 3), D=4, V=5) -> list[Row]:
+    from .ops import dense_backward, dense_forward
+
+    x = rng.standard_normal((*lead, D))
+    p = {"weight": rng.standard_normal((V, D)), "bias": rng.standard_normal(V)}
+    G = rng.standard_normal((*lead, V))
+    _, cache = dense_forward(x, p["weight"], p["bias"])
+    dx, grads = dense_backward(G, cache)
+    arrays = {"x": x, **p}
+    f = lambda: (dense_forward(x, p["weight"], p["bias"])[0] * G).sum()  # noqa: E731
+    return check_arrays("dense", f, arrays, {"x": dx, **grads})
+
+
+def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
+    from .ops import dropout_backward, dropout_forward
+
+    x = rng.standard_normal(shape)
+    (mask,) = _masks(rng, [shape], p)
+    G = rng.standard_normal(shape)
+    _, cache = dropout_forward(x, mask)
+    dx = dropout_backward(G, cache)
+    return check_arrays("dropout", lambda: (dropout_forward(x, mask)[0] * G).sum(),
+                        {"x": x}, {"x": dx})
+
+
+def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, S=2, p=0.3,
+              case="gru") -> list[Row]:
+    """Every input and parameter of a GRU stack: x, h0, the static input, the weights."""
+    from .model import _gru_shapes
+    from .ops import gru_backward, gru_forward
+
+    dirs = 2 if bidirectional else 1
+    shapes = _gru_shapes("", D + S, H, L, dirs)
+    params = {k: rng.uniform(-0.6, 0.6, s) for k, s in shapes.items()}
+    x = rng.standard_normal((T, N, D))
+    h0 = rng.standard_normal((L * dirs, N, H)) * 0.5
+    static = rng.standard_normal((N, S)) if S else None
+    masks = _masks(rng, [(T, N, dirs * H)] * (L - 1), p) if p else None
+    G_out = rng.standard_normal((T, N, dirs * H))
+    G_hn = rng.standard_normal((L * dirs, N, H))
+
+    def f():
+        (out, h_n), _ = gru_forward(x, params, L, bidirectional, h0, masks, static)
+        return (out * G_out).sum() + (h_n * G_hn).sum()
+
+    _, cache = gru_forward(x, params, L, bidirectional, h0, masks, static)
+    dx, dh0, dstatic, grads = gru_backward(G_out, G_hn, cache)
+    arrays = {"x": x, "h0": h0, **params}
+    analytic = {"x": dx, "h0": dh0, **grads}
+    if S:
+        arrays["static"], analytic["static"] = static, dstatic
+    return check_arrays(case, f, arrays, analytic)
+
+
+def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -> list[Row]:
+    from .ops import masked_softmax_ce_backward, masked_softmax_ce_forward
+
+    logits = rng.standard_normal((N, T, V)) * 3
+    labels = rng.integers(0, V, (N, T))
+    vl = np.asarray(valid_len)
+    c = rng.uniform(0.5, 2.0)  # random upstream gradient of the scalar loss
+    _, cache = masked_softmax_ce_forward(logits, labels, vl, reduction)
+    dlogits = masked_softmax_ce_backward(c, cache)
+    f = lambda: c * masked_softmax_ce_forward(logits, labels, vl, reduction)[0]  # noqa: E731
+    return check_arrays(f"softmax_ce[{reduction}]", f, {"logits": logits},
+                        {"logits": dlogits})
+
+
+def make_batch(rng, cfg, N, T_src, T_tgt):
+    """A random batch: src, tgt_in, tgt, tgt_valid_len (one sequence of length 0 when N > 2)."""
+    src = rng.integers(0, cfg.src_vocab_size, (N, T_src))
+    tgt = rng.integers(0, cfg.tgt_vocab_size, (N, T_tgt))
+    tgt_in = np.concatenate([np.full((N, 1), min(2, cfg.tgt_vocab_size - 1)), tgt[:, :-1]], 1)
+    valid = rng.integers(1, T_tgt + 1, N)
+    valid[0] = T_tgt
+    if N > 2:
+        valid[1] = 0
+    return src, tgt_in, tgt, valid
+
+
+def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None) -> list[Row]:
+    """Every parameter of a whole encoder-decoder through the masked loss."""
+    from .backend import get_backend
+    from .model import (
+        ModelConfig,
+        draw_dropout_masks,
+        init_params,
+        seq2seq_backward,
+        seq2seq_forward,
+    )
+
+    if cfg is None:
+        cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=4,
+                          num_layers=2, dropout=0.3, bidirectional=False)
+    backend = get_backend("numpy", "float64")
+    params = init_params(cfg, backend, rng)
+    src, tgt_in, tgt, valid = make_batch(rng, cfg, N, T_src, T_tgt)
+    masks = draw_dropout_masks(cfg, backend, backend.generator(int(rng.integers(1 << 30))),
+                               N, T_src, T_tgt)
+    c = rng.uniform(0.5, 2.0)
+    f = lambda: c * seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)[0]  # noqa: E731
+    _, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)
+    grads = seq2seq_backward(c, cache)
+    if case is None:
+        case = "seq2seq" + ("[bidirectional]" if cfg.bidirectional else "")
+    return check_arrays(case, f, dict(params), grads)
+
+
+def run_all(seed: int = 0) -> list[Row]:
+    """The suite that ``python -m minis2s gradcheck`` prints."""
+    from .model import ModelConfig
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    rows += check_embedding(rng)
+    rows += check_dense(rng)
+    rows += check_dropout(rng)
+    rows += check_gru(rng, bidirectional=False, S=0, p=0.0, L=1, case="gru[1 layer]")
+    rows += check_gru(rng, bidirectional=True, S=2, p=0.3, L=2,
+                      case="gru[2 layers, bidirectional, static, dropout]")
+    rows += check_softmax_ce(rng, reduction="seq")
+    rows += check_softmax_ce(rng, reduction="token")
+    rows += check_seq2seq(rng)
+    cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
+                      num_layers=2, dropout=0.2, bidirectional=True)
+    rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4)
+    return rows
+
+
+def main(seed: int = 0) -> int:
+    rows = run_all(seed)
+    worst = print_rows(rows)
+    return 0 if worst <= TOLERANCE else 1

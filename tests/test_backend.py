@@ -1,0 +1,82 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minis2s.backend import BackendError, array_module, get_backend, to_numpy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_is_numpy_float32(monkeypatch):
+    monkeypatch.delenv("MINIS2S_BACKEND", raising=False)
+    b = get_backend()
+    assert b.name == "numpy" and b.xp is np and b.dtype == np.float32 and b.device == "cpu"
+
+
+def test_float64_for_checks():
+    assert get_backend("numpy", "float64").dtype == np.float64
+
+
+def test_environment_variable_chooses(monkeypatch):
+    monkeypatch.setenv("MINIS2S_BACKEND", "numpy")
+    assert get_backend().name == "numpy"
+    monkeypatch.setenv("MINIS2S_BACKEND", "tensorflow")
+    with pytest.raises(BackendError, match="unknown backend"):
+        get_backend()
+
+
+def test_unknown_dtype_is_refused():
+    with pytest.raises(BackendError, match="dtype"):
+        get_backend("numpy", "float16")
+
+
+def test_cupy_without_cupy_names_the_extra():
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(BackendError, match=r"minis2s\[gpu\]"):
+        get_backend("cupy")
+
+
+def test_array_module_and_to_numpy():
+    x = np.ones(3)
+    assert array_module(x) is np and array_module(1.0, x) is np
+    assert to_numpy(x) is x
+
+
+def test_generator_is_seeded_and_owned():
+    b = get_backend("numpy")
+    state = np.random.get_state()[1].copy()
+    m1 = b.dropout_mask(b.generator(5), (4, 6), 0.5)
+    m2 = b.dropout_mask(b.generator(5), (4, 6), 0.5)
+    np.testing.assert_array_equal(m1, m2)
+    assert set(np.unique(m1)) <= {0.0, 2.0} and m1.dtype == np.float32
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
+    assert b.dropout_mask(b.generator(5), (2,), 0.0) is None
+
+
+def test_ops_never_import_an_array_library():
+    for path in (ROOT / "minis2s" / "ops").glob("*.py"):
+        text = path.read_text()
+        for lib in ("numpy", "cupy"):
+            assert f"import {lib}" not in text, f"{path.name} imports {lib}"
+
+
+def test_import_needs_only_base_dependencies():
+    code = ("import sys\n"
+            "for m in ('torch', 'cupy', 'matplotlib', 'hypothesis', 'pytest'):\n"
+            "    sys.modules[m] = None\n"
+            "import minis2s, minis2s.cli, minis2s.model, minis2s.gradcheck\n"
+            "print('ok')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

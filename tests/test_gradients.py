@@ -1,0 +1,107 @@
+"""Every backward pass against central finite differences, in float64, on random shapes."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minis2s import gradcheck as gc
+from minis2s.model import ModelConfig
+
+TOL = gc.TOLERANCE
+seeds = st.integers(0, 2**32 - 1)
+
+
+def worst(rows):
+    assert rows, "no gradient was checked"
+    return max(r.error for r in rows)
+
+
+@settings(max_examples=15)
+@given(seed=seeds, N=st.integers(1, 4), T=st.integers(1, 6), V=st.integers(2, 10),
+       E=st.integers(1, 8))
+def test_embedding(seed, N, T, V, E):
+    assert worst(gc.check_embedding(np.random.default_rng(seed), N, T, V, E)) <= TOL
+
+
+@settings(max_examples=15)
+@given(seed=seeds, lead=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+       D=st.integers(1, 8), V=st.integers(2, 10))
+def test_dense(seed, lead, D, V):
+    assert worst(gc.check_dense(np.random.default_rng(seed), tuple(lead), D, V)) <= TOL
+
+
+@settings(max_examples=10)
+@given(seed=seeds, shape=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+       p=st.floats(0.05, 0.9))
+def test_dropout(seed, shape, p):
+    assert worst(gc.check_dropout(np.random.default_rng(seed), tuple(shape), p)) <= TOL
+
+
+@settings(max_examples=15)
+@given(seed=seeds, T=st.integers(1, 6), N=st.integers(1, 4), D=st.integers(1, 8),
+       H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
+       S=st.integers(0, 3), p=st.sampled_from([0.0, 0.3]))
+def test_gru(seed, T, N, D, H, L, bidirectional, S, p):
+    rows = gc.check_gru(np.random.default_rng(seed), T, N, D, H, L, bidirectional, S, p)
+    assert worst(rows) <= TOL
+
+
+@settings(max_examples=15)
+@given(seed=seeds, N=st.integers(1, 4), T=st.integers(1, 6), V=st.integers(2, 10),
+       data=st.data(), reduction=st.sampled_from(["seq", "token"]))
+def test_softmax_ce(seed, N, T, V, data, reduction):
+    valid = data.draw(st.lists(st.integers(0, T), min_size=N, max_size=N))
+    rows = gc.check_softmax_ce(np.random.default_rng(seed), N, T, V, valid, reduction)
+    assert worst(rows) <= TOL
+
+
+@settings(max_examples=10)
+@given(seed=seeds, N=st.integers(1, 4), T_src=st.integers(1, 6), T_tgt=st.integers(1, 6),
+       Vs=st.integers(2, 10), Vt=st.integers(3, 10), E=st.integers(1, 8),
+       H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans())
+def test_seq2seq(seed, N, T_src, T_tgt, Vs, Vt, E, H, L, bidirectional):
+    if bidirectional and L == 3 and H > 5:
+        H = 5  # the largest stacks cost seconds per example; their shape is covered anyway
+    cfg = ModelConfig(Vs, Vt, E, H, L, dropout=0.25, bidirectional=bidirectional)
+    rows = gc.check_seq2seq(np.random.default_rng(seed), cfg, N, T_src, T_tgt)
+    assert worst(rows) <= TOL
+
+
+def test_rel_error_definition():
+    a = np.array([1.0, -2.0, 0.0])
+    n = np.array([1.0, -2.0 + 1e-3, 0.0])
+    assert gc.rel_error(a, n) == pytest.approx(1e-3 / (4.0 - 1e-3))
+    assert gc.rel_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_random_direction_on_larger_shapes(bidirectional):
+    """The directional check (two evaluations) on a GRU stack too big for per-element FD."""
+    from minis2s.model import _gru_shapes
+    from minis2s.ops import gru_backward, gru_forward
+
+    rng = np.random.default_rng(7)
+    T, N, D, H, L, S = 12, 16, 24, 48, 2, 10
+    dirs = 2 if bidirectional else 1
+    params = {k: rng.uniform(-0.2, 0.2, s) for k, s in _gru_shapes("", D + S, H, L, dirs).items()}
+    x, static = rng.standard_normal((T, N, D)), rng.standard_normal((N, S))
+    h0 = rng.standard_normal((L * dirs, N, H))
+    G = rng.standard_normal((T, N, dirs * H))
+    masks = [(rng.random((T, N, dirs * H)) > 0.2) / 0.8]
+    arrays = {"x": x, "h0": h0, "static": static, **params}
+
+    def f():
+        (out, _), _ = gru_forward(x, params, L, bidirectional, h0, masks, static)
+        return (out * G).sum()
+
+    _, cache = gru_forward(x, params, L, bidirectional, h0, masks, static)
+    dx, dh0, dstatic, grads = gru_backward(G, None, cache)
+    analytic = {"x": dx, "h0": dh0, "static": dstatic, **grads}
+    for seed in range(3):
+        err = gc.directional_error(f, arrays, analytic, np.random.default_rng(seed))
+        assert err <= TOL
+    # a 1% error in one weight's gradient is visible along a random direction
+    analytic["weight_hh_l0"] = grads["weight_hh_l0"] * 1.01
+    bad = gc.directional_error(f, arrays, analytic, np.random.default_rng(0))
+    assert bad > 1e-4

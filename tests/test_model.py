@@ -1,0 +1,122 @@
+"""Model-level properties: masking is exact, parameters are named like PyTorch's."""
+
+import numpy as np
+import pytest
+
+from minis2s import gradcheck as gc
+from minis2s.backend import get_backend
+from minis2s.model import (
+    ModelConfig,
+    draw_dropout_masks,
+    init_params,
+    param_shapes,
+    seq2seq_backward,
+    seq2seq_forward,
+)
+from minis2s.ops import masked_softmax_ce_backward, masked_softmax_ce_forward
+
+F64 = get_backend("numpy", "float64")
+
+
+def test_masked_positions_get_exactly_zero_gradient_in_the_loss():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((3, 5, 7)) * 10
+    labels = rng.integers(0, 7, (3, 5))
+    valid = np.array([0, 2, 5])
+    for reduction in ("seq", "token"):
+        _, cache = masked_softmax_ce_forward(logits, labels, valid, reduction)
+        d = masked_softmax_ce_backward(1.7, cache)
+        for i, v in enumerate(valid):
+            assert np.all(d[i, v:] == 0.0)
+            if v:
+                assert np.all(np.abs(d[i, :v]).sum(-1) > 0)
+
+
+def test_masked_positions_do_not_change_the_loss():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((2, 4, 5))
+    labels = rng.integers(0, 5, (2, 4))
+    valid = np.array([1, 3])
+    loss, _ = masked_softmax_ce_forward(logits, labels, valid)
+    logits2, labels2 = logits.copy(), labels.copy()
+    logits2[0, 1:] = 1e3  # huge values past valid_len: max-shift keeps them finite
+    labels2[1, 3] = (labels2[1, 3] + 1) % 5
+    loss2, _ = masked_softmax_ce_forward(logits2, labels2, valid)
+    assert float(loss) == float(loss2)
+
+
+def test_empty_batch_of_valid_tokens():
+    logits = np.zeros((2, 3, 4))
+    labels = np.zeros((2, 3), dtype=int)
+    for reduction in ("seq", "token"):
+        loss, cache = masked_softmax_ce_forward(logits, labels, np.array([0, 0]), reduction)
+        assert float(loss) == 0.0
+        assert np.all(masked_softmax_ce_backward(1.0, cache) == 0.0)
+
+
+def test_seed_reduction_value():
+    """Per sequence: sum of valid tokens' losses / T; batch: the sum over sequences."""
+    V, T = 4, 3
+    logits = np.zeros((2, T, V))  # uniform softmax: every token costs log V
+    labels = np.zeros((2, T), dtype=int)
+    valid = np.array([1, 3])
+    loss, _ = masked_softmax_ce_forward(logits, labels, valid, "seq")
+    assert float(loss) == pytest.approx((1 + 3) * np.log(V) / T)
+    loss, _ = masked_softmax_ce_forward(logits, labels, valid, "token")
+    assert float(loss) == pytest.approx(np.log(V))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_decoder_inputs_past_valid_len_get_exactly_zero_gradient(bidirectional):
+    """The decoder is causal and the loss masked: a token seen only at masked input
+    positions must get an embedding gradient of exactly zero."""
+    cfg = ModelConfig(8, 9, 4, 5, 2, 0.2, bidirectional)
+    rng = np.random.default_rng(2)
+    params = init_params(cfg, F64, rng)
+    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 3, 4, 6)
+    tgt_in[tgt_in == 8] = 7
+    valid = np.array([6, 2, 0])
+    tgt_in[1, 3:] = 8  # token 8 only where the loss is masked (t >= 3 > valid_len 2)
+    tgt_in[2, 1:] = 8
+    masks = draw_dropout_masks(cfg, F64, F64.generator(0), 3, 4, 6)
+    _, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)
+    grads = seq2seq_backward(1.0, cache)
+    assert np.all(grads["decoder.embedding.weight"][8] == 0.0)
+    assert np.any(grads["decoder.embedding.weight"][7] != 0.0)
+
+
+def test_parameter_names_and_shapes_follow_pytorch():
+    cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, True)
+    shapes = param_shapes(cfg)
+    assert shapes["encoder.embedding.weight"] == (10, 4)
+    assert shapes["encoder.rnn.weight_ih_l0"] == (18, 4)
+    assert shapes["encoder.rnn.weight_hh_l0_reverse"] == (18, 6)
+    assert shapes["encoder.rnn.weight_ih_l1"] == (18, 12)
+    assert shapes["decoder.rnn.weight_ih_l0"] == (36, 4 + 12)  # [embedding ; 2H context]
+    assert shapes["decoder.rnn.weight_hh_l1"] == (36, 12)
+    assert shapes["decoder.dense.weight"] == (12, 12)
+    assert shapes["decoder.dense.bias"] == (12,)
+
+
+def test_same_seed_same_parameters_and_gradients_are_views_of_one_buffer():
+    cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, False)
+    a = init_params(cfg, F64, np.random.default_rng(9))
+    b = init_params(cfg, F64, np.random.default_rng(9))
+    np.testing.assert_array_equal(a.flat, b.flat)
+    a["decoder.dense.bias"][0] = 123.0
+    assert 123.0 in a.flat
+    with pytest.raises(ValueError, match="shape"):
+        a["decoder.dense.bias"] = np.zeros(3)
+
+
+def test_float32_end_to_end():
+    cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, True)
+    f32 = get_backend("numpy", "float32")
+    rng = np.random.default_rng(0)
+    params = init_params(cfg, f32, rng)
+    src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, 3, 4, 5)
+    masks = draw_dropout_masks(cfg, f32, f32.generator(1), 3, 4, 5)
+    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)
+    grads = seq2seq_backward(1.0, cache)
+    assert loss.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())

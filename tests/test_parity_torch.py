@@ -1,0 +1,124 @@
+"""minis2s against the same model in PyTorch with identical weights, in float64."""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("MINIS2S_REQUIRE_TORCH"):
+    import torch  # CI sets this: a missing PyTorch must fail, not skip
+else:
+    torch = pytest.importorskip("torch")
+
+from minis2s import gradcheck as gc  # noqa: E402
+from minis2s.backend import get_backend  # noqa: E402
+from minis2s.model import (  # noqa: E402
+    ModelConfig,
+    decoder_forward,
+    encoder_forward,
+    init_params,
+    seq2seq_backward,
+    seq2seq_forward,
+)
+from minis2s.optim import Adam, clip_grad_norm_  # noqa: E402
+
+from .torch_reference import TorchSeq2Seq, masked_ce  # noqa: E402
+
+F64 = get_backend("numpy", "float64")
+CONFIGS = [
+    ModelConfig(11, 13, 5, 6, 1, 0.0, False),
+    ModelConfig(11, 13, 5, 6, 2, 0.0, False),
+    ModelConfig(9, 12, 4, 5, 2, 0.0, True),
+    ModelConfig(9, 12, 4, 3, 3, 0.0, True),
+]
+
+
+def torch_model(cfg, params):
+    net = TorchSeq2Seq(cfg).double()
+    state = {k: torch.tensor(np.asarray(v)) for k, v in params.items()}
+    net.load_state_dict(state, strict=True)  # the same names and shapes, or this fails
+    return net
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c.num_layers}-bi{c.bidirectional}")
+@pytest.mark.parametrize("reduction", ["seq", "token"])
+def test_parity_loss_outputs_and_gradients(cfg, reduction):
+    rng = np.random.default_rng(42)
+    params = init_params(cfg, F64, rng)
+    N, T_src, T_tgt = 5, 6, 7
+    src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, N, T_src, T_tgt)
+
+    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, reduction=reduction)
+    grads = seq2seq_backward(1.0, cache)
+    (state, context), _ = encoder_forward(params, cfg, src)
+    (logits, _), _ = decoder_forward(params, cfg, tgt_in, state, context)
+
+    net = torch_model(cfg, params)
+    t_logits = net(torch.tensor(src), torch.tensor(tgt_in))
+    t_loss = masked_ce(t_logits, torch.tensor(tgt), torch.tensor(valid), reduction)
+    t_loss.backward()
+
+    assert abs(float(loss) - t_loss.item()) <= 1e-10 * max(1.0, abs(t_loss.item()))
+    np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(state, net.encode(torch.tensor(src)).detach().numpy(),
+                               rtol=0, atol=1e-10)
+    named = dict(net.named_parameters())
+    assert set(named) == set(grads)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, named[name].grad.numpy(), rtol=0, atol=1e-10,
+                                   err_msg=name)
+
+
+def seed_grad_clipping(net, theta):
+    """The seed's grad_clipping: scale by theta / norm exactly (torch's clip_grad_norm_
+    divides by norm + 1e-6 instead)."""
+    params = [p for p in net.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params)).item()
+    if norm > theta:
+        for p in params:
+            p.grad[:] *= theta / norm
+    return norm
+
+
+def test_parity_adam_with_clipping():
+    """Five steps of clip-then-Adam match torch.optim.Adam after the seed's clipping."""
+    cfg = CONFIGS[1]
+    rng = np.random.default_rng(3)
+    params = init_params(cfg, F64, rng)
+    net = torch_model(cfg, params)
+    opt, t_opt = Adam(params, lr=0.005), torch.optim.Adam(net.parameters(), lr=0.005)
+    grads = params.zeros_like()
+    for _ in range(5):
+        src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, 4, 5, 6)
+        loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid)
+        grads.assign(seq2seq_backward(1.0, cache))
+        norm = clip_grad_norm_(grads, 1.0)
+        opt.step(grads)
+
+        t_opt.zero_grad()
+        masked_ce(net(torch.tensor(src), torch.tensor(tgt_in)), torch.tensor(tgt),
+                  torch.tensor(valid)).backward()
+        t_norm = seed_grad_clipping(net, 1.0)
+        t_opt.step()
+        assert abs(norm - t_norm) <= 1e-10 * max(1.0, norm)
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(params[name], p.detach().numpy(), rtol=0, atol=1e-10,
+                                   err_msg=name)
+
+
+def test_parity_initialisation_ranges():
+    """Xavier-uniform bounds for weight matrices, PyTorch's default bias ranges."""
+    cfg = ModelConfig(50, 60, 16, 20, 2, 0.1, True)
+    params = init_params(cfg, F64, np.random.default_rng(0))
+    for name, v in params.items():
+        v = np.asarray(v)
+        if name.endswith("embedding.weight"):
+            assert abs(v.std() - 1.0) < 0.1 and abs(v.mean()) < 0.1
+        elif ".weight" in name:
+            bound = np.sqrt(6.0 / sum(v.shape))
+            assert np.abs(v).max() <= bound and np.abs(v).max() > 0.9 * bound
+        elif name == "decoder.dense.bias":
+            assert np.abs(v).max() <= 1 / np.sqrt(cfg.decoder_hiddens)
+        else:
+            H = v.shape[0] // 3
+            assert np.abs(v).max() <= 1 / np.sqrt(H) and np.abs(v).max() > 0.8 / np.sqrt(H)
