@@ -1,0 +1,56 @@
+"""Train the seed's English -> French GRU encoder-decoder and translate four sentences.
+
+    python examples/train_eng_fra.py                      # the seed's experiment (preset zh)
+    python examples/train_eng_fra.py --preset en --epochs 10 --out runs/en
+
+Data: --data PATH, else $MINIS2S_DATA, else the cache (~/.cache/minis2s), else a
+download of d2l's fra-eng.zip (Tatoeba, CC-BY 2.0: manythings.org/anki, tatoeba.org).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from minis2s.backend import get_backend
+from minis2s.bleu import bleu
+from minis2s.decode import translate
+from minis2s.presets import PRESETS, get_preset
+from minis2s.train import Interrupted, run_experiment
+
+ENGLISH = ["go .", "i lost .", "he's calm .", "i'm home ."]
+FRENCH = ["va !", "j'ai perdu .", "il est calme .", "je suis chez moi ."]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="fra.txt or fra-eng.zip")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="zh")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/eng_fra", help="folder for checkpoint.npz")
+    args = parser.parse_args(argv)
+
+    preset = get_preset(args.preset).with_overrides(epochs=args.epochs)
+    backend = get_backend(args.backend)
+
+    def warn(message):
+        print(f"minis2s: {message}", file=sys.stderr)
+
+    try:
+        run = run_experiment(preset, args.data, backend, args.out, seed=args.seed, warn=warn)
+    except Interrupted as exc:
+        warn(str(exc))
+        return 130
+    print(run.trainer.summary_line())
+    tr, data = run.trainer, run.data
+    outputs = translate(tr.params, tr.cfg, data.src_vocab, data.tgt_vocab, ENGLISH,
+                        preset.num_steps, backend)
+    for eng, fra, out in zip(ENGLISH, FRENCH, outputs):
+        print(f"{eng} => {out}, bleu {bleu(out, fra, k=2):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Checkpoints hold arrays and text only, are written atomically, and are validated."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from minis2s import checkpoint
+from minis2s.backend import get_backend, to_numpy
+from minis2s.checkpoint import Checkpoint, CheckpointError
+from minis2s.data import Vocab
+from minis2s.model import ModelConfig, init_params
+
+
+@pytest.fixture
+def ck():
+    src = Vocab([["go", "go", "run", "run", "é", "é"]])
+    tgt = Vocab([["va", "va", "cours", "cours"]])
+    cfg = ModelConfig(len(src), len(tgt), 3, 4, 2, 0.1, True)
+    params = init_params(cfg, get_backend("numpy"), np.random.default_rng(0))
+    return Checkpoint({k: to_numpy(v).copy() for k, v in params.items()}, cfg, 7, src, tgt,
+                      {"num_examples": 10}, {"epochs": 1})
+
+
+def rewrite(path, mutate):
+    """Load a checkpoint's raw entries, change them, and write them back."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    mutate(arrays)
+    np.savez(path, **arrays)
+
+
+def test_round_trip(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "a" / "checkpoint.npz", ck)
+    back = checkpoint.load(path)
+    assert back.config == ck.config and back.num_steps == 7
+    assert back.src_vocab.idx_to_token == ck.src_vocab.idx_to_token
+    assert back.tgt_vocab.idx_to_token == ck.tgt_vocab.idx_to_token
+    for k, v in ck.params.items():
+        np.testing.assert_array_equal(back.params[k], v)
+    meta = json.loads(str(np.load(path, allow_pickle=False)["meta"]))
+    assert meta["format_version"] == 1
+    assert set(meta["config"]) == {"embed_size", "num_hiddens", "num_layers", "dropout",
+                                   "num_steps", "bidirectional"}
+    assert not list(tmp_path.glob("a/*.tmp"))
+
+
+def test_pickled_object_is_refused(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, lambda a: a.__setitem__("decoder.dense.bias",
+                                          np.array([{"evil": 1}], dtype=object)))
+    with pytest.raises(CheckpointError, match="pickled"):
+        checkpoint.load(path)
+
+
+def test_truncated_file(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        checkpoint.load(path)
+
+
+def test_not_a_zip(tmp_path):
+    path = tmp_path / "c.npz"
+    path.write_text("hello")
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path)
+
+
+def _set_meta(key, value):
+    def mutate(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        meta[key] = value
+        arrays["meta"] = np.array(json.dumps(meta))
+    return mutate
+
+
+def test_wrong_format_version(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, _set_meta("format_version", 99))
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        checkpoint.load(path)
+
+
+def test_missing_parameter(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, lambda a: a.pop("encoder.rnn.weight_hh_l1_reverse"))
+    with pytest.raises(CheckpointError, match="weight_hh_l1_reverse is missing"):
+        checkpoint.load(path)
+
+
+def test_misshaped_parameter(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, lambda a: a.__setitem__("decoder.dense.bias", np.zeros(3)))
+    with pytest.raises(CheckpointError, match="decoder.dense.bias has shape"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights(tmp_path, ck, bad):
+    ck.params["encoder.embedding.weight"][1, 2] = bad
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    with pytest.raises(CheckpointError, match="NaN or Inf"):
+        checkpoint.load(path)
+
+
+def test_vocabulary_that_does_not_match_the_shapes(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, _set_meta("tgt_vocab", [*ck.tgt_vocab.idx_to_token, "extra"]))
+    with pytest.raises(CheckpointError, match="shape"):
+        checkpoint.load(path)
+
+
+def test_bad_vocabulary(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, _set_meta("src_vocab", ["a", "b"]))
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path)
+
+
+def test_missing_meta(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, lambda a: a.pop("meta"))
+    with pytest.raises(CheckpointError, match="meta"):
+        checkpoint.load(path)
+
+
+def test_save_failure_keeps_the_previous_file(tmp_path, ck, monkeypatch):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, ck)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+    assert zipfile.is_zipfile(path)
