@@ -33,6 +33,26 @@ def array_module(*arrays: Any):
     return numpy
 
 
+def index_add(target, ids, rows) -> None:
+    """``target[ids[i]] += rows[i]`` for every i, repeated ids accumulating, in place.
+
+    NumPy: a sorted segment sum (``np.add.at`` is several times slower); CuPy: atomic
+    scatter-add.
+    """
+    xp = array_module(target)
+    if xp is not numpy:
+        import cupyx
+
+        cupyx.scatter_add(target, ids, rows)
+        return
+    if ids.size == 0:
+        return
+    order = numpy.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = numpy.flatnonzero(numpy.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    target[sorted_ids[starts]] += numpy.add.reduceat(rows[order], starts, axis=0)
+
+
 def to_numpy(x: Any) -> numpy.ndarray:
     """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
     if type(x).__module__.startswith("cupy"):
@@ -75,8 +95,8 @@ class Backend:
         """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``."""
         if p <= 0.0:
             return None
-        keep = gen.random(shape) >= p  # NumPy's and CuPy's generators both have random()
-        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+        keep = gen.random(shape, dtype=self.dtype) >= p  # both libraries' generators
+        return self.xp.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype)
 
     @property
     def device(self) -> str:

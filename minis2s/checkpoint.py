@@ -3,7 +3,15 @@
 ``meta`` is a JSON string: ``format_version``, ``config`` (embed_size, num_hiddens,
 num_layers, dropout, num_steps, bidirectional), ``src_vocab`` and ``tgt_vocab`` (tokens in
 index order) and, when known, ``data`` (how the corpus was read and split) and
-``training`` (epochs run). Files are written atomically and read with
+``training`` (epochs run and, from ``minis2s train``, what resuming needs: the preset,
+the per-epoch history and ``state`` with Adam's step count, the generators' states and
+the position inside the current epoch). Further arrays are stored as ``extra/NAME``
+(``extra/adam.m``, ``extra/adam.v``: Adam's moments, flat). Both are optional: a
+checkpoint without them translates and evaluates, it only cannot be resumed.
+
+Files are written atomically (a temporary file in the same folder, fsync, rename), so a
+crash or kill while saving leaves the previous checkpoint; a killed process may leave a
+``checkpoint.npz.*.tmp`` behind, which nothing reads. Files are read with
 ``allow_pickle=False``: a checkpoint can hold arrays and text, never code.
 """
 
@@ -13,6 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,42 +92,81 @@ def save(path, ck: Checkpoint) -> Path:
     return path
 
 
+def _count(value) -> int:
+    """A config size: a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{value!r} is not a whole number >= 1")
+    return value
+
+
 def load(path) -> Checkpoint:
     """Read and validate a checkpoint; every problem is a :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint (not a zip archive: "
+                              "truncated, or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise CheckpointError(f"{path}: refused, it holds pickled objects ({exc})") from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # object arrays need pickle: refused
+            raise CheckpointError(f"{path}: refused, it holds pickled objects ({exc})") \
+                from exc
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
+    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if odd:
+        raise CheckpointError(f"{path}: entries {', '.join(odd)} are not .npy arrays")
     if META not in arrays:
         raise CheckpointError(f"{path}: no '{META}' entry; not a minis2s checkpoint")
     try:
         meta = json.loads(str(arrays.pop(META)))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: 'meta' is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'meta' is not a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {version!r}; this minis2s reads "
                               f"version {FORMAT_VERSION}")
+    for key in ("data", "training"):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise CheckpointError(f"{path}: meta '{key}' is not a JSON object")
     try:
         c = meta["config"]
+        if not isinstance(c, dict):
+            raise CheckpointError(f"{path}: meta 'config' is not a JSON object")
         missing = [k for k in CONFIG_KEYS if k not in c]
         if missing:
             raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")
         src_vocab = Vocab.from_tokens(meta["src_vocab"])
         tgt_vocab = Vocab.from_tokens(meta["tgt_vocab"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: meta lacks {exc}") from exc
+        sizes = {k: _count(c[k]) for k in ("embed_size", "num_hiddens", "num_layers",
+                                             "num_steps")}
+        dropout = c["dropout"]
+        if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                or not 0.0 <= dropout < 1.0):
+            raise CheckpointError(f"{path}: config dropout {dropout!r} is not in [0, 1)")
+        if not isinstance(c["bidirectional"], bool):
+            raise CheckpointError(f"{path}: config bidirectional {c['bidirectional']!r} "
+                                  "is not true or false")
+    except CheckpointError:
+        raise
     except DataError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    cfg = ModelConfig(len(src_vocab), len(tgt_vocab), int(c["embed_size"]),
-                      int(c["num_hiddens"]), int(c["num_layers"]), float(c["dropout"]),
-                      bool(c["bidirectional"]))
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: meta lacks {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: meta is malformed ({exc})") from exc
+    if sizes["num_layers"] * 4 > len(arrays):  # each layer has at least 4 arrays
+        raise CheckpointError(f"{path}: config num_layers {sizes['num_layers']} does not "
+                              f"fit the {len(arrays)} arrays stored")
+    cfg = ModelConfig(len(src_vocab), len(tgt_vocab), sizes["embed_size"],
+                      sizes["num_hiddens"], sizes["num_layers"], float(dropout),
+                      c["bidirectional"])
     params = {}
     for name, shape in param_shapes(cfg).items():
         if name not in arrays:
@@ -136,5 +184,5 @@ def load(path) -> Checkpoint:
     unknown = [k for k in arrays if not k.startswith("extra/")]
     if unknown:
         raise CheckpointError(f"{path}: unexpected entries {', '.join(sorted(unknown))}")
-    return Checkpoint(params, cfg, int(c["num_steps"]), src_vocab, tgt_vocab,
+    return Checkpoint(params, cfg, sizes["num_steps"], src_vocab, tgt_vocab,
                       meta.get("data") or {}, meta.get("training") or {}, extra)

@@ -7,6 +7,7 @@ progress, warnings and errors go to stderr, so ``translate`` output can be piped
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .backend import BackendError
@@ -16,15 +17,21 @@ ERRORS = (BackendError,)  # extended lazily with the data and checkpoint errors
 
 
 def _warn(message: str) -> None:
-    print(f"minis2s: {message}", file=sys.stderr)
+    """One line on stderr, prefixed ``minis2s: `` once (data messages carry it already)."""
+    if not message.startswith("minis2s: "):
+        message = f"minis2s: {message}"
+    print(message, file=sys.stderr)
 
 
 def _known_errors():
+    """Errors that are the input's or the machine's fault: one line, no traceback."""
+    from .bench import BenchError
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .train import TrainingError
+    from .train import ResumeError, TrainingError
 
-    return (BackendError, CheckpointError, DataError, TrainingError)
+    return (BackendError, BenchError, CheckpointError, DataError, ResumeError, TrainingError,
+            OSError)
 
 
 # --------------------------------------------------------------------------- commands
@@ -36,6 +43,13 @@ def _cmd_gradcheck(args) -> int:
     return gradcheck.main(seed=args.seed)
 
 
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    bench.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data)
+    return 0
+
+
 def _cmd_train(args) -> int:
     from .backend import get_backend
     from .presets import get_preset
@@ -45,7 +59,8 @@ def _cmd_train(args) -> int:
                                                     num_examples=args.examples)
     try:
         run = run_experiment(preset, args.data, get_backend(args.backend), args.out,
-                             seed=args.seed, progress=not args.quiet, warn=_warn)
+                             seed=args.seed, progress=not args.quiet, warn=_warn,
+                             resume=args.resume)
     except Interrupted as exc:
         _warn(str(exc))
         return 130
@@ -68,11 +83,36 @@ def _load_model(args):
     return ck, params, backend
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input as lines split at ``\n`` only (a ``\r`` before it is dropped), so
+    there is one output line per input line whatever the text holds. Bytes that are not
+    UTF-8 become U+FFFD (and so ``<unk>``), with a warning naming the line."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream stands in for stdin (tests, embedding)
+        return [ln.rstrip("\n").rstrip("\r") for ln in sys.stdin]
+    raw = buffer.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    chunks = raw.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()  # the final newline ends the last line; it does not start another
+    lines = []
+    for number, chunk in enumerate(chunks, start=1):
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+        try:
+            lines.append(chunk.decode("utf-8"))
+        except UnicodeDecodeError:
+            _warn(f"input line {number} is not valid UTF-8; undecodable bytes read as U+FFFD")
+            lines.append(chunk.decode("utf-8", errors="replace"))
+    return lines
+
+
 def _cmd_translate(args) -> int:
     from .decode import translate
 
     ck, params, backend = _load_model(args)
-    sentences = args.sentences if args.sentences else [ln.rstrip("\n") for ln in sys.stdin]
+    sentences = args.sentences if args.sentences else _stdin_lines()
     for line in translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
                           ck.num_steps, backend, warn=_warn):
         print(line)
@@ -133,8 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="zh")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--examples", type=int, help="read corpus lines 0..N (the seed's rule)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order, dropout")
+    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, order, "
+                   "dropout (default 0; with --resume, the checkpoint's)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz "
+                   "(same preset and options; --epochs counts all epochs, done ones too)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     backend_opt(p)
     p.set_defaults(func=_cmd_train)
@@ -157,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "differences (float64); exits 1 if any error exceeds 1e-6")
     p.add_argument("--seed", type=int, default=0, help="seed of the checked values")
     p.set_defaults(func=_cmd_gradcheck)
+
+    from .bench import build_parser as bench_parser
+
+    p = sub.add_parser("bench", help="training speed against a PyTorch reference of the "
+                       "same model (--vs-torch)")
+    bench_parser(p)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
@@ -164,7 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as a killed-by-SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
     except _known_errors() as exc:
         print(f"minis2s: error: {exc}", file=sys.stderr)
         return 2

@@ -11,16 +11,31 @@ from .data import Vocab, preprocess, tokenize
 from .model import ModelConfig, decoder_forward, encoder_forward
 
 
+def _preview(sentence: str, words: int = 5, chars: int = 40) -> str:
+    """The first few words of a sentence, to name it in a message."""
+    parts = sentence.split()
+    text = " ".join(parts[:words])
+    cut = len(parts) > words or len(text) > chars
+    return text[:chars] + (" ..." if cut else "")
+
+
 def encode_sentences(sentences: Sequence[str], src_vocab: Vocab, num_steps: int,
-                     warn: Callable[[str], None] | None = None):
+                     warn: Callable[[str], None] | None = None,
+                     numbers: Sequence[int] | None = None):
     """Preprocess, map to ids (unknown words -> ``<unk>``), append ``<eos>``, truncate or
-    pad to num_steps. Returns ids (N, num_steps) int64."""
+    pad to num_steps, as the seed does (so a sentence of num_steps tokens or more loses
+    its ``<eos>``). Returns ids (N, num_steps) int64.
+
+    A truncated sentence is reported through ``warn`` by its number (``numbers[i]``,
+    default ``i + 1``) and first words.
+    """
     ids = np.full((len(sentences), num_steps), src_vocab.pad, dtype=np.int64)
     for i, s in enumerate(sentences):
         row = src_vocab[tokenize(preprocess(s))] + [src_vocab.eos]
         if len(row) > num_steps and warn is not None:
-            warn(f"sentence {i + 1} has {len(row) - 1} tokens; the model reads the first "
-                 f"{num_steps} (with <eos>)")
+            n = numbers[i] if numbers is not None else i + 1
+            warn(f'sentence {n} ("{_preview(s)}") has {len(row) - 1} tokens; the model '
+                 f"reads only the first {num_steps}, without <eos>")
         row = row[:num_steps]
         ids[i, :len(row)] = row
     return ids
@@ -54,15 +69,20 @@ def greedy_decode(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: in
 def translate(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
               sentences: Sequence[str], num_steps: int, backend: Backend,
               batch_size: int = 512, warn: Callable[[str], None] | None = None) -> list[str]:
-    """Translate sentences; each output is its tokens joined by single spaces.
+    """Translate sentences; each output is its tokens joined by single spaces (never a
+    line break), so there is exactly one output per input.
 
-    An empty or whitespace-only sentence gives an empty translation.
+    An empty or whitespace-only sentence gives an empty translation; words the source
+    vocabulary lacks (any script, emoji) are read as ``<unk>``; a sentence too long for
+    num_steps is truncated with a warning that gives its 1-based position in
+    ``sentences``.
     """
     results = [""] * len(sentences)
     todo = [i for i, s in enumerate(sentences) if s.strip()]
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
-        src = encode_sentences([sentences[i] for i in chunk], src_vocab, num_steps, warn)
+        src = encode_sentences([sentences[i] for i in chunk], src_vocab, num_steps, warn,
+                               numbers=[i + 1 for i in chunk])
         for i, ids in zip(chunk, greedy_decode(params, cfg, src, tgt_vocab, num_steps,
                                                backend)):
             results[i] = " ".join(tgt_vocab.to_tokens(ids))

@@ -25,16 +25,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, array_module, to_numpy
 from .ops import (
     dense_backward,
     dense_forward,
-    embedding_backward,
-    embedding_forward,
     gru_backward,
     gru_forward,
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
+    reduction_scale,
+    softmax_ce_backward,
+    softmax_ce_forward,
 )
 from .params import ParamSet
 
@@ -140,7 +141,6 @@ def draw_dropout_masks(cfg: ModelConfig, backend: Backend, gen, N: int, T_src: i
 
 
 class EncoderCache(NamedTuple):
-    emb: Any
     gru: Any
     num_directions: int
 
@@ -150,13 +150,14 @@ def encoder_forward(params, cfg: ModelConfig, src, masks=None):
 
     state (L, N, dirs * H): the decoder's initial state; context (N, dirs * H) = state[-1].
     """
-    x, emb_cache = embedding_forward(src.T, params["encoder.embedding.weight"])  # (T, N, E)
-    (_, h_n), gru_cache = gru_forward(x, _scope(params, "encoder.rnn."), cfg.num_layers,
-                                      cfg.bidirectional, None, masks)
+    # layer 0 reads the embeddings of src.T (T, N): lookup and projection fused
+    (_, h_n), gru_cache = gru_forward(src.T, _scope(params, "encoder.rnn."), cfg.num_layers,
+                                      cfg.bidirectional, None, masks,
+                                      embedding=params["encoder.embedding.weight"])
     L, dirs, (_, N, H) = cfg.num_layers, cfg.num_directions, h_n.shape
     # (L * dirs, N, H) -> (L, N, dirs * H): layer k's directions side by side
     state = h_n.reshape(L, dirs, N, H).transpose(0, 2, 1, 3).reshape(L, N, dirs * H)
-    return (state, state[-1]), EncoderCache(emb_cache, gru_cache, dirs)
+    return (state, state[-1]), EncoderCache(gru_cache, dirs)
 
 
 def encoder_backward(dstate, cache: EncoderCache):
@@ -165,9 +166,9 @@ def encoder_backward(dstate, cache: EncoderCache):
     dirs = cache.num_directions
     H = W // dirs
     dh_n = dstate.reshape(L, N, dirs, H).transpose(0, 2, 1, 3).reshape(L * dirs, N, H)
-    dx, _, _, g_rnn = gru_backward(None, dh_n, cache.gru)  # outputs unused: only h_n flows
+    demb, _, _, g_rnn = gru_backward(None, dh_n, cache.gru)  # outputs unused: only h_n
     grads = {"encoder.rnn." + k: v for k, v in g_rnn.items()}
-    grads["encoder.embedding.weight"] = embedding_backward(dx, cache.emb)["weight"]
+    grads["encoder.embedding.weight"] = demb
     return grads
 
 
@@ -175,27 +176,44 @@ def encoder_backward(dstate, cache: EncoderCache):
 
 
 class DecoderCache(NamedTuple):
-    emb: Any
     gru: Any
     dense: Any
+    packed: bool  # logits are (M, V) rows, not (N, T, V)
 
 
 def decoder_forward(params, cfg: ModelConfig, tgt_in, state, context, masks=None):
     """tgt_in (N, T) previous tokens -> ``(logits (N, T, V), h_n (L, N, Hd)), cache``."""
-    x, emb_cache = embedding_forward(tgt_in.T, params["decoder.embedding.weight"])
-    # each step reads [x_t ; context]; the GRU op takes the context as its static input
-    (out, h_n), gru_cache = gru_forward(x, _scope(params, "decoder.rnn."), cfg.num_layers,
-                                        False, state, masks, static=context)
+    # each step reads [embedding of tgt_in_t ; context]; the context is the GRU's static
+    # input, projected once per sequence
+    (out, h_n), gru_cache = gru_forward(tgt_in.T, _scope(params, "decoder.rnn."),
+                                        cfg.num_layers, False, state, masks, static=context,
+                                        embedding=params["decoder.embedding.weight"])
     logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
                                         params["decoder.dense.bias"])  # (T, N, V)
-    return (logits.transpose(1, 0, 2), h_n), DecoderCache(emb_cache, gru_cache, dense_cache)
+    cache = DecoderCache(gru_cache, dense_cache, False)
+    return (logits.transpose(1, 0, 2), h_n), cache
+
+
+def decoder_forward_packed(params, cfg: ModelConfig, ids, batch_sizes, state, context,
+                           masks=None):
+    """The decoder on packed rows only: ids (M,) with ``batch_sizes`` per step (rows sorted
+    by length, longest first) -> logits (M, V) and the cache. Padding costs nothing."""
+    (out, _), gru_cache = gru_forward(ids, _scope(params, "decoder.rnn."), cfg.num_layers,
+                                      False, state, masks, static=context,
+                                      batch_sizes=batch_sizes,
+                                      embedding=params["decoder.embedding.weight"])
+    logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
+                                        params["decoder.dense.bias"])  # (M, V)
+    return logits, DecoderCache(gru_cache, dense_cache, True)
 
 
 def decoder_backward(dlogits, cache: DecoderCache):
-    """dlogits (N, T, V) -> ``(dstate, dcontext, grads)``."""
-    dout, g_dense = dense_backward(dlogits.transpose(1, 0, 2), cache.dense)
-    dx, dstate, dcontext, g_rnn = gru_backward(dout, None, cache.gru)
-    grads = {"decoder.embedding.weight": embedding_backward(dx, cache.emb)["weight"]}
+    """dlogits (N, T, V), or (M, V) when packed -> ``(dstate, dcontext, grads)``."""
+    if not cache.packed:
+        dlogits = dlogits.transpose(1, 0, 2)
+    dout, g_dense = dense_backward(dlogits, cache.dense)
+    demb, dstate, dcontext, g_rnn = gru_backward(dout, None, cache.gru)
+    grads = {"decoder.embedding.weight": demb}
     grads.update({"decoder.rnn." + k: v for k, v in g_rnn.items()})
     grads.update({"decoder.dense." + k: v for k, v in g_dense.items()})
     return dstate, dcontext, grads
@@ -204,26 +222,72 @@ def decoder_backward(dlogits, cache: DecoderCache):
 # ----------------------------------------------------------------------- the whole model
 
 
+class Packing(NamedTuple):
+    """Rows of a batch sorted by target length, and its valid positions, step-major."""
+
+    order: Any  # (N,) batch rows, longest target first
+    batch_sizes: list  # rows still running at each step t < max(valid_len)
+    steps: Any  # (M,) step t of each valid position
+    rows: Any  # (M,) original batch row of each valid position
+
+
+def pack(tgt_valid_len, xp) -> Packing:
+    """Where the M = sum(valid_len) valid target positions of a batch go when packed."""
+    lens = to_numpy(tgt_valid_len).astype(np.int64)
+    order = np.argsort(-lens, kind="stable")
+    lens = lens[order]
+    T_eff = int(lens[0]) if lens.size else 0
+    running = np.arange(T_eff)[:, None] < lens[None, :]  # (T_eff, N): step-major
+    steps, sorted_rows = np.nonzero(running)
+    return Packing(xp.asarray(order), running.sum(axis=1).tolist(), xp.asarray(steps),
+                   xp.asarray(order[sorted_rows]))
+
+
 class Seq2SeqCache(NamedTuple):
     encoder: EncoderCache
     decoder: DecoderCache
     loss: Any
+    packed: bool
 
 
 def seq2seq_forward(params, cfg: ModelConfig, src, tgt_in, tgt, tgt_valid_len,
-                    masks: DropoutMasks | None = None, reduction: str = "seq"):
-    """Teacher-forced loss of a batch: src (N, T_src), tgt_in and tgt (N, T_tgt)."""
+                    masks: DropoutMasks | None = None, reduction: str = "seq",
+                    packed: bool = True):
+    """Teacher-forced loss of a batch: src (N, T_src), tgt_in and tgt (N, T_tgt).
+
+    ``masks`` (from :func:`draw_dropout_masks`) are indexed by the batch's own rows and
+    steps. With ``packed`` (the default) the decoder, the dense layer and the loss run on
+    the valid target positions only, rows sorted by length: the decoder is causal and the
+    loss masked, so the loss and the gradients are those of the plain (``packed=False``)
+    computation over every padded position, which the seed's model does.
+    """
     masks = masks or DropoutMasks(None, None)
-    (state, context), enc_cache = encoder_forward(params, cfg, src, masks.encoder)
-    (logits, _), dec_cache = decoder_forward(params, cfg, tgt_in, state, context,
-                                             masks.decoder)
-    loss, loss_cache = masked_softmax_ce_forward(logits, tgt, tgt_valid_len, reduction)
-    return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache)
+    if not packed:
+        (state, context), enc_cache = encoder_forward(params, cfg, src, masks.encoder)
+        (logits, _), dec_cache = decoder_forward(params, cfg, tgt_in, state, context,
+                                                 masks.decoder)
+        loss, loss_cache = masked_softmax_ce_forward(logits, tgt, tgt_valid_len, reduction)
+        return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache, False)
+    xp = array_module(tgt)
+    p = pack(tgt_valid_len, xp)
+    enc_masks = None if masks.encoder is None else [m[:, p.order] for m in masks.encoder]
+    dec_masks = None if masks.decoder is None else [m[p.steps, p.rows] for m in masks.decoder]
+    (state, context), enc_cache = encoder_forward(params, cfg, src[p.order], enc_masks)
+    logits, dec_cache = decoder_forward_packed(params, cfg, tgt_in[p.rows, p.steps],
+                                               p.batch_sizes, state, context, dec_masks)
+    M, T = logits.shape[0], tgt.shape[1]
+    weights = xp.full(M, reduction_scale(reduction, T, M), dtype=logits.dtype)
+    loss, loss_cache = softmax_ce_forward(logits, tgt[p.rows, p.steps], weights,
+                                          overwrite=True)
+    return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache, True)
 
 
 def seq2seq_backward(dloss, cache: Seq2SeqCache) -> dict:
     """Gradients of every parameter by name: the forward read in reverse."""
-    dlogits = masked_softmax_ce_backward(dloss, cache.loss)
+    if cache.packed:
+        dlogits = softmax_ce_backward(dloss, cache.loss, overwrite=True)
+    else:
+        dlogits = masked_softmax_ce_backward(dloss, cache.loss)
     dstate, dcontext, grads = decoder_backward(dlogits, cache.decoder)
     dstate[-1] += dcontext  # the context is state[-1]: its gradient joins the state's
     grads.update(encoder_backward(dstate, cache.encoder))

@@ -17,7 +17,7 @@ def clip_grad_norm_(grads: ParamSet, max_norm: float) -> float:
     Returns the norm before clipping (as the seed's ``grad_clipping`` computes it).
     """
     g = grads.flat
-    norm = float(math.sqrt(float((g * g).sum())))
+    norm = math.sqrt(float(grads.xp.dot(g, g)))
     if norm > max_norm:
         g *= grads.dtype.type(max_norm / norm)
     return norm
@@ -32,23 +32,30 @@ class Adam:
         self.m = params.zeros_like()  # first moment
         self.v = params.zeros_like()  # second moment
         self.t = 0  # steps taken
+        self._scratch = params.xp.empty_like(params.flat)
 
     def step(self, grads: ParamSet) -> None:
         """One update from ``grads`` (same layout as the parameters)."""
         xp, dt = self.params.xp, self.params.dtype.type
         b1, b2 = self.betas
         self.t += 1
-        g, m, v = grads.flat, self.m.flat, self.v.flat
-        m += dt(1 - b1) * (g - m)  # m = b1 m + (1 - b1) g, written as torch's lerp
+        g, m, v, s = grads.flat, self.m.flat, self.v.flat, self._scratch
+        xp.subtract(g, m, out=s)
+        s *= dt(1 - b1)
+        m += s  # m = b1 m + (1 - b1) g, written as torch's lerp: m + (1 - b1)(g - m)
+        xp.multiply(g, g, out=s)
+        s *= dt(1 - b2)
         v *= dt(b2)
-        v += dt(1 - b2) * (g * g)  # v = b2 v + (1 - b2) g^2
+        v += s  # v = b2 v + (1 - b2) g^2
         bc1 = 1 - b1 ** self.t
         bc2 = 1 - b2 ** self.t
-        # p -= lr / bc1 * m / (sqrt(v / bc2) + eps), as torch.optim.Adam computes it
-        denom = xp.sqrt(v)
-        denom /= dt(math.sqrt(bc2))
-        denom += dt(self.eps)
-        self.params.flat -= dt(self.lr / bc1) * (m / denom)
+        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), as torch.optim.Adam computes it
+        xp.sqrt(v, out=s)
+        s /= dt(math.sqrt(bc2))
+        s += dt(self.eps)
+        xp.divide(m, s, out=s)
+        s *= dt(self.lr / bc1)
+        self.params.flat -= s
 
     def state_dict(self) -> dict:
         return {"t": self.t, "m": self.m.flat, "v": self.v.flat}

@@ -5,6 +5,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minis2s import checkpoint
 from minis2s.backend import get_backend, to_numpy
@@ -62,10 +64,11 @@ def test_truncated_file(tmp_path, ck):
         checkpoint.load(path)
 
 
-def test_not_a_zip(tmp_path):
+@pytest.mark.parametrize("content", [b"hello", b"x", b"", b"\x93NUMPY"])
+def test_not_a_zip(tmp_path, content):
     path = tmp_path / "c.npz"
-    path.write_text("hello")
-    with pytest.raises(CheckpointError):
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable .npz checkpoint"):
         checkpoint.load(path)
 
 
@@ -140,3 +143,55 @@ def test_save_failure_keeps_the_previous_file(tmp_path, ck, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
     assert zipfile.is_zipfile(path)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=6)
+_WHERE = st.sampled_from([(), ("format_version",), ("config",), ("src_vocab",),
+                          ("tgt_vocab",), ("data",), ("training",),
+                          *[("config", k) for k in checkpoint.CONFIG_KEYS]])
+_FUZZ = settings(max_examples=120, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_FUZZ
+@given(where=_WHERE, value=_JSON)
+def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, value):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+
+    def mutate(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        if not where:
+            meta = value
+        else:
+            target = meta
+            for key in where[:-1]:
+                target = target[key]
+            target[where[-1]] = value
+        arrays["meta"] = np.array(json.dumps(meta))
+
+    rewrite(path, mutate)
+    try:
+        checkpoint.load(path)
+    except CheckpointError:
+        pass
+
+
+@_FUZZ
+@given(data=st.data())
+def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path, ck, data):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    raw = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(raw)))
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        checkpoint.load(path)
+    except CheckpointError:
+        pass

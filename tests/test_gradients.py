@@ -25,6 +25,15 @@ def test_embedding(seed, N, T, V, E):
 
 
 @settings(max_examples=15)
+@given(seed=seeds, shape=st.lists(st.integers(1, 4), min_size=1, max_size=2),
+       V=st.integers(2, 10), E=st.integers(1, 8), H=st.integers(1, 8))
+def test_embed_project(seed, shape, V, E, H):
+    """Both ways (table when V < ids, gather otherwise) are drawn."""
+    rows = gc.check_embed_project(np.random.default_rng(seed), tuple(shape), V, E, H)
+    assert worst(rows) <= TOL
+
+
+@settings(max_examples=15)
 @given(seed=seeds, lead=st.lists(st.integers(1, 4), min_size=0, max_size=3),
        D=st.integers(1, 8), V=st.integers(2, 10))
 def test_dense(seed, lead, D, V):

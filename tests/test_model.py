@@ -120,3 +120,37 @@ def test_float32_end_to_end():
     grads = seq2seq_backward(1.0, cache)
     assert loss.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values())
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("reduction", ["seq", "token"])
+def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reduction):
+    """Sorting rows by target length, skipping padded decoder steps and computing the dense
+    layer and the loss on valid positions only changes nothing: same loss, same gradients
+    (dropout included, since the masks are indexed by the batch's own rows and steps)."""
+    cfg = ModelConfig(9, 11, 4, 5, 3, 0.3, bidirectional)
+    rng = np.random.default_rng(11)
+    params = init_params(cfg, F64, rng)
+    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 6, 5, 7)
+    valid = np.array([3, 7, 0, 1, 7, 4])  # unsorted, with ties, a 0 and the full length
+    masks = draw_dropout_masks(cfg, F64, F64.generator(3), 6, 5, 7)
+    loss_p, cache_p = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks,
+                                      reduction, packed=True)
+    loss_u, cache_u = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks,
+                                      reduction, packed=False)
+    assert abs(float(loss_p) - float(loss_u)) <= 1e-12 * abs(float(loss_u))
+    gp, gu = seq2seq_backward(1.3, cache_p), seq2seq_backward(1.3, cache_u)
+    assert set(gp) == set(gu)
+    for name in gu:
+        np.testing.assert_allclose(gp[name], gu[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_batch_with_no_valid_target_token():
+    cfg = ModelConfig(6, 7, 3, 4, 2, 0.0, False)
+    rng = np.random.default_rng(0)
+    params = init_params(cfg, F64, rng)
+    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 3, 4, 5)
+    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, np.zeros(3, dtype=int))
+    grads = seq2seq_backward(1.0, cache)
+    assert float(loss) == 0.0
+    assert all(np.all(g == 0) for g in grads.values())

@@ -21,8 +21,7 @@ from minis2s.model import (  # noqa: E402
     seq2seq_forward,
 )
 from minis2s.optim import Adam, clip_grad_norm_  # noqa: E402
-
-from .torch_reference import TorchSeq2Seq, masked_ce  # noqa: E402
+from minis2s.torch_reference import TorchSeq2Seq, masked_ce, seed_grad_clipping  # noqa: E402
 
 F64 = get_backend("numpy", "float64")
 CONFIGS = [
@@ -67,17 +66,6 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
     for name, g in grads.items():
         np.testing.assert_allclose(g, named[name].grad.numpy(), rtol=0, atol=1e-10,
                                    err_msg=name)
-
-
-def seed_grad_clipping(net, theta):
-    """The seed's grad_clipping: scale by theta / norm exactly (torch's clip_grad_norm_
-    divides by norm + 1e-6 instead)."""
-    params = [p for p in net.parameters() if p.grad is not None]
-    norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params)).item()
-    if norm > theta:
-        for p in params:
-            p.grad[:] *= theta / norm
-    return norm
 
 
 def test_parity_adam_with_clipping():

@@ -11,7 +11,13 @@ from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward
 from .gru import gru_backward, gru_forward, gru_layer_backward, gru_layer_forward
-from .softmax_ce import masked_softmax_ce_backward, masked_softmax_ce_forward
+from .softmax_ce import (
+    masked_softmax_ce_backward,
+    masked_softmax_ce_forward,
+    reduction_scale,
+    softmax_ce_backward,
+    softmax_ce_forward,
+)
 
 __all__ = [
     "dense_backward",
@@ -26,4 +32,7 @@ __all__ = [
     "gru_layer_forward",
     "masked_softmax_ce_backward",
     "masked_softmax_ce_forward",
+    "reduction_scale",
+    "softmax_ce_backward",
+    "softmax_ce_forward",
 ]

@@ -12,7 +12,9 @@ class DenseCache(NamedTuple):
 
 def dense_forward(x, weight, bias):
     """y = x W^T + b for x (..., D), W (V, D), b (V,): y (..., V)."""
-    return x @ weight.T + bias, DenseCache(x, weight)
+    y = x @ weight.T
+    y += bias
+    return y, DenseCache(x, weight)
 
 
 def dense_backward(dy, cache: DenseCache):

@@ -6,6 +6,10 @@ exactly 0 gradient. Two reductions:
 * ``"seq"`` (the seed's): each sequence's loss is the sum of its valid tokens' losses
   divided by T (the padded length); the batch objective is the sum over sequences.
 * ``"token"``: the mean over all valid tokens of the batch (0 when there are none).
+
+:func:`softmax_ce_forward` is the core on rows: logits (M, V), labels (M,) and a weight
+per row. The model calls it on the valid rows only (packed); the masked op calls it on
+every position with weight 0 for the padding.
 """
 
 from __future__ import annotations
@@ -18,9 +22,41 @@ REDUCTIONS = ("seq", "token")
 
 
 class SoftmaxCECache(NamedTuple):
-    probs: Any  # (N, T, V) softmax of the logits
-    labels: Any  # (N, T) int
-    weights: Any  # (N, T) each position's factor in the loss, 0 where masked
+    exp: Any  # (M, V) exp(logits - rowmax): softmax up to each row's normaliser
+    sumexp: Any  # (M,) the normalisers
+    labels: Any  # (M,) int
+    weights: Any  # (M,) each row's factor in the loss, 0 where masked
+
+
+def softmax_ce_forward(logits, labels, weights, overwrite: bool = False):
+    """``sum_m weights[m] * -log softmax(logits[m])[labels[m]]`` as a 0-d array.
+
+    With ``overwrite`` the logits buffer is reused (it then holds the cache's ``exp``).
+    """
+    xp = array_module(logits)
+    M, V = logits.shape
+    z = logits if overwrite else logits.copy()
+    z -= z.max(axis=1, keepdims=True)  # max-shift: exp never overflows, the value is unchanged
+    label_z = z[xp.arange(M), labels]
+    xp.exp(z, out=z)
+    sumexp = z.sum(axis=1)  # each >= 1
+    nll = xp.log(sumexp) - label_z  # -log softmax(logits)[label]
+    loss = (nll * weights).sum()
+    return loss, SoftmaxCECache(z, sumexp, labels, weights)
+
+
+def softmax_ce_backward(dloss, cache: SoftmaxCECache, overwrite: bool = False):
+    """dL/dlogits = dloss * weights[m] * (softmax - onehot(label)); 0 rows where w = 0.
+
+    The softmax's division is folded into the one scaling pass: exp * (w / sumexp).
+    """
+    xp = array_module(cache.exp)
+    exp, sumexp, labels, weights = cache
+    w = (weights * dloss).astype(exp.dtype)
+    d = exp if overwrite else exp.copy()
+    d *= (w / sumexp)[:, None]  # dloss * w * softmax
+    d[xp.arange(d.shape[0]), labels] -= w  # ... minus dloss * w * onehot
+    return d
 
 
 def sequence_mask(valid_len, T: int):
@@ -29,34 +65,30 @@ def sequence_mask(valid_len, T: int):
     return xp.arange(T)[None, :] < valid_len[:, None]
 
 
+def reduction_scale(reduction: str, T: int, num_valid: int) -> float:
+    """Each valid token's factor in the loss under ``reduction``."""
+    if reduction == "seq":
+        return 1.0 / T
+    if reduction == "token":
+        return 1.0 / max(num_valid, 1)
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+
+
+class MaskedCECache(NamedTuple):
+    rows: SoftmaxCECache  # the (N * T)-row problem
+    shape: tuple  # (N, T, V)
+
+
 def masked_softmax_ce_forward(logits, labels, valid_len, reduction: str = "seq"):
     """Loss (a 0-d array) of logits (N, T, V) against labels (N, T) with valid_len (N,)."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
-    xp = array_module(logits)
     N, T, V = logits.shape
-    shifted = logits - logits.max(axis=-1, keepdims=True)  # max-shift: exp never overflows
-    exp = xp.exp(shifted)
-    sumexp = exp.sum(axis=-1)  # (N, T), each >= 1
-    label_logit = xp.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
-    nll = xp.log(sumexp) - label_logit  # -log softmax(logits)[label]
-    mask = sequence_mask(valid_len, T)
-    if reduction == "seq":
-        scale = 1.0 / T
-    else:
-        scale = 1.0 / max(int(mask.sum()), 1)
+    mask = sequence_mask(valid_len, T).reshape(-1)
+    scale = reduction_scale(reduction, T, int(mask.sum()))
     weights = mask.astype(logits.dtype) * logits.dtype.type(scale)
-    loss = (xp.where(mask, nll, 0) * weights).sum()
-    probs = exp / sumexp[..., None]
-    return loss, SoftmaxCECache(probs, labels, weights)
+    loss, cache = softmax_ce_forward(logits.reshape(N * T, V), labels.reshape(-1), weights)
+    return loss, MaskedCECache(cache, (N, T, V))
 
 
-def masked_softmax_ce_backward(dloss, cache: SoftmaxCECache):
-    """dL/dlogits = dloss * w[n, t] * (softmax - onehot(label)); 0 where w = 0."""
-    xp = array_module(cache.probs)
-    probs, labels, weights = cache
-    N, T, V = probs.shape
-    d = probs.copy().reshape(N * T, V)
-    d[xp.arange(N * T), labels.reshape(-1)] -= 1  # softmax - onehot
-    d *= (weights.reshape(N * T, 1) * dloss).astype(d.dtype)  # masked rows become exactly 0
-    return d.reshape(N, T, V)
+def masked_softmax_ce_backward(dloss, cache: MaskedCECache):
+    """Gradient (N, T, V) of :func:`masked_softmax_ce_forward`'s loss."""
+    return softmax_ce_backward(dloss, cache.rows).reshape(cache.shape)

@@ -1,6 +1,8 @@
 """The seed's encoder-decoder written with torch.nn, for parity tests and benchmarks.
 
-Module names follow minis2s's parameter names, so ``state_dict`` keys are identical.
+Module names follow minis2s's parameter names, so ``state_dict`` keys are identical and
+weights move both ways. PyTorch is optional: only tests and ``minis2s bench --vs-torch``
+import this module.
 """
 
 import torch
@@ -55,3 +57,14 @@ def masked_ce(logits, labels, valid_len, reduction="seq"):
     if reduction == "seq":
         return (nll * mask).mean(dim=1).sum()
     return (nll * mask).sum() / mask.sum().clamp(min=1)
+
+
+def seed_grad_clipping(net, theta):
+    """The seed's grad_clipping: scale by theta / norm exactly (``clip_grad_norm_`` divides
+    by norm + 1e-6 instead). Returns the norm before clipping."""
+    params = [p for p in net.parameters() if p.grad is not None]
+    norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params))
+    if norm > theta:
+        for p in params:
+            p.grad.mul_(theta / norm)
+    return float(norm)

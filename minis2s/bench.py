@@ -1,0 +1,258 @@
+"""Training speed of minis2s against a PyTorch reference of the same model, side by side.
+
+``minis2s bench --preset zh|en|big [--vs-torch]`` trains the identical model (same
+initial weights, same data, same batch order) for a fixed number of epochs, each run in a
+fresh process, alternating minis2s and PyTorch (A B A B ...) so that drift of the machine
+hits both. It reports valid target tokens per second over whole epochs (the measure of
+``minis2s train``'s closing line), the ratio, each process's peak resident memory and the
+final losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .presets import Preset, get_preset
+
+
+class BenchError(RuntimeError):
+    """A benchmark run could not be made."""
+
+
+BENCH_EPOCHS = {"zh": 30, "en": 10, "big": 1}
+BENCH_PRESETS = ("zh", "en", "big")
+
+
+@dataclass
+class Result:
+    impl: str
+    tokens_per_sec: float
+    loss: float
+    peak_rss_mb: float
+    seconds: float
+    epochs: int
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (libraries included)."""
+    try:  # VmHWM is reset by exec, unlike ru_maxrss, which a child may inherit
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _bench_data(preset: Preset, data_path):
+    from .data import Part, load_data, resolve_data_path
+
+    data = load_data(resolve_data_path(data_path), preset.num_steps, preset.num_examples,
+                     preset.valid_size, preset.test_size, preset.split_seed, preset.min_freq,
+                     warn=lambda m: None)
+    empty = Part(data.train.src[:0], data.train.src_valid_len[:0], data.train.tgt[:0],
+                 data.train.tgt_valid_len[:0], [], [])
+    data.valid = data.test = empty  # only training is timed
+    return data
+
+
+def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
+    from .backend import get_backend
+    from .train import Trainer, model_config
+
+    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed)
+    trainer.fit(data, epochs, progress=False)
+    tokens = sum(s.tokens for s in trainer.history)
+    seconds = sum(s.seconds for s in trainer.history)
+    return Result("minis2s", tokens / seconds, trainer.history[-1].loss, _peak_rss_mb(),
+                  seconds, epochs)
+
+
+def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
+    import torch
+
+    from .backend import get_backend, to_numpy
+    from .data import iterate_batches
+    from .model import init_params
+    from .torch_reference import TorchSeq2Seq, masked_ce, seed_grad_clipping
+    from .train import model_config
+
+    cfg = model_config(preset, data)
+    init = init_params(cfg, get_backend("numpy"), np.random.default_rng(seed))
+    net = TorchSeq2Seq(cfg)  # float32, like minis2s
+    net.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in init.items()})
+    net.train()
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
+    shuffle = np.random.default_rng([seed, 1])  # the same batch order as minis2s
+    bos = data.tgt_vocab.bos
+    tokens, seconds, loss_sum, epoch_tokens = 0, 0.0, 0.0, 0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        loss_sum, epoch_tokens = 0.0, 0
+        for b in iterate_batches(data.train, preset.batch_size, shuffle):
+            src, tgt = torch.from_numpy(b.src), torch.from_numpy(b.tgt)
+            valid = torch.from_numpy(b.tgt_valid_len)
+            dec_in = torch.cat([torch.full((tgt.shape[0], 1), bos), tgt[:, :-1]], dim=1)
+            opt.zero_grad()
+            loss = masked_ce(net(src, dec_in), tgt, valid)
+            loss.backward()
+            seed_grad_clipping(net, preset.grad_clip)
+            opt.step()
+            loss_sum += loss.item()
+            epoch_tokens += int(b.tgt_valid_len.sum())
+        seconds += time.perf_counter() - start
+        tokens += epoch_tokens
+    return Result("pytorch", tokens / seconds, loss_sum / epoch_tokens, _peak_rss_mb(),
+                  seconds, epochs)
+
+
+def _worker(args) -> int:
+    preset = get_preset(args.preset).with_overrides(**json.loads(args.overrides or "{}"))
+    data = _bench_data(preset, args.data)
+    run = run_minis2s if args.worker == "minis2s" else run_torch
+    result = run(preset, data, args.epochs, args.seed)
+    print(json.dumps(result.__dict__))
+    sys.stdout.flush()
+    return 0
+
+
+def _spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None) -> Result:
+    cmd = [sys.executable, "-m", "minis2s.bench", "--worker", impl, "--preset", preset,
+           "--epochs", str(epochs), "--seed", str(seed)]
+    if data:
+        cmd += ["--data", str(data)]
+    if overrides:
+        cmd += ["--overrides", json.dumps(overrides)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise BenchError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
+    return Result(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def measure_pair(preset: str, epochs: int, seed: int = 0, data=None,
+                 overrides: dict | None = None) -> tuple[Result, Result]:
+    """One minis2s run, then one PyTorch run, of a preset with some fields overridden."""
+    return (_spawn("minis2s", preset, epochs, seed, data, overrides),
+            _spawn("pytorch", preset, epochs, seed, data, overrides))
+
+
+def nominal_flops_per_token(preset: Preset, data) -> float:
+    """Matrix-product FLOPs of one training step of the plain (padded) model, as the seed
+    and a framework compute it, per valid target token: forward + backward (x3), every
+    position of every sequence, the context concatenated at every decoder step.
+    Elementwise work is not counted."""
+    N, T = data.train.src.shape[0], preset.num_steps  # counted over the whole epoch
+    E, H, L = preset.embed_size, preset.num_hiddens, preset.num_layers
+    dirs = 2 if preset.bidirectional else 1
+    Hd, V = dirs * H, len(data.tgt_vocab)
+    enc = sum(2 * T * N * ((E if k == 0 else dirs * H) + H) * 3 * H * dirs for k in range(L))
+    dec = sum(2 * T * N * ((E + Hd if k == 0 else Hd) + Hd) * 3 * Hd for k in range(L))
+    dense = 2 * T * N * Hd * V
+    return 3 * (enc + dec + dense) / float(data.train.tgt_valid_len.sum())
+
+
+def gemm_ceiling_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """Measured float32 matrix-product rate of this machine (NumPy's BLAS, all threads)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
+          seed: int = 0, data=None, out=sys.stdout) -> dict:
+    """Alternate runs and print a summary; returns the medians."""
+    epochs = epochs or BENCH_EPOCHS.get(preset, 1)
+    impls = ["minis2s"] + (["pytorch"] if vs_torch else [])
+    if vs_torch and not have_torch():
+        raise BenchError("--vs-torch needs PyTorch, which is not installed: pip install torch")
+    results: dict[str, list[Result]] = {i: [] for i in impls}
+    for r in range(repeats):
+        for impl in impls:
+            res = _spawn(impl, preset, epochs, seed, data)
+            results[impl].append(res)
+            print(f"run {r + 1}/{repeats} {impl:8s} {res.tokens_per_sec:10.1f} tokens/sec  "
+                  f"loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB", file=out)
+    summary = {}
+    for impl, rs in results.items():
+        summary[impl] = {
+            "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
+            "loss": statistics.median(x.loss for x in rs),
+            "peak_rss_mb": max(x.peak_rss_mb for x in rs)}
+    print(f"preset {preset}, {epochs} epochs per run, {repeats} runs each "
+          f"(medians; peak RSS is the largest)", file=out)
+    for impl, s in summary.items():
+        print(f"  {impl:8s} {s['tokens_per_sec']:10.1f} tokens/sec  loss {s['loss']:.4f}  "
+              f"peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
+    flops = nominal_flops_per_token(get_preset(preset), _bench_data(get_preset(preset), data))
+    ceiling = gemm_ceiling_gflops()
+    summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
+    print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "
+          f"{ceiling:.0f} GFLOP/s", file=out)
+    for impl in impls:
+        rate = summary[impl]["tokens_per_sec"] * flops / 1e9
+        summary[impl]["nominal_gflops"] = rate
+        print(f"  {impl:8s} {rate:6.1f} nominal GFLOP/s = {100 * rate / ceiling:.0f}% of the "
+              f"ceiling", file=out)
+    if vs_torch:
+        ratio = summary["minis2s"]["tokens_per_sec"] / summary["pytorch"]["tokens_per_sec"]
+        lm, lt = summary["minis2s"]["loss"], summary["pytorch"]["loss"]
+        summary["ratio"] = ratio
+        summary["loss_gap"] = abs(lm - lt) / max(lt, 1e-12)
+        print(f"  ratio minis2s / pytorch: {ratio:.2f}x; final losses differ by "
+              f"{100 * summary['loss_gap']:.1f}%", file=out)
+    return summary
+
+
+def build_parser(parser=None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="minis2s bench")
+    parser.add_argument("--preset", choices=BENCH_PRESETS, default="zh")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: zh 30, en 10, "
+                        "big 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
+    parser.add_argument("--vs-torch", action="store_true", help="also run the PyTorch "
+                        "reference")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
+    parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        return _worker(args)
+    bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
