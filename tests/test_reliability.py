@@ -292,7 +292,7 @@ def test_translate_into_a_closed_pipe_is_quiet(model):
     p.stdout.close()  # like `| head -n 1`
     err = p.stderr.read().decode()
     p.wait(timeout=120)
-    assert first.strip()
+    assert first.endswith(b"\n")  # a whole line came (an untrained model may say nothing)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert p.returncode in (0, 141)
 
