@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -43,13 +44,29 @@ def bleu(pred_seq: str, label_seq: str, k: int) -> float:
     return score
 
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+_SPACE_BEFORE_PUNCT = re.compile(r" ([,.!?])")
+
+
+def detokenize(text: str) -> str:
+    """Undo the corpus preprocessing's one split: ``"va !"`` -> ``"va!"``.
+
+    sacrebleu expects plain text and applies its own tokenizer (13a) to both sides.
+    """
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
+                  tokenized: bool = True) -> dict[str, Any]:
     """Corpus BLEU and chrF (0-100) from sacrebleu, with their signatures.
 
-    One reference per hypothesis. Returns ``bleu``, ``chrf`` (floats), ``bleu_signature``,
-    ``chrf_signature`` and the printable ``bleu_text`` / ``chrf_text``.
+    One reference per hypothesis. With ``tokenized`` (our own outputs and references:
+    punctuation split off by preprocessing) both sides are detokenized first. Returns
+    ``bleu``, ``chrf`` (floats), ``bleu_signature``, ``chrf_signature`` and the printable
+    ``bleu_text`` / ``chrf_text``.
     """
     hyps, refs = list(hypotheses), list(references)
+    if tokenized:
+        hyps, refs = [detokenize(h) for h in hyps], [detokenize(r) for r in refs]
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     if not hyps:

@@ -73,6 +73,9 @@ def save(path, ck: Checkpoint) -> Path:
     arrays[META] = np.array(_meta(ck))
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays)
             f.flush()

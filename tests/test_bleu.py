@@ -79,3 +79,16 @@ def test_corpus_scores_rejects_bad_input() -> None:
         corpus_scores(["a"], ["a", "b"])
     with pytest.raises(ValueError):
         corpus_scores([], [])
+
+
+def test_detokenize_undoes_the_punctuation_split():
+    from minis2s.bleu import detokenize
+
+    assert detokenize("va !") == "va!"
+    assert detokenize("j'ai perdu , je crois .") == "j'ai perdu, je crois."
+    # tokenized and detokenized text score the same, and sacrebleu is not warned
+    from minis2s.bleu import corpus_scores
+
+    a = corpus_scores(["il est calme ."], ["il est riche ."])
+    b = corpus_scores(["il est calme."], ["il est riche."], tokenized=False)
+    assert a["bleu"] == b["bleu"] and a["chrf"] == b["chrf"]

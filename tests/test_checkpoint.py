@@ -195,3 +195,14 @@ def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path, ck, data):
         checkpoint.load(path)
     except CheckpointError:
         pass
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path, ck):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = checkpoint.save(tmp_path / "c.npz", ck)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
