@@ -20,7 +20,7 @@ move to and from a PyTorch model built from nn.Embedding, nn.GRU and nn.Linear.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -58,9 +58,6 @@ class ModelConfig:
     def decoder_hiddens(self) -> int:
         """Units of the decoder GRU: the width of one encoder layer's final state."""
         return self.num_directions * self.num_hiddens
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _gru_shapes(prefix, input_size, hidden, layers, dirs) -> dict:

@@ -115,3 +115,15 @@ def test_example_runs(corpus, tmp_path):
                                                           "i'm home ."]
     assert all(", bleu " in ln for ln in lines[1:])
     assert (tmp_path / "checkpoint.npz").is_file()
+
+
+def test_seed_one_sentence_function_agrees_with_batched_translation(trained):
+    from minis2s.decode import predict_seq2seq
+
+    ck = checkpoint.load(trained)
+    backend = get_backend("numpy")
+    params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
+    params.assign(ck.params)
+    for sentence, expected in zip(SENTENCES, in_process(trained, SENTENCES)):
+        assert predict_seq2seq(params, ck.config, sentence, ck.src_vocab, ck.tgt_vocab,
+                               ck.num_steps, backend) == expected

@@ -46,6 +46,7 @@ class Schedule(NamedTuple):
 
     offsets: list  # first row of each processed step
     sizes: list  # rows of each processed step (a prefix of the batch)
+    reverse: bool  # steps processed from the last to the first
 
 
 def _schedule(T: int, N: int, batch_sizes, reverse: bool) -> Schedule:
@@ -58,7 +59,7 @@ def _schedule(T: int, N: int, batch_sizes, reverse: bool) -> Schedule:
     steps = list(zip(offsets, batch_sizes))
     if reverse:
         steps.reverse()
-    return Schedule([o for o, _ in steps], [n for _, n in steps])
+    return Schedule([o for o, _ in steps], [n for _, n in steps], reverse)
 
 
 class GRULayerCache(NamedTuple):
@@ -75,11 +76,11 @@ def _hprev(cache: GRULayerCache):
     """(M, H): the state each row's step started from (h0's rows, or the previous step's)."""
     xp = array_module(cache.hs)
     pieces, prev = [], None
-    for o, k in zip(*cache.schedule):
+    for o, k in zip(cache.schedule.offsets, cache.schedule.sizes):
         pieces.append(cache.h0[:k] if prev is None else cache.hs[prev:prev + k])
         prev = o
-    if len(cache.schedule.offsets) > 1 and cache.schedule.offsets[0] > cache.schedule.offsets[1]:
-        pieces.reverse()  # the reverse direction: back to row order
+    if cache.schedule.reverse:
+        pieces.reverse()  # back to row order
     if not pieces:
         return cache.hs[:0]
     return xp.concatenate(pieces, axis=0)
@@ -109,7 +110,7 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     n, ghn = xp.empty((M, H), dtype=dtype), xp.empty((M, H), dtype=dtype)
     gh = xp.empty((N, 3 * H), dtype=dtype)
     h = h0
-    for o, k in zip(*schedule):
+    for o, k in zip(schedule.offsets, schedule.sizes):
         e = o + k
         hp = h[:k]
         g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H): r, z columns halved
