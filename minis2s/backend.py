@@ -53,6 +53,12 @@ def index_add(target, ids, rows) -> None:
     target[sorted_ids[starts]] += numpy.add.reduceat(rows[order], starts, axis=0)
 
 
+def overflow_ignored():
+    """A context in which NumPy does not warn when a result overflows to inf (for ops
+    where inf is the exact limit, as exp inside a sigmoid). CuPy never warns."""
+    return numpy.errstate(over="ignore")
+
+
 def to_numpy(x: Any) -> numpy.ndarray:
     """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
     if type(x).__module__.startswith("cupy"):

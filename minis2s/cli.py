@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .backend import BackendError
 from .presets import PRESETS
@@ -50,6 +52,13 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _stop_listening_to_ctrl_c() -> None:
+    """From here on the command only reports and exits: further Ctrl-C presses are
+    ignored, so they cannot replace the report or raise during interpreter shutdown."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _cmd_train(args) -> int:
     from .backend import get_backend
     from .presets import get_preset
@@ -62,6 +71,7 @@ def _cmd_train(args) -> int:
                              seed=args.seed, progress=not args.quiet, warn=_warn,
                              resume=args.resume)
     except Interrupted as exc:
+        _stop_listening_to_ctrl_c()  # a second press must not cut the report or the exit
         _warn(str(exc))
         return 130
     print(run.trainer.summary_line())
@@ -210,9 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run one command; returns its exit status.
+
+    ``exiting``: the process ends right after (the ``minis2s`` command). Ctrl-C presses
+    that come after an interruption then stay ignored to the end; otherwise (a call from
+    Python) the SIGINT handler is put back before returning.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -227,5 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"minis2s: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _stop_listening_to_ctrl_c()
         print("minis2s: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread and not exiting and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def console() -> None:
+    """The ``minis2s`` command."""
+    raise SystemExit(main(exiting=True))

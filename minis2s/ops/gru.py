@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..backend import array_module
+from ..backend import array_module, overflow_ignored
 from .dropout import dropout_backward, dropout_forward
 from .embed_project import embed_project_backward, embed_project_forward
 
@@ -65,7 +65,7 @@ def _schedule(T: int, N: int, batch_sizes, reverse: bool) -> Schedule:
 class GRULayerCache(NamedTuple):
     h0: Any  # (N, H) state before the first processed step
     hs: Any  # (M, H) state after each row's step
-    rz: Any  # (M, 2H) gates r and z
+    rz: Any  # (2, M, H) gates r (rz[0]) and z (rz[1])
     n: Any  # (M, H) candidate state
     ghn: Any  # (M, H) W_hn h + b_hn, the term that r scales
     weight_hh: Any  # (3H, H)
@@ -90,7 +90,7 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     """Run one GRU direction over precomputed input projections.
 
     gi (M, 3H) = x W_ih^T + b_ih for every row (overwritten: its r and z columns become
-    (b_hh + gi) / 2, see below); h0 (N, H); ``schedule`` orders the steps.
+    -(gi + b_hh), see below); h0 (N, H); ``schedule`` orders the steps.
     Returns hs (M, H), the state after every row's step, and the cache.
     """
     xp = array_module(gi)
@@ -98,34 +98,39 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     H, N = H3 // 3, h0.shape[0]
     dtype = gi.dtype
     # r and z only ever see the sum b_ih + b_hh: fold b_hh in once. The sigmoid is computed
-    # as 0.5 tanh(a / 2) + 0.5, so their inputs are halved up front, in gi and in the r, z
+    # as 1 / (1 + exp(-a)), so their inputs are negated up front, in gi and in the r, z
     # columns of a copy of W_hh^T (n keeps b_hn inside r * (W_hn h + b_hn)).
-    gi[:, :2 * H] += bias_hh[:2 * H]
-    gi[:, :2 * H] *= 0.5
+    gi_rz = gi[:, :2 * H]
+    gi_rz += bias_hh[:2 * H]
+    xp.negative(gi_rz, out=gi_rz)
     w_hh_t = xp.array(weight_hh.T, order="C")
-    w_hh_t[:, :2 * H] *= 0.5
+    xp.negative(w_hh_t[:, :2 * H], out=w_hh_t[:, :2 * H])
     b_hn = bias_hh[2 * H:]
     hs = xp.empty((M, H), dtype=dtype)
-    rz = xp.empty((M, 2 * H), dtype=dtype)
+    rz = xp.empty((2, M, H), dtype=dtype)  # gate-major: r = rz[0], z = rz[1], contiguous
     n, ghn = xp.empty((M, H), dtype=dtype), xp.empty((M, H), dtype=dtype)
     gh = xp.empty((N, 3 * H), dtype=dtype)
+    one = dtype.type(1)
     h = h0
-    for o, k in zip(schedule.offsets, schedule.sizes):
-        e = o + k
-        hp = h[:k]
-        g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H): r, z columns halved
-        r_z = xp.add(gi[o:e, :2 * H], g[:, :2 * H], out=rz[o:e])  # a / 2
-        xp.tanh(r_z, out=r_z)
-        r_z *= 0.5
-        r_z += 0.5  # r and z = sigmoid(a)
-        gn = xp.add(g[:, 2 * H:], b_hn, out=ghn[o:e])
-        nn = xp.multiply(r_z[:, :H], gn, out=n[o:e])
-        nn += gi[o:e, 2 * H:]
-        xp.tanh(nn, out=nn)  # n
-        hh = xp.subtract(hp, nn, out=hs[o:e])  # h' = n + z (h - n) = (1 - z) n + z h
-        hh *= r_z[:, H:]
-        hh += nn
-        h = hh
+    with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
+        for o, k in zip(schedule.offsets, schedule.sizes):
+            e = o + k
+            hp = h[:k]
+            g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H): r, z columns negated
+            s = rz[:, o:e]  # (2, k, H) = -a_r, -a_z, read gate by gate from gi and g
+            xp.add(gi[o:e, :2 * H].reshape(k, 2, H).transpose(1, 0, 2),
+                   g[:, :2 * H].reshape(k, 2, H).transpose(1, 0, 2), out=s)
+            xp.exp(s, out=s)
+            s += one
+            xp.divide(one, s, out=s)  # r and z = sigmoid(a)
+            gn = xp.add(g[:, 2 * H:], b_hn, out=ghn[o:e])
+            nn = xp.multiply(s[0], gn, out=n[o:e])
+            nn += gi[o:e, 2 * H:]
+            xp.tanh(nn, out=nn)  # n
+            hh = xp.subtract(hp, nn, out=hs[o:e])  # h' = n + z (h - n) = (1 - z) n + z h
+            hh *= s[1]
+            hh += nn
+            h = hh
     return hs, GRULayerCache(h0, hs, rz, n, ghn, weight_hh, schedule)
 
 
@@ -141,7 +146,7 @@ def gru_layer_backward(dhs, dh_last, cache: GRULayerCache):
     hprev = _hprev(cache)
     M, H = hs.shape
     N, dtype = h0.shape[0], hs.dtype
-    r, z = rz[:, :H], rz[:, H:]
+    r, z = rz[0], rz[1]
     # Factors that depend on the forward values only, for every row at once (big, cheap
     # operations); the time loop then only multiplies them by the carried gradient.
     one_minus_z = 1 - z
@@ -154,7 +159,6 @@ def gru_layer_backward(dhs, dh_last, cache: GRULayerCache):
     a_r = xp.subtract(1, r)
     a_r *= r
     a_r *= ghn  # d a_r / d a_n = ghn r (1 - r)
-    r_c, z_c = xp.ascontiguousarray(r), xp.ascontiguousarray(z)
     dgh = xp.empty((M, 3 * H), dtype=dtype)  # gradient of gh = h W_hh^T + b_hh
     dgin = xp.empty((M, H), dtype=dtype)  # gradient of gi's n part (differs from gh's)
     dh = xp.zeros((N, H), dtype=dtype)  # gradient reaching the current state
@@ -169,8 +173,8 @@ def gru_layer_backward(dhs, dh_last, cache: GRULayerCache):
         an = xp.multiply(d, a_n[o:e], out=dgin[o:e])  # da_n = dh (1 - z)(1 - n^2)
         xp.multiply(d, a_z[o:e], out=dgh[o:e, H:2 * H])  # da_z = dh (h_prev - n) z (1 - z)
         xp.multiply(an, a_r[o:e], out=dgh[o:e, :H])  # da_r = da_n ghn r (1 - r)
-        xp.multiply(an, r_c[o:e], out=dgh[o:e, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
-        d *= z_c[o:e]  # to h_prev: directly, dh z ...
+        xp.multiply(an, r[o:e], out=dgh[o:e, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
+        d *= z[o:e]  # to h_prev: directly, dh z ...
         d += xp.matmul(dgh[o:e], weight_hh, out=back[:k])  # ... and through gh
     # weight gradients as one product over all rows instead of one per step
     grads = {"weight_hh": dgh.T @ hprev, "bias_hh": dgh.sum(axis=0)}
