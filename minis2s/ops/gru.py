@@ -98,13 +98,11 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     H, N = H3 // 3, h0.shape[0]
     dtype = gi.dtype
     # r and z only ever see the sum b_ih + b_hh: fold b_hh in once. The sigmoid is computed
-    # as 1 / (1 + exp(-a)), so their inputs are negated up front, in gi and in the r, z
-    # columns of a copy of W_hh^T (n keeps b_hn inside r * (W_hn h + b_hn)).
+    # as 1 / (1 + exp(-a)), so their columns of gi are negated at the same time:
+    # gi_rz <- -b_hh_rz - gi_rz, and each step forms -a = gi_rz - (h W_hh^T)_rz.
     gi_rz = gi[:, :2 * H]
-    gi_rz += bias_hh[:2 * H]
-    xp.negative(gi_rz, out=gi_rz)
-    w_hh_t = xp.array(weight_hh.T, order="C")
-    xp.negative(w_hh_t[:, :2 * H], out=w_hh_t[:, :2 * H])
+    xp.subtract(-bias_hh[:2 * H], gi_rz, out=gi_rz)
+    w_hh_t = weight_hh.T  # a transposed view: the product reads it as it is
     b_hn = bias_hh[2 * H:]
     hs = xp.empty((M, H), dtype=dtype)
     rz = xp.empty((2, M, H), dtype=dtype)  # gate-major: r = rz[0], z = rz[1], contiguous
@@ -116,10 +114,10 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
         for o, k in zip(schedule.offsets, schedule.sizes):
             e = o + k
             hp = h[:k]
-            g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H): r, z columns negated
+            g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H) = h W_hh^T
             s = rz[:, o:e]  # (2, k, H) = -a_r, -a_z, read gate by gate from gi and g
-            xp.add(gi[o:e, :2 * H].reshape(k, 2, H).transpose(1, 0, 2),
-                   g[:, :2 * H].reshape(k, 2, H).transpose(1, 0, 2), out=s)
+            xp.subtract(gi[o:e, :2 * H].reshape(k, 2, H).transpose(1, 0, 2),
+                        g[:, :2 * H].reshape(k, 2, H).transpose(1, 0, 2), out=s)
             xp.exp(s, out=s)
             s += one
             xp.divide(one, s, out=s)  # r and z = sigmoid(a)
