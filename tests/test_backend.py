@@ -80,3 +80,22 @@ def test_import_needs_only_base_dependencies():
                          env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("V", [1, 7, 1000])
+def test_index_add_matches_add_at(V):
+    from minis2s.backend import index_add
+
+    rng = np.random.default_rng(V)
+    ids = rng.integers(0, V, 300)
+    ids[:5] = ids[0]  # repeats accumulate
+    rows = rng.standard_normal((300, 6))
+    start = rng.standard_normal((V, 6))
+    got, want = start.copy(), start.copy()
+    index_add(got, ids, rows)
+    np.add.at(want, ids, rows)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    untouched = np.setdiff1d(np.arange(V), ids)
+    assert np.array_equal(got[untouched], start[untouched])
+    index_add(got, ids[:0], rows[:0])  # nothing to add
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

@@ -154,3 +154,35 @@ def test_batch_with_no_valid_target_token():
     grads = seq2seq_backward(1.0, cache)
     assert float(loss) == 0.0
     assert all(np.all(g == 0) for g in grads.values())
+
+
+def test_saturated_gates_are_exact_and_quiet():
+    """Pre-activations far past float32's exp range: r and z come out exactly 0 or 1, with no
+    overflow warning, and the step agrees with the textbook GRU computed in float64."""
+    import warnings
+
+    from minis2s.ops.gru import _schedule, gru_layer_forward
+
+    rng = np.random.default_rng(0)
+    N, H = 4, 3
+    gi = rng.choice([-1e4, -50.0, -0.5, 0.0, 0.5, 50.0, 1e4], size=(N, 3 * H))
+    h0 = rng.uniform(-1, 1, (N, H))
+    w_hh = rng.uniform(-0.5, 0.5, (3 * H, H))
+    b_hh = rng.uniform(-0.5, 0.5, 3 * H)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hs, cache = gru_layer_forward(gi.astype(np.float32), h0.astype(np.float32),
+                                      w_hh.astype(np.float32), b_hh.astype(np.float32),
+                                      _schedule(1, N, None, False))
+    gh = h0 @ w_hh.T + b_hh
+    with np.errstate(over="ignore"):
+        r = 1 / (1 + np.exp(-(gi[:, :H] + gh[:, :H])))
+        z = 1 / (1 + np.exp(-(gi[:, H:2 * H] + gh[:, H:2 * H])))
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    h = (1 - z) * n + z * h0
+    np.testing.assert_allclose(cache.rz[0], r, atol=1e-6)
+    np.testing.assert_allclose(cache.rz[1], z, atol=1e-6)
+    np.testing.assert_allclose(hs, h, atol=1e-5)
+    saturated = np.abs(gi[:, :2 * H]) == 1e4
+    assert np.all(np.isin(np.concatenate([cache.rz[0], cache.rz[1]], axis=1)[saturated],
+                          [0.0, 1.0]))
