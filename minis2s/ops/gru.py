@@ -108,6 +108,9 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     rz = xp.empty((2, M, H), dtype=dtype)  # gate-major: r = rz[0], z = rz[1], contiguous
     n, ghn = xp.empty((M, H), dtype=dtype), xp.empty((M, H), dtype=dtype)
     gh = xp.empty((N, 3 * H), dtype=dtype)
+    # r, z columns seen gate-major, (2, rows, H): the loop only slices their rows
+    gi_rz_g = gi_rz.reshape(M, 2, H).transpose(1, 0, 2)
+    gh_rz_g = gh[:, :2 * H].reshape(N, 2, H).transpose(1, 0, 2)
     one = dtype.type(1)
     h = h0
     with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
@@ -115,9 +118,8 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
             e = o + k
             hp = h[:k]
             g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H) = h W_hh^T
-            s = rz[:, o:e]  # (2, k, H) = -a_r, -a_z, read gate by gate from gi and g
-            xp.subtract(gi[o:e, :2 * H].reshape(k, 2, H).transpose(1, 0, 2),
-                        g[:, :2 * H].reshape(k, 2, H).transpose(1, 0, 2), out=s)
+            s = rz[:, o:e]  # (2, k, H) = -a_r, -a_z
+            xp.subtract(gi_rz_g[:, o:e], gh_rz_g[:, :k], out=s)
             xp.exp(s, out=s)
             s += one
             xp.divide(one, s, out=s)  # r and z = sigmoid(a)
