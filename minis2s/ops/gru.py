@@ -108,9 +108,10 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule):
     rz = xp.empty((2, M, H), dtype=dtype)  # gate-major: r = rz[0], z = rz[1], contiguous
     n, ghn = xp.empty((M, H), dtype=dtype), xp.empty((M, H), dtype=dtype)
     gh = xp.empty((N, 3 * H), dtype=dtype)
-    # r, z columns seen gate-major, (2, rows, H): the loop only slices their rows
-    gi_rz_g = gi_rz.reshape(M, 2, H).transpose(1, 0, 2)
-    gh_rz_g = gh[:, :2 * H].reshape(N, 2, H).transpose(1, 0, 2)
+    # r, z columns seen gate-major, (2, rows, H): the loop only slices their rows. gh is
+    # contiguous, so its reshape is a view and follows every step's product.
+    gi_rz_g = gi.reshape(M, 3, H)[:, :2].transpose(1, 0, 2)
+    gh_rz_g = gh.reshape(N, 3, H)[:, :2].transpose(1, 0, 2)
     one = dtype.type(1)
     h = h0
     with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
