@@ -31,8 +31,8 @@ class Adam:
 
     On the CPU the update runs block by block (``CPU_BLOCK`` elements): each block's
     thirteen passes then stay in cache instead of streaming every buffer through memory
-    thirteen times (measured on the ``big`` preset's 4.2M parameters: 22-24 ms -> 14-16 ms
-    per step). On a GPU it is one pass over the whole buffers per operation.
+    thirteen times (a third less time on the ``big`` preset, see docs/performance.md). On
+    a GPU it is one pass over the whole buffers per operation.
     """
 
     def __init__(self, params: ParamSet, lr: float = 1e-3, betas=(0.9, 0.999),

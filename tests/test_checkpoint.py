@@ -80,24 +80,27 @@ def _set_meta(key, value):
     return mutate
 
 
-def test_wrong_format_version(tmp_path, ck):
+# each: how the saved file is spoiled (made from the checkpoint), what the error must name
+SPOILED = {
+    "wrong format version": (lambda ck: _set_meta("format_version", 99), "format_version 99"),
+    "missing parameter": (lambda ck: lambda a: a.pop("encoder.rnn.weight_hh_l1_reverse"),
+                          "weight_hh_l1_reverse is missing"),
+    "misshaped parameter": (
+        lambda ck: lambda a: a.__setitem__("decoder.dense.bias", np.zeros(3)),
+        "decoder.dense.bias has shape"),
+    "vocabulary that does not match the shapes": (
+        lambda ck: _set_meta("tgt_vocab", [*ck.tgt_vocab.idx_to_token, "extra"]), "shape"),
+    "bad vocabulary": (lambda ck: _set_meta("src_vocab", ["a", "b"]), None),
+    "missing meta": (lambda ck: lambda a: a.pop("meta"), "meta"),
+}
+
+
+@pytest.mark.parametrize("case", list(SPOILED))
+def test_spoiled_file_is_refused(tmp_path, ck, case):
+    spoil, message = SPOILED[case]
     path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, _set_meta("format_version", 99))
-    with pytest.raises(CheckpointError, match="format_version 99"):
-        checkpoint.load(path)
-
-
-def test_missing_parameter(tmp_path, ck):
-    path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, lambda a: a.pop("encoder.rnn.weight_hh_l1_reverse"))
-    with pytest.raises(CheckpointError, match="weight_hh_l1_reverse is missing"):
-        checkpoint.load(path)
-
-
-def test_misshaped_parameter(tmp_path, ck):
-    path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, lambda a: a.__setitem__("decoder.dense.bias", np.zeros(3)))
-    with pytest.raises(CheckpointError, match="decoder.dense.bias has shape"):
+    rewrite(path, spoil(ck))
+    with pytest.raises(CheckpointError, match=message):
         checkpoint.load(path)
 
 
@@ -106,27 +109,6 @@ def test_non_finite_weights(tmp_path, ck, bad):
     ck.params["encoder.embedding.weight"][1, 2] = bad
     path = checkpoint.save(tmp_path / "c.npz", ck)
     with pytest.raises(CheckpointError, match="NaN or Inf"):
-        checkpoint.load(path)
-
-
-def test_vocabulary_that_does_not_match_the_shapes(tmp_path, ck):
-    path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, _set_meta("tgt_vocab", [*ck.tgt_vocab.idx_to_token, "extra"]))
-    with pytest.raises(CheckpointError, match="shape"):
-        checkpoint.load(path)
-
-
-def test_bad_vocabulary(tmp_path, ck):
-    path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, _set_meta("src_vocab", ["a", "b"]))
-    with pytest.raises(CheckpointError):
-        checkpoint.load(path)
-
-
-def test_missing_meta(tmp_path, ck):
-    path = checkpoint.save(tmp_path / "c.npz", ck)
-    rewrite(path, lambda a: a.pop("meta"))
-    with pytest.raises(CheckpointError, match="meta"):
         checkpoint.load(path)
 
 
