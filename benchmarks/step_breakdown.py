@@ -39,18 +39,15 @@ def main(argv=None) -> int:
     backend = get_backend("numpy")
     trainer = Trainer(model_config(preset, data), preset, backend, seed=0)
     batch = next(iter(iterate_batches(data.train, preset.batch_size,
-                                      np.random.default_rng(0))))
-    src, tgt, valid = batch.src, batch.tgt, batch.tgt_valid_len
-    tgt_in = trainer.teacher_forcing_input(tgt, data.tgt_vocab.bos)
+                                      np.random.default_rng(0), bos=data.tgt_vocab.bos)))
     times = {p: [] for p in PARTS}
     for _ in range(args.repeats + 1):  # the first step warms up and is not counted
-        masks = draw_dropout_masks(trainer.cfg, backend, trainer.dropout_gen, *src.shape,
-                                   tgt.shape[1])
+        masks = draw_dropout_masks(trainer.cfg, backend, trainer.dropout_gen,
+                                   *batch.src.shape, batch.tgt.shape[1])
         t = [time.perf_counter()]
-        loss, cache = seq2seq_forward(trainer.params, trainer.cfg, src, tgt_in, tgt, valid,
-                                      masks)
+        loss, cache = seq2seq_forward(trainer.params, trainer.cfg, batch, masks)
         t.append(time.perf_counter())
-        grads = seq2seq_backward(1.0, cache)
+        grads = seq2seq_backward(1.0, cache, consume=True)
         t.append(time.perf_counter())
         trainer.grads.assign(grads)
         t.append(time.perf_counter())
@@ -61,9 +58,9 @@ def main(argv=None) -> int:
         for part, a, b in zip(PARTS, t, t[1:]):
             times[part].append((b - a) * 1e3)
     medians = {p: statistics.median(v[1:]) for p, v in times.items()}
-    tokens = int(valid.sum())
+    tokens = batch.num_tokens
     total = sum(medians.values())
-    print(f"preset {preset.name}: one batch of {len(valid)} pairs, {tokens} target tokens, "
+    print(f"preset {preset.name}: one batch of {len(batch.src)} pairs, {tokens} target tokens, "
           f"median of {args.repeats} steps")
     for part, ms in medians.items():
         print(f"  {part:<11}{ms:8.2f} ms  {100 * ms / total:5.1f}%")

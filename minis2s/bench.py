@@ -101,17 +101,17 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
     for _ in range(epochs):
         start = time.perf_counter()
         loss_sum, epoch_tokens = 0.0, 0
-        for b in iterate_batches(data.train, preset.batch_size, shuffle):
+        for b in iterate_batches(data.train, preset.batch_size, shuffle, bos=bos):
             src, tgt = torch.from_numpy(b.src), torch.from_numpy(b.tgt)
             valid = torch.from_numpy(b.tgt_valid_len)
-            dec_in = torch.cat([torch.full((tgt.shape[0], 1), bos), tgt[:, :-1]], dim=1)
+            dec_in = torch.from_numpy(b.tgt_in)
             opt.zero_grad()
             loss = masked_ce(net(src, dec_in), tgt, valid)
             loss.backward()
             seed_grad_clipping(net, preset.grad_clip)
             opt.step()
             loss_sum += loss.item()
-            epoch_tokens += int(b.tgt_valid_len.sum())
+            epoch_tokens += b.num_tokens
         seconds += time.perf_counter() - start
         tokens += epoch_tokens
     return Result("pytorch", tokens / seconds, loss_sum / epoch_tokens, _peak_rss_mb(),

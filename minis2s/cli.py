@@ -30,10 +30,11 @@ def _known_errors():
     from .bench import BenchError
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .presets import ConfigError
     from .train import ResumeError, TrainingError
 
-    return (BackendError, BenchError, CheckpointError, DataError, ResumeError, TrainingError,
-            OSError)
+    return (BackendError, BenchError, CheckpointError, ConfigError, DataError, ResumeError,
+            TrainingError, OSError)
 
 
 # --------------------------------------------------------------------------- commands
@@ -60,12 +61,17 @@ def _stop_listening_to_ctrl_c() -> None:
 
 
 def _cmd_train(args) -> int:
+    from pathlib import Path
+
     from .backend import get_backend
     from .presets import get_preset
-    from .train import Interrupted, run_experiment
+    from .train import Interrupted, run_experiment, settings_to_resume
 
-    preset = get_preset(args.preset).with_overrides(epochs=args.epochs,
-                                                    num_examples=args.examples)
+    overrides = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
+    if args.resume:  # the checkpoint's settings, with the flags given
+        preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset, overrides)
+    else:
+        preset = get_preset(args.preset or "zh").with_overrides(**overrides)
     try:
         run = run_experiment(preset, args.data, get_backend(args.backend), args.out,
                              seed=args.seed, progress=not args.quiet, warn=_warn,
@@ -165,6 +171,24 @@ def _cmd_evaluate(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+# the fields of a preset that ``minis2s train`` flags override
+TRAIN_FIELDS = ("embed_size", "num_hiddens", "num_layers", "dropout", "bidirectional",
+                "epochs", "batch_size", "lr", "grad_clip", "num_examples", "num_steps",
+                "min_freq", "valid_size", "test_size", "split_seed")
+
+
+def _size(text: str) -> int | float:
+    """A part's size: a count (``128``) or a fraction of all pairs (``0.1``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count or a fraction: {text!r}") from None
+
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -177,19 +201,51 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                        help="array library (default: $MINIS2S_BACKEND, else numpy)")
 
-    p = sub.add_parser("train", help="train a model and write DIR/checkpoint.npz")
+    p = sub.add_parser("train", help="train a model and write DIR/checkpoint.npz",
+                       description="Train a model. A preset sets every field; each flag "
+                       "below overrides one. All settings are printed at the start and "
+                       "recorded in the checkpoint.")
     p.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, the "
                    "cache, else a download)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="zh")
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--examples", type=int, help="read corpus lines 0..N (the seed's rule)")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, order, "
-                   "dropout (default 0; with --resume, the checkpoint's)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="named settings to start from (default zh; with --resume, the "
+                   "checkpoint's)")
+    p.add_argument("--seed", type=int, default=None, help="random seed of initialisation, "
+                   "batch order and dropout (default 0; with --resume, the checkpoint's)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz "
-                   "(same preset and options; --epochs counts all epochs, done ones too)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   "with its settings (flags given must agree; --epochs counts all "
+                   "epochs, done ones too)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none "
+                   "when stderr is not a terminal)")
     backend_opt(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--embed-size", dest="embed_size", type=int, metavar="E")
+    g.add_argument("--num-hiddens", dest="num_hiddens", type=int, metavar="H",
+                   help="GRU units per direction")
+    g.add_argument("--num-layers", dest="num_layers", type=int, metavar="L")
+    g.add_argument("--dropout", type=float, metavar="P", help="between GRU layers, in [0, 1)")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                   help="a bidirectional encoder (the decoder gets 2H units)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, help="epochs in all")
+    g.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")
+    g.add_argument("--lr", type=float, help="Adam's learning rate")
+    g.add_argument("--grad-clip", dest="grad_clip", type=float, metavar="NORM",
+                   help="clip gradients to this global norm")
+    g = p.add_argument_group("data")
+    g.add_argument("--examples", dest="num_examples", type=int, metavar="N",
+                   help="read corpus lines 0..N (the seed's rule)")
+    g.add_argument("--num-steps", dest="num_steps", type=int, metavar="T",
+                   help="tokens per sentence, after padding or truncation")
+    g.add_argument("--min-freq", dest="min_freq", type=int, metavar="K",
+                   help="rarer tokens map to <unk>")
+    g.add_argument("--valid-size", dest="valid_size", type=_size, metavar="N|F",
+                   help="validation pairs: a count, or a fraction such as 0.1")
+    g.add_argument("--test-size", dest="test_size", type=_size, metavar="N|F",
+                   help="test pairs: a count, or a fraction")
+    g.add_argument("--split-seed", dest="split_seed", type=int, metavar="S",
+                   help="random seed of the train / validation / test split")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("translate", help="translate sentences (arguments, or stdin lines)")

@@ -183,33 +183,63 @@ def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
                         {"x": x}, {"x": dx})
 
 
-def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, S=2, p=0.3,
+def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3, given_proj=False,
               case="gru") -> list[Row]:
-    """Every input and parameter of a GRU stack: x, h0, the static input, the weights."""
-    from .model import _gru_shapes
-    from .ops import gru_backward, gru_forward
+    """Every input and parameter of a GRU stack: x (or, with ``given_proj``, layer 0's
+    input projections made by the caller), h0 and the weights."""
+    from .ops import gru_backward, gru_forward, gru_param_shapes
 
     dirs = 2 if bidirectional else 1
-    shapes = _gru_shapes("", D + S, H, L, dirs)
-    params = {k: rng.uniform(-0.6, 0.6, s) for k, s in shapes.items()}
-    x = rng.standard_normal((T, N, D))
-    h0 = rng.standard_normal((L * dirs, N, H)) * 0.5
-    static = rng.standard_normal((N, S)) if S else None
+    params = {k: rng.uniform(-0.6, 0.6, s)
+              for k, s in gru_param_shapes(D, H, L, dirs).items()
+              if not (given_proj and k.endswith(("ih_l0", "ih_l0_reverse")))}
+    arrays = {"h0": rng.standard_normal((L * dirs, N, H)) * 0.5}
+    if given_proj:
+        for d in range(dirs):
+            arrays[f"proj[{d}]"] = rng.standard_normal((T, N, 3 * H))
+    else:
+        arrays["x"] = rng.standard_normal((T, N, D))
     masks = _masks(rng, [(T, N, dirs * H)] * (L - 1), p) if p else None
     G_out = rng.standard_normal((T, N, dirs * H))
     G_hn = rng.standard_normal((L * dirs, N, H))
 
+    def forward():
+        proj = [arrays[f"proj[{d}]"] for d in range(dirs)] if given_proj else None
+        return gru_forward(arrays.get("x"), params, L, bidirectional, arrays["h0"], masks,
+                           input_proj=proj)
+
     def f():
-        (out, h_n), _ = gru_forward(x, params, L, bidirectional, h0, masks, static)
+        (out, h_n), _ = forward()
         return (out * G_out).sum() + (h_n * G_hn).sum()
 
-    _, cache = gru_forward(x, params, L, bidirectional, h0, masks, static)
-    dx, dh0, dstatic, grads = gru_backward(G_out, G_hn, cache)
-    arrays = {"x": x, "h0": h0, **params}
-    analytic = {"x": dx, "h0": dh0, **grads}
-    if S:
-        arrays["static"], analytic["static"] = static, dstatic
-    return check_arrays(case, f, arrays, analytic)
+    _, cache = forward()
+    dx, dh0, grads = gru_backward(G_out, G_hn, cache)
+    analytic = {"h0": dh0, **grads}
+    if given_proj:
+        analytic.update({f"proj[{d}]": dx[d] for d in range(dirs)})
+    else:
+        analytic["x"] = dx
+    return check_arrays(case, f, {**arrays, **params}, analytic)
+
+
+def check_repeat_steps(rng, N=4, C=3, T=5, packed=True) -> list[Row]:
+    """The per-sequence value added at every step, padded or packed."""
+    from .ops import repeat_steps_add_backward, repeat_steps_add_forward
+
+    per_seq = rng.standard_normal((N, C))
+    batch_sizes = sorted(rng.integers(0, N + 1, T).tolist(), reverse=True) if packed else None
+    shape = (sum(batch_sizes), C) if packed else (T, N, C)
+    base = rng.standard_normal(shape)
+    G = rng.standard_normal(shape)
+
+    def f():
+        out, _ = repeat_steps_add_forward(base.copy(), per_seq, batch_sizes)
+        return (out * G).sum()
+
+    _, cache = repeat_steps_add_forward(base.copy(), per_seq, batch_sizes)
+    d = repeat_steps_add_backward(G, cache)
+    return check_arrays(f"repeat_steps[{'packed' if packed else 'padded'}]", f,
+                        {"per_seq": per_seq}, {"per_seq": d})
 
 
 def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -> list[Row]:
@@ -227,15 +257,16 @@ def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -
 
 
 def make_batch(rng, cfg, N, T_src, T_tgt):
-    """A random batch: src, tgt_in, tgt, tgt_valid_len (one sequence of length 0 when N > 2)."""
+    """A random :class:`~minis2s.data.Batch` (one target of length 0 when N > 2)."""
+    from .data import make_batch as batch_of
+
     src = rng.integers(0, cfg.src_vocab_size, (N, T_src))
     tgt = rng.integers(0, cfg.tgt_vocab_size, (N, T_tgt))
-    tgt_in = np.concatenate([np.full((N, 1), min(2, cfg.tgt_vocab_size - 1)), tgt[:, :-1]], 1)
     valid = rng.integers(1, T_tgt + 1, N)
     valid[0] = T_tgt
     if N > 2:
         valid[1] = 0
-    return src, tgt_in, tgt, valid
+    return batch_of(src, np.full(N, T_src), tgt, valid, bos=min(2, cfg.tgt_vocab_size - 1))
 
 
 def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
@@ -255,15 +286,15 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
                           num_layers=2, dropout=0.3, bidirectional=False)
     backend = get_backend("numpy", "float64")
     params = init_params(cfg, backend, rng)
-    src, tgt_in, tgt, valid = make_batch(rng, cfg, N, T_src, T_tgt)
+    batch = make_batch(rng, cfg, N, T_src, T_tgt)
     masks = draw_dropout_masks(cfg, backend, backend.generator(int(rng.integers(1 << 30))),
                                N, T_src, T_tgt)
     c = rng.uniform(0.5, 2.0)
-    def f():
-        return c * seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks,
-                                   packed=packed)[0]
 
-    _, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks, packed=packed)
+    def f():
+        return c * seq2seq_forward(params, cfg, batch, masks, packed=packed)[0]
+
+    _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
     grads = seq2seq_backward(c, cache)
     if case is None:
         case = "seq2seq" + ("[bidirectional]" if cfg.bidirectional else "") + (
@@ -282,9 +313,13 @@ def run_all(seed: int = 0) -> list[Row]:
     rows += check_embed_project(rng, (2, 2), V=6)
     rows += check_dense(rng)
     rows += check_dropout(rng)
-    rows += check_gru(rng, bidirectional=False, S=0, p=0.0, L=1, case="gru[1 layer]")
-    rows += check_gru(rng, bidirectional=True, S=2, p=0.3, L=2,
-                      case="gru[2 layers, bidirectional, static, dropout]")
+    rows += check_gru(rng, bidirectional=False, p=0.0, L=1, case="gru[1 layer]")
+    rows += check_gru(rng, bidirectional=True, p=0.3, L=2,
+                      case="gru[2 layers, bidirectional, dropout]")
+    rows += check_gru(rng, bidirectional=True, p=0.3, L=2, given_proj=True,
+                      case="gru[projections given, bidirectional]")
+    rows += check_repeat_steps(rng, packed=False)
+    rows += check_repeat_steps(rng, packed=True)
     rows += check_softmax_ce(rng, reduction="seq")
     rows += check_softmax_ce(rng, reduction="token")
     rows += check_seq2seq(rng)

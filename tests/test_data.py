@@ -22,6 +22,8 @@ from minis2s.data import (
     Vocab,
     build_array,
     download,
+    fetch,
+    files,
     iterate_batches,
     load_data,
     preprocess,
@@ -242,7 +244,7 @@ def test_zip_compression_ratio_refused(tmp_path: Path) -> None:
 
 def test_zip_uncompressed_size_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = make_zip(tmp_path, {"fra-eng/fra.txt": SMALL.encode("utf-8")})
-    monkeypatch.setattr(data, "MAX_MEMBER_SIZE", 10)
+    monkeypatch.setattr(files, "MAX_MEMBER_SIZE", 10)
     with pytest.raises(DataError, match="uncompressed size"):
         read_pairs(path)
 
@@ -434,7 +436,7 @@ def _part(n: int):
 
 def test_batches_cover_every_row_once_and_keep_last_partial() -> None:
     part = _part(23)
-    batches = list(iterate_batches(part, 5, np.random.default_rng(0)))
+    batches = list(iterate_batches(part, 5, np.random.default_rng(0), bos=2))
     assert [len(b.src) for b in batches] == [5, 5, 5, 5, 3]
     assert all(isinstance(b, Batch) for b in batches)
     rows = np.concatenate([b.src[:, 0] for b in batches])
@@ -449,17 +451,35 @@ def test_batches_reproducible_and_independent_of_global_rng() -> None:
 
     def order(seed: int) -> list[int]:
         gen = np.random.default_rng(seed)
-        return np.concatenate([b.src[:, 0] for b in iterate_batches(part, 4, gen)]).tolist()
+        return np.concatenate([b.src[:, 0] for b in iterate_batches(part, 4, gen, bos=2)]).tolist()
 
     np.random.seed(1)
     first = order(42)
     np.random.seed(2)
     assert order(42) == first
     assert order(43) != first
-    plain = list(iterate_batches(part, 7, None, shuffle=False))
+    plain = list(iterate_batches(part, 7, None, shuffle=False, bos=2))
     assert np.concatenate([b.src for b in plain]).tolist() == part.src.tolist()
     with pytest.raises(ValueError):
-        next(iterate_batches(part, 0, np.random.default_rng(0)))
+        next(iterate_batches(part, 0, np.random.default_rng(0), bos=2))
+
+
+def test_batch_carries_the_decoder_input_and_the_packing() -> None:
+    """Made once on the host: <bos> then the target shifted right; rows sorted by target
+    length (ties in batch order); the valid positions step-major."""
+    tgt = np.array([[5, 6, 3, 1], [7, 3, 1, 1], [8, 9, 9, 3]])
+    batch = data.make_batch(np.zeros((3, 2), int), [2, 2, 2], tgt, [3, 2, 4], bos=2)
+    np.testing.assert_array_equal(batch.tgt_in, [[2, 5, 6, 3], [2, 7, 3, 1], [2, 8, 9, 9]])
+    p = batch.packing
+    assert p.order.tolist() == [2, 0, 1] and p.batch_sizes == [3, 3, 2, 1]
+    assert list(zip(p.steps.tolist(), p.rows.tolist())) == [
+        (0, 2), (0, 0), (0, 1), (1, 2), (1, 0), (1, 1), (2, 2), (2, 0), (3, 2)]
+    assert batch.num_tokens == 9 == int(batch.tgt_valid_len.sum())
+    moved = batch.to(np)
+    assert moved.packing.batch_sizes == p.batch_sizes
+    np.testing.assert_array_equal(moved.packing.rows, p.rows)
+    empty = data.make_batch(np.zeros((2, 2), int), [1, 1], tgt[:2], [0, 0], bos=2)
+    assert empty.packing.batch_sizes == [] and empty.num_tokens == 0
 
 
 # ----------------------------------------------------------------------------- download
@@ -570,7 +590,7 @@ def test_resolve_env_then_cache_then_download(
     monkeypatch.delenv("MINIS2S_DATA")
     cache = tmp_path / "cache"
     monkeypatch.setenv("MINIS2S_CACHE", str(cache))
-    monkeypatch.setattr(data, "DATA_SHA1", PAYLOAD_SHA1)
+    monkeypatch.setattr(fetch, "DATA_SHA1", PAYLOAD_SHA1)
     opener = FakeOpener(PAYLOAD)
     warn = Recorder()
     got = resolve_data_path(None, opener=opener, sleep=lambda s: None, warn=warn)

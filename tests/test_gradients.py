@@ -50,9 +50,18 @@ def test_dropout(seed, shape, p):
 @settings(max_examples=15)
 @given(seed=seeds, T=st.integers(1, 6), N=st.integers(1, 4), D=st.integers(1, 8),
        H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
-       S=st.integers(0, 3), p=st.sampled_from([0.0, 0.3]))
-def test_gru(seed, T, N, D, H, L, bidirectional, S, p):
-    rows = gc.check_gru(np.random.default_rng(seed), T, N, D, H, L, bidirectional, S, p)
+       p=st.sampled_from([0.0, 0.3]), given_proj=st.booleans())
+def test_gru(seed, T, N, D, H, L, bidirectional, p, given_proj):
+    rows = gc.check_gru(np.random.default_rng(seed), T, N, D, H, L, bidirectional, p,
+                        given_proj)
+    assert worst(rows) <= TOL
+
+
+@settings(max_examples=15)
+@given(seed=seeds, N=st.integers(1, 4), C=st.integers(1, 5), T=st.integers(0, 6),
+       packed=st.booleans())
+def test_repeat_steps(seed, N, C, T, packed):
+    rows = gc.check_repeat_steps(np.random.default_rng(seed), N, C, T, packed)
     assert worst(rows) <= TOL
 
 
@@ -87,26 +96,26 @@ def test_rel_error_definition():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_random_direction_on_larger_shapes(bidirectional):
     """The directional check (two evaluations) on a GRU stack too big for per-element FD."""
-    from minis2s.model import _gru_shapes
-    from minis2s.ops import gru_backward, gru_forward
+    from minis2s.ops import gru_backward, gru_forward, gru_param_shapes
 
     rng = np.random.default_rng(7)
-    T, N, D, H, L, S = 12, 16, 24, 48, 2, 10
+    T, N, D, H, L = 12, 16, 24, 48, 2
     dirs = 2 if bidirectional else 1
-    params = {k: rng.uniform(-0.2, 0.2, s) for k, s in _gru_shapes("", D + S, H, L, dirs).items()}
-    x, static = rng.standard_normal((T, N, D)), rng.standard_normal((N, S))
+    params = {k: rng.uniform(-0.2, 0.2, s)
+              for k, s in gru_param_shapes(D, H, L, dirs).items()}
+    x = rng.standard_normal((T, N, D))
     h0 = rng.standard_normal((L * dirs, N, H))
     G = rng.standard_normal((T, N, dirs * H))
     masks = [(rng.random((T, N, dirs * H)) > 0.2) / 0.8]
-    arrays = {"x": x, "h0": h0, "static": static, **params}
+    arrays = {"x": x, "h0": h0, **params}
 
     def f():
-        (out, _), _ = gru_forward(x, params, L, bidirectional, h0, masks, static)
+        (out, _), _ = gru_forward(x, params, L, bidirectional, h0, masks)
         return (out * G).sum()
 
-    _, cache = gru_forward(x, params, L, bidirectional, h0, masks, static)
-    dx, dh0, dstatic, grads = gru_backward(G, None, cache)
-    analytic = {"x": dx, "h0": dh0, "static": dstatic, **grads}
+    _, cache = gru_forward(x, params, L, bidirectional, h0, masks)
+    dx, dh0, grads = gru_backward(G, None, cache)
+    analytic = {"x": dx, "h0": dh0, **grads}
     for seed in range(3):
         err = gc.directional_error(f, arrays, analytic, np.random.default_rng(seed))
         assert err <= TOL

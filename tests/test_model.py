@@ -5,6 +5,7 @@ import pytest
 
 from minis2s import gradcheck as gc
 from minis2s.backend import get_backend
+from minis2s.data import make_batch, pack
 from minis2s.model import (
     ModelConfig,
     draw_dropout_masks,
@@ -73,13 +74,15 @@ def test_decoder_inputs_past_valid_len_get_exactly_zero_gradient(bidirectional):
     cfg = ModelConfig(8, 9, 4, 5, 2, 0.2, bidirectional)
     rng = np.random.default_rng(2)
     params = init_params(cfg, F64, rng)
-    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 3, 4, 6)
+    batch = gc.make_batch(rng, cfg, 3, 4, 6)
+    tgt_in = batch.tgt_in.copy()
     tgt_in[tgt_in == 8] = 7
     valid = np.array([6, 2, 0])
     tgt_in[1, 3:] = 8  # token 8 only where the loss is masked (t >= 3 > valid_len 2)
     tgt_in[2, 1:] = 8
+    batch = batch._replace(tgt_in=tgt_in, tgt_valid_len=valid, packing=pack(valid))
     masks = draw_dropout_masks(cfg, F64, F64.generator(0), 3, 4, 6)
-    _, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)
+    _, cache = seq2seq_forward(params, cfg, batch, masks)
     grads = seq2seq_backward(1.0, cache)
     assert np.all(grads["decoder.embedding.weight"][8] == 0.0)
     assert np.any(grads["decoder.embedding.weight"][7] != 0.0)
@@ -114,9 +117,9 @@ def test_float32_end_to_end():
     f32 = get_backend("numpy", "float32")
     rng = np.random.default_rng(0)
     params = init_params(cfg, f32, rng)
-    src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, 3, 4, 5)
+    batch = gc.make_batch(rng, cfg, 3, 4, 5)
     masks = draw_dropout_masks(cfg, f32, f32.generator(1), 3, 4, 5)
-    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks)
+    loss, cache = seq2seq_forward(params, cfg, batch, masks)
     grads = seq2seq_backward(1.0, cache)
     assert loss.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads.values())
@@ -131,13 +134,12 @@ def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reducti
     cfg = ModelConfig(9, 11, 4, 5, 3, 0.3, bidirectional)
     rng = np.random.default_rng(11)
     params = init_params(cfg, F64, rng)
-    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 6, 5, 7)
+    b = gc.make_batch(rng, cfg, 6, 5, 7)
     valid = np.array([3, 7, 0, 1, 7, 4])  # unsorted, with ties, a 0 and the full length
+    batch = make_batch(b.src, b.src_valid_len, b.tgt, valid, bos=2)
     masks = draw_dropout_masks(cfg, F64, F64.generator(3), 6, 5, 7)
-    loss_p, cache_p = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks,
-                                      reduction, packed=True)
-    loss_u, cache_u = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, masks,
-                                      reduction, packed=False)
+    loss_p, cache_p = seq2seq_forward(params, cfg, batch, masks, reduction, packed=True)
+    loss_u, cache_u = seq2seq_forward(params, cfg, batch, masks, reduction, packed=False)
     assert abs(float(loss_p) - float(loss_u)) <= 1e-12 * abs(float(loss_u))
     gp, gu = seq2seq_backward(1.3, cache_p), seq2seq_backward(1.3, cache_u)
     assert set(gp) == set(gu)
@@ -149,8 +151,9 @@ def test_batch_with_no_valid_target_token():
     cfg = ModelConfig(6, 7, 3, 4, 2, 0.0, False)
     rng = np.random.default_rng(0)
     params = init_params(cfg, F64, rng)
-    src, tgt_in, tgt, _ = gc.make_batch(rng, cfg, 3, 4, 5)
-    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, np.zeros(3, dtype=int))
+    b = gc.make_batch(rng, cfg, 3, 4, 5)
+    batch = make_batch(b.src, b.src_valid_len, b.tgt, np.zeros(3, dtype=int), bos=2)
+    loss, cache = seq2seq_forward(params, cfg, batch)
     grads = seq2seq_backward(1.0, cache)
     assert float(loss) == 0.0
     assert all(np.all(g == 0) for g in grads.values())

@@ -13,8 +13,10 @@ else:
 from minis2s import gradcheck as gc  # noqa: E402
 from minis2s.backend import get_backend  # noqa: E402
 from minis2s.model import (  # noqa: E402
+    DropoutMasks,
     ModelConfig,
     decoder_forward,
+    draw_dropout_masks,
     encoder_forward,
     init_params,
     seq2seq_backward,
@@ -32,6 +34,14 @@ CONFIGS = [
 ]
 
 
+DROPOUT_CONFIGS = [
+    ModelConfig(11, 13, 5, 6, 2, 0.3, False),
+    ModelConfig(11, 13, 5, 6, 3, 0.3, False),
+    ModelConfig(9, 12, 4, 5, 2, 0.3, True),
+    ModelConfig(9, 12, 4, 3, 3, 0.3, True),
+]
+
+
 def torch_model(cfg, params):
     net = TorchSeq2Seq(cfg).double()
     state = {k: torch.tensor(np.asarray(v)) for k, v in params.items()}
@@ -45,9 +55,10 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
     rng = np.random.default_rng(42)
     params = init_params(cfg, F64, rng)
     N, T_src, T_tgt = 5, 6, 7
-    src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, N, T_src, T_tgt)
+    batch = gc.make_batch(rng, cfg, N, T_src, T_tgt)
+    src, tgt_in, tgt, valid = batch.src, batch.tgt_in, batch.tgt, batch.tgt_valid_len
 
-    loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid, reduction=reduction)
+    loss, cache = seq2seq_forward(params, cfg, batch, reduction=reduction)
     grads = seq2seq_backward(1.0, cache)
     (state, context), _ = encoder_forward(params, cfg, src)
     (logits, _), _ = decoder_forward(params, cfg, tgt_in, state, context)
@@ -68,6 +79,72 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
                                    err_msg=name)
 
 
+def _torch_masks(masks):
+    return DropoutMasks([torch.tensor(m) for m in masks.encoder],
+                        [torch.tensor(m) for m in masks.decoder])
+
+
+@pytest.mark.parametrize("cfg", DROPOUT_CONFIGS,
+                         ids=lambda c: f"L{c.num_layers}-bi{c.bidirectional}")
+@pytest.mark.parametrize("reduction", ["seq", "token"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_parity_with_dropout_masks(cfg, reduction, packed):
+    """Dropout > 0 with the same masks on both sides: loss, logits, every gradient."""
+    rng = np.random.default_rng(7)
+    params = init_params(cfg, F64, rng)
+    N, T_src, T_tgt = 5, 6, 7
+    batch = gc.make_batch(rng, cfg, N, T_src, T_tgt)
+    src, tgt_in, tgt, valid = batch.src, batch.tgt_in, batch.tgt, batch.tgt_valid_len
+    masks = draw_dropout_masks(cfg, F64, F64.generator(11), N, T_src, T_tgt)
+    L, W = cfg.num_layers, cfg.decoder_hiddens
+    assert len(masks.encoder) == len(masks.decoder) == L - 1
+    for m, T in [(m, T_src) for m in masks.encoder] + [(m, T_tgt) for m in masks.decoder]:
+        assert m.shape == (T, N, W)
+        assert set(np.unique(m)) == {0.0, 1.0 / (1.0 - cfg.dropout)}  # drops and keeps
+
+    loss, cache = seq2seq_forward(params, cfg, batch, masks, reduction, packed)
+    grads = seq2seq_backward(1.0, cache)
+    (state, context), _ = encoder_forward(params, cfg, src, masks.encoder)
+    (logits, _), _ = decoder_forward(params, cfg, tgt_in, state, context, masks.decoder)
+    plain_loss, _ = seq2seq_forward(params, cfg, batch, None, reduction, packed)
+    assert abs(float(loss) - float(plain_loss)) > 1e-6  # the masks change the result
+
+    net = torch_model(cfg, params).train()  # nn.GRU's own dropout must play no part
+    t_masks = _torch_masks(masks)
+    t_logits = net(torch.tensor(src), torch.tensor(tgt_in), t_masks)
+    t_loss = masked_ce(t_logits, torch.tensor(tgt), torch.tensor(valid), reduction)
+    t_loss.backward()
+
+    assert abs(float(loss) - t_loss.item()) <= 1e-10 * max(1.0, abs(t_loss.item()))
+    np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(state, net.encode(torch.tensor(src), t_masks).detach().numpy(),
+                               rtol=0, atol=1e-10)
+    named = dict(net.named_parameters())
+    assert set(named) == set(grads)
+    for name, g in grads.items():
+        assert named[name].grad is not None, name
+        np.testing.assert_allclose(g, named[name].grad.numpy(), rtol=0, atol=1e-10,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("cfg", DROPOUT_CONFIGS[1::2],
+                         ids=lambda c: f"L{c.num_layers}-bi{c.bidirectional}")
+def test_torch_layerwise_gru_matches_nn_gru(cfg):
+    """With masks of ones (or none), the layer-by-layer stacks give nn.GRU's own result."""
+    rng = np.random.default_rng(5)
+    params = init_params(cfg, F64, rng)
+    batch = gc.make_batch(rng, cfg, 4, 5, 6)
+    src, tgt_in = batch.src, batch.tgt_in
+    net = torch_model(cfg, params).eval()  # eval: the plain nn.GRU drops nothing
+    src, tgt_in = torch.tensor(src), torch.tensor(tgt_in)
+    W, L = cfg.decoder_hiddens, cfg.num_layers
+    ones = DropoutMasks([np.ones((5, 4, W))] * (L - 1), [np.ones((6, 4, W))] * (L - 1))
+    plain = net(src, tgt_in).detach().numpy()
+    for masks in (ones, DropoutMasks(None, None)):
+        np.testing.assert_allclose(net(src, tgt_in, masks).detach().numpy(), plain,
+                                   rtol=0, atol=1e-12)
+
+
 def test_parity_adam_with_clipping():
     """Five steps of clip-then-Adam match torch.optim.Adam after the seed's clipping."""
     cfg = CONFIGS[1]
@@ -77,8 +154,9 @@ def test_parity_adam_with_clipping():
     opt, t_opt = Adam(params, lr=0.005), torch.optim.Adam(net.parameters(), lr=0.005)
     grads = params.zeros_like()
     for _ in range(5):
-        src, tgt_in, tgt, valid = gc.make_batch(rng, cfg, 4, 5, 6)
-        loss, cache = seq2seq_forward(params, cfg, src, tgt_in, tgt, valid)
+        batch = gc.make_batch(rng, cfg, 4, 5, 6)
+        src, tgt_in, tgt, valid = batch.src, batch.tgt_in, batch.tgt, batch.tgt_valid_len
+        loss, cache = seq2seq_forward(params, cfg, batch)
         grads.assign(seq2seq_backward(1.0, cache))
         norm = clip_grad_norm_(grads, 1.0)
         opt.step(grads)

@@ -35,7 +35,7 @@ def test_transposed_recurrent_weight_is_caught(monkeypatch):
 
     monkeypatch.setattr(gru_mod, "gru_layer_backward", wrong)
     rows = gc.check_gru(np.random.default_rng(1), T=4, N=2, D=3, H=3, L=1,
-                        bidirectional=False, S=0, p=0.0)
+                        bidirectional=False, p=0.0)
     assert worst(rows) > 1e-3
 
 
@@ -55,19 +55,28 @@ def test_missing_context_gradient_is_caught(monkeypatch):
     assert not any(n.startswith("decoder.") for n in bad)
 
 
-def test_wrong_sigmoid_derivative_is_caught(monkeypatch):
-    """z (1 - z) replaced by z in BPTT: a classic slip."""
-    src = gru_mod.gru_layer_backward
+def _factors(sigmoid_grad):
+    """BPTT's hoisted factors (``gru.bptt_factors``) written out plainly, with the
+    sigmoid's derivative given as a function of the gate's value."""
 
-    def wrong(dhs, dh_last, cache):
-        # z nudged: the backward then uses factors that do not belong to the forward's z
-        rz_wrong = cache.rz.copy()
-        rz_wrong[1] += 1e-2
-        return src(dhs, dh_last, cache._replace(rz=rz_wrong))
+    def factors(rz, n, ghn, hprev):
+        r, z = rz[0], rz[1]
+        return ((1 - z) * (1 - n * n), (hprev - n) * sigmoid_grad(z),
+                ghn * sigmoid_grad(r))
 
-    monkeypatch.setattr(gru_mod, "gru_layer_backward", wrong)
-    assert worst(gc.check_gru(np.random.default_rng(3), L=1, bidirectional=False, S=0,
-                              p=0.0)) > 1e-4
+    return factors
+
+
+@pytest.mark.parametrize(("sigmoid_grad", "caught"), [
+    (lambda s: s * (1 - s), False),  # the right derivative: the replacement itself is sound
+    (lambda s: s, True),  # sigma'(a) written as sigma(a): the classic slip
+    (lambda s: 1 - s, True),  # ... or as 1 - sigma(a)
+])
+def test_wrong_sigmoid_derivative_is_caught(monkeypatch, sigmoid_grad, caught):
+    """σ'(a) = σ(1 - σ) replaced in BPTT by σ or by 1 - σ, for both gates."""
+    monkeypatch.setattr(gru_mod, "bptt_factors", _factors(sigmoid_grad))
+    error = worst(gc.check_gru(np.random.default_rng(3), L=1, bidirectional=False, p=0.0))
+    assert (error > 1e-3) if caught else (error <= gc.TOLERANCE)
 
 
 def test_command_fails_on_a_planted_bug(monkeypatch, capsys):

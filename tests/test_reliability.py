@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import minis2s.train as train_module
-from minis2s import checkpoint, data
+import minis2s.train.run as run_module
+import minis2s.train.trainer as trainer_module
+from minis2s import checkpoint
 from minis2s.backend import get_backend
 from minis2s.checkpoint import Checkpoint
 from minis2s.cli import main
-from minis2s.data import DataError, Vocab, download, read_pairs, resolve_data_path
+from minis2s.data import DataError, Vocab, download, fetch, read_pairs, resolve_data_path
 from minis2s.decode import encode_sentences, translate
 from minis2s.model import ModelConfig, param_shapes
 from minis2s.params import ParamSet
@@ -210,7 +211,7 @@ def test_a_stale_partial_file_is_never_taken_for_the_corpus(tmp_path, monkeypatc
     (cache / "fra-eng.zip.partial").write_bytes(PAYLOAD[:100])  # left by a killed process
     monkeypatch.delenv("MINIS2S_DATA", raising=False)
     monkeypatch.setenv("MINIS2S_CACHE", str(cache))
-    monkeypatch.setattr(data, "DATA_SHA1", PAYLOAD_SHA1)
+    monkeypatch.setattr(fetch, "DATA_SHA1", PAYLOAD_SHA1)
 
     def offline(url, timeout=None):
         raise urllib.error.URLError("offline")
@@ -367,7 +368,7 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path):
 def _nan_after(n_calls, monkeypatch, what):
     """From call ``n_calls + 1`` on, the loss (or the gradient norm) becomes non-finite."""
     name = "seq2seq_forward" if what == "loss" else "clip_grad_norm_"
-    real = getattr(train_module, name)
+    real = getattr(trainer_module, name)
     calls = [0]
 
     def patched(*args, **kwargs):
@@ -379,7 +380,7 @@ def _nan_after(n_calls, monkeypatch, what):
             return float("nan"), result[1]
         return float("inf")
 
-    monkeypatch.setattr(train_module, name, patched)
+    monkeypatch.setattr(trainer_module, name, patched)
 
 
 @pytest.mark.parametrize("what", ["loss", "norm"])
@@ -457,7 +458,7 @@ def test_ctrl_c_before_training_saves_nothing(tiny_corpus, tmp_path, monkeypatch
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "load_data", ctrl_c)  # while reading the corpus
+    monkeypatch.setattr(run_module, "load_data", ctrl_c)  # while reading the corpus
     assert train_in_process(tiny_corpus, tmp_path, 2) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "minis2s: interrupted"
     assert not (tmp_path / "checkpoint.npz").exists()
@@ -478,7 +479,7 @@ class _StopAfter:
     KeyboardInterrupt instead of step n + 1; "signal" sends a real SIGINT inside step n."""
 
     def __init__(self, monkeypatch, n, mode):
-        self.real, self.n, self.mode, self.calls = train_module.Trainer.step, n, mode, 0
+        self.real, self.n, self.mode, self.calls = trainer_module.Trainer.step, n, mode, 0
         wrapper = self
 
         def step(trainer, *args):
@@ -489,7 +490,7 @@ class _StopAfter:
                 os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step
             return wrapper.real(trainer, *args)
 
-        monkeypatch.setattr(train_module.Trainer, "step", step)
+        monkeypatch.setattr(trainer_module.Trainer, "step", step)
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +514,7 @@ def test_resume_gives_bit_identical_training(tiny_corpus, tmp_path, monkeypatch,
     ck = checkpoint.load(tmp_path / "checkpoint.npz")
     assert ck.training["state"]["adam_t"] == stop_after
     assert ck.training["epochs"] * 4 + ck.training["state"]["batch"] == stop_after
-    monkeypatch.setattr(train_module.Trainer, "step", stopper.real)
+    monkeypatch.setattr(trainer_module.Trainer, "step", stopper.real)
     assert train_in_process(tiny_corpus, tmp_path, 3, "--resume") == 0
     assert "minis2s: resuming " in capsys.readouterr().err
     assert_same_training(uninterrupted, tmp_path / "checkpoint.npz")
@@ -537,7 +538,7 @@ def test_trainer_goes_on_in_process_after_an_interrupt(tiny_corpus, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         cut.fit(data, 2, progress=False)
     assert len(cut.history) == 1 and cut.epoch_progress.batches == 2
-    monkeypatch.setattr(train_module.Trainer, "step", stopper.real)
+    monkeypatch.setattr(trainer_module.Trainer, "step", stopper.real)
     cut.fit(data, 1, progress=False)
     np.testing.assert_array_equal(cut.params.flat, straight.params.flat)
     a, b = cut.opt.state_dict(), straight.opt.state_dict()

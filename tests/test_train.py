@@ -32,10 +32,3 @@ def test_same_seed_gives_bit_identical_parameters(tiny_corpus):
     c, _ = _trainer(tiny_corpus, 2, seed=5)
     c.fit(data, 2, progress=False)
     assert not np.array_equal(a.params.flat, c.params.flat)
-
-
-def test_teacher_forcing_input(tiny_corpus):
-    trainer, data = _trainer(tiny_corpus, 1)
-    tgt = np.array([[5, 6, 3, 1], [7, 3, 1, 1]])
-    np.testing.assert_array_equal(trainer.teacher_forcing_input(tgt, 2),
-                                  [[2, 5, 6, 3], [2, 7, 3, 1]])

@@ -1,17 +1,28 @@
 """Layers with hand-derived forward and backward passes, one op per module.
 
 Each op is a pair ``*_forward(...) -> (out, cache)`` and ``*_backward(dout, cache)``;
-caches are NamedTuples. Ops take the array module from their inputs
+caches are NamedTuples, and a backward leaves its cache as it found it unless its
+signature says it consumes it. Ops take the array module from their inputs
 (:func:`minis2s.backend.array_module`), so they run unchanged on NumPy and CuPy.
 Shapes use one alphabet: N batch, T steps, E embedding, H hidden, V vocabulary,
-D input features, L layers.
+D input features, L layers, M rows (positions laid out along one axis).
 """
 
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
+from .embed_project import embed_project_backward, embed_project_forward
 from .embedding import embedding_backward, embedding_forward
-from .gru import gru_backward, gru_forward, gru_layer_backward, gru_layer_forward
+from .gru import (
+    gru_backward,
+    gru_forward,
+    gru_layer_backward,
+    gru_layer_forward,
+    gru_param_shapes,
+    param_suffix,
+)
+from .repeat_steps import repeat_steps_add_backward, repeat_steps_add_forward
 from .softmax_ce import (
+    CacheConsumedError,
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
     reduction_scale,
@@ -20,19 +31,26 @@ from .softmax_ce import (
 )
 
 __all__ = [
+    "CacheConsumedError",
     "dense_backward",
     "dense_forward",
     "dropout_backward",
     "dropout_forward",
+    "embed_project_backward",
+    "embed_project_forward",
     "embedding_backward",
     "embedding_forward",
     "gru_backward",
     "gru_forward",
     "gru_layer_backward",
     "gru_layer_forward",
+    "gru_param_shapes",
     "masked_softmax_ce_backward",
     "masked_softmax_ce_forward",
+    "param_suffix",
     "reduction_scale",
+    "repeat_steps_add_backward",
+    "repeat_steps_add_forward",
     "softmax_ce_backward",
     "softmax_ce_forward",
 ]

@@ -21,11 +21,23 @@ from ..backend import array_module
 REDUCTIONS = ("seq", "token")
 
 
+class CacheConsumedError(RuntimeError):
+    """A backward was asked of a cache whose buffers an earlier backward reused."""
+
+
+class Consumed:
+    """Whether a backward has reused the cache's buffers (then no backward may follow)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+
 class SoftmaxCECache(NamedTuple):
     exp: Any  # (M, V) exp(logits - rowmax): softmax up to each row's normaliser
     sumexp: Any  # (M,) the normalisers
     labels: Any  # (M,) int
     weights: Any  # (M,) each row's factor in the loss, 0 where masked
+    consumed: Consumed  # set by a backward with consume=True
 
 
 def softmax_ce_forward(logits, labels, weights, overwrite: bool = False):
@@ -42,18 +54,25 @@ def softmax_ce_forward(logits, labels, weights, overwrite: bool = False):
     sumexp = z.sum(axis=1)  # each >= 1
     nll = xp.log(sumexp) - label_z  # -log softmax(logits)[label]
     loss = (nll * weights).sum()
-    return loss, SoftmaxCECache(z, sumexp, labels, weights)
+    return loss, SoftmaxCECache(z, sumexp, labels, weights, Consumed())
 
 
-def softmax_ce_backward(dloss, cache: SoftmaxCECache, overwrite: bool = False):
+def softmax_ce_backward(dloss, cache: SoftmaxCECache, consume: bool = False):
     """dL/dlogits = dloss * weights[m] * (softmax - onehot(label)); 0 rows where w = 0.
 
     The softmax's division is folded into the one scaling pass: exp * (w / sumexp).
+    With ``consume`` the result is written into the cache's ``exp`` buffer (no (M, V)
+    copy), which spends the cache: any later backward on it raises
+    :class:`CacheConsumedError`. Without it the cache is left intact.
     """
     xp = array_module(cache.exp)
-    exp, sumexp, labels, weights = cache
+    exp, sumexp, labels, weights, consumed = cache
+    if consumed.done:
+        raise CacheConsumedError("this loss cache was consumed by an earlier backward "
+                                 "(consume=True reuses its buffer); run the forward again")
+    consumed.done = consume
     w = (weights * dloss).astype(exp.dtype)
-    d = exp if overwrite else exp.copy()
+    d = exp if consume else exp.copy()
     d *= (w / sumexp)[:, None]  # dloss * w * softmax
     d[xp.arange(d.shape[0]), labels] -= w  # ... minus dloss * w * onehot
     return d

@@ -1,0 +1,229 @@
+"""The corpus as the model learns from it: sentence pairs, their split, and id arrays.
+
+Dive into Deep Learning's rules: each line ``English<TAB>French`` is preprocessed and
+tokenized (:mod:`.text`); pairs are split into training, validation and test parts by a
+seeded permutation; vocabularies come from the training part only (:mod:`.vocab`); each
+part becomes id arrays padded to ``num_steps``. Opening the file safely is
+:mod:`.files`' job, finding or downloading it :mod:`.fetch`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from .errors import DataError, Warn, warn_stderr
+from .files import open_lines
+from .text import Pair, preprocess, tokenize
+from .vocab import Vocab, build_array
+
+PathLike = str | os.PathLike[str]
+
+
+
+# --------------------------------------------------------------------- pairs
+
+
+def parse_pairs(
+    lines: Iterable[str], num_examples: int | None, where: str, name: str, warn: Warn
+) -> list[Pair]:
+    """Turn raw lines into token pairs, counting and reporting the lines skipped.
+
+    ``where`` names the input in the error raised when no pair is left; ``name`` names it
+    in the warning about skipped lines."""
+    pairs: list[Pair] = []
+    blank = no_tab = empty_side = 0
+    if num_examples is not None:
+        # islice stops without pulling (and decoding) the line after the last one used.
+        lines = islice(lines, num_examples + 1)
+    for line in lines:
+        text = preprocess(line)
+        if not text.strip():
+            blank += 1
+            continue
+        columns = text.split("\t")
+        if len(columns) < 2:
+            no_tab += 1
+            continue
+        src, tgt = tokenize(columns[0]), tokenize(columns[1])
+        if not src or not tgt:
+            empty_side += 1
+            continue
+        pairs.append((src, tgt))
+    skipped = blank + no_tab + empty_side
+    if skipped:
+        parts = []
+        if blank:
+            parts.append(f"{blank} blank")
+        if no_tab:
+            parts.append(f"{no_tab} without a tab")
+        if empty_side:
+            parts.append(f"{empty_side} with an empty side")
+        noun = "line" if skipped == 1 else "lines"
+        warn(f"minis2s: skipped {skipped} {noun} of {name} ({', '.join(parts)})")
+    if not pairs:
+        raise DataError(f"{where}: no valid 'English<TAB>French' line found")
+    return pairs
+
+
+def read_pairs(
+    path: PathLike, num_examples: int | None = None, *, warn: Warn = warn_stderr
+) -> list[Pair]:
+    """Read ``(source tokens, target tokens)`` pairs from a tab-separated corpus.
+
+    ``path`` is either a ``.zip`` holding ``fra-eng/fra.txt`` (as published for the book)
+    or a plain UTF-8 text file with one ``English<TAB>French[<TAB>...]`` pair per line;
+    columns after the second are ignored. Blank lines, lines without a tab and lines
+    with an empty side are skipped and reported once through ``warn``.
+
+    As in the book, the 0-based line index ``i`` (counted over every line, skipped or
+    not) is read while ``i <= num_examples``; ``None`` reads the whole file.
+    """
+    if num_examples is not None and num_examples < 0:
+        raise DataError(f"num_examples must be >= 0 or None, got {num_examples}")
+    with open_lines(path) as (lines, where, name):
+        return parse_pairs(lines, num_examples, where, name, warn)
+
+
+# -------------------------------------------------------------------- splits
+
+
+@dataclass
+class Split:
+    """Token lists of the training, validation and test parts."""
+
+    train_src: list[list[str]]
+    train_tgt: list[list[str]]
+    valid_src: list[list[str]]
+    valid_tgt: list[list[str]]
+    test_src: list[list[str]]
+    test_tgt: list[list[str]]
+
+
+def _part_size(size: int | float, total: int, what: str) -> int:
+    """Turn a count (int) or fraction (float) into a number of examples."""
+    if isinstance(size, bool):
+        raise TypeError(f"{what} must be an int or a float, not bool")
+    if isinstance(size, (int, np.integer)):
+        if size < 0:
+            raise DataError(f"{what} must be >= 0, got {size}")
+        return int(size)
+    if isinstance(size, float):
+        if not 0.0 <= size < 1.0:
+            raise DataError(f"{what} as a fraction must be in [0, 1), got {size}")
+        return int(round(size * total))
+    raise TypeError(f"{what} must be an int or a float, got {type(size).__name__}")
+
+
+def split_pairs(
+    pairs: Sequence[Pair], valid_size: int | float = 0, test_size: int | float = 0, seed: int = 0
+) -> Split:
+    """Split pairs into train/valid/test with a permutation drawn from ``seed``.
+
+    Integer sizes are counts, floats are fractions of all pairs. Each part keeps the
+    corpus order of its pairs; with both sizes 0 everything is training data.
+    """
+    total = len(pairs)
+    n_valid = _part_size(valid_size, total, "valid_size")
+    n_test = _part_size(test_size, total, "test_size")
+    if n_valid + n_test >= total:
+        raise DataError(
+            f"valid ({n_valid}) + test ({n_test}) examples leave no training data "
+            f"out of {total} pairs"
+        )
+    if n_valid == 0 and n_test == 0:
+        order = np.arange(total)
+    else:
+        order = np.random.default_rng(seed).permutation(total)
+    test_idx = np.sort(order[:n_test])
+    valid_idx = np.sort(order[n_test : n_test + n_valid])
+    train_idx = np.sort(order[n_test + n_valid :])
+
+    def take(idx: np.ndarray, side: int) -> list[list[str]]:
+        return [list(pairs[i][side]) for i in idx]
+
+    return Split(
+        train_src=take(train_idx, 0),
+        train_tgt=take(train_idx, 1),
+        valid_src=take(valid_idx, 0),
+        valid_tgt=take(valid_idx, 1),
+        test_src=take(test_idx, 0),
+        test_tgt=take(test_idx, 1),
+    )
+
+
+# -------------------------------------------------------------------- arrays
+
+
+@dataclass
+class Part:
+    """One part of the data as id arrays, with the token lists kept for BLEU."""
+
+    src: np.ndarray
+    src_valid_len: np.ndarray
+    tgt: np.ndarray
+    tgt_valid_len: np.ndarray
+    src_tokens: list[list[str]]
+    tgt_tokens: list[list[str]]
+
+    def __len__(self) -> int:
+        return int(self.src.shape[0])
+
+
+@dataclass
+class TranslationData:
+    """Vocabularies (built on the training part) and the three parts as arrays."""
+
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    num_steps: int
+    train: Part
+    valid: Part
+    test: Part
+
+
+def make_part(
+    src_tokens: list[list[str]],
+    tgt_tokens: list[list[str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    num_steps: int,
+) -> Part:
+    """Convert parallel token lists to a :class:`Part`."""
+    src, src_valid_len = build_array(src_tokens, src_vocab, num_steps)
+    tgt, tgt_valid_len = build_array(tgt_tokens, tgt_vocab, num_steps)
+    return Part(src, src_valid_len, tgt, tgt_valid_len, src_tokens, tgt_tokens)
+
+
+def load_data(
+    path: PathLike,
+    num_steps: int,
+    num_examples: int | None = None,
+    valid_size: int | float = 0,
+    test_size: int | float = 0,
+    seed: int = 0,
+    min_freq: int = 2,
+    *,
+    warn: Warn = warn_stderr,
+) -> TranslationData:
+    """Read, split and index the corpus; vocabularies come from the training part only."""
+    pairs = read_pairs(path, num_examples, warn=warn)
+    split = split_pairs(pairs, valid_size, test_size, seed)
+    src_vocab = Vocab(split.train_src, min_freq=min_freq)
+    tgt_vocab = Vocab(split.train_tgt, min_freq=min_freq)
+
+    def part(src: list[list[str]], tgt: list[list[str]]) -> Part:
+        return make_part(src, tgt, src_vocab, tgt_vocab, num_steps)
+
+    return TranslationData(
+        src_vocab=src_vocab,
+        tgt_vocab=tgt_vocab,
+        num_steps=num_steps,
+        train=part(split.train_src, split.train_tgt),
+        valid=part(split.valid_src, split.valid_tgt),
+        test=part(split.test_src, split.test_tgt),
+    )
