@@ -27,8 +27,9 @@ def run(*args, stdin=None):
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    rc = main(["train", "--data", str(corpus), "--preset", "zh", "--epochs", "3",
-               "--out", str(out), "--quiet"])
+    # a raised learning rate: translations worth scoring in 40 epochs (BLEU ~11)
+    rc = main(["train", "--data", str(corpus), "--preset", "zh", "--epochs", "40",
+               "--lr", "0.02", "--out", str(out), "--quiet"])
     assert rc == 0
     return out / "checkpoint.npz"
 
@@ -72,15 +73,32 @@ def test_checkpoint_reads_back_identical(trained, corpus):
         assert "meta" in npz.files and "decoder.dense.weight" in npz.files
 
 
-def test_evaluate_prints_bleu_chrf_and_signature(corpus, tmp_path):
-    out = tmp_path / "en"
-    rc = main(["train", "--data", str(corpus), "--preset", "en", "--epochs", "1",
-               "--out", str(out), "--quiet"])
-    assert rc == 0
-    r = run("evaluate", "--model", str(out / "checkpoint.npz"), "--data", str(corpus),
-            "--part", "valid")
+def test_evaluate_prints_sacrebleus_own_scores(trained, corpus):
+    """The printed BLEU and chrF are sacrebleu's, called here directly on the same
+    translations and references (detokenized: no space before , . ! ?)."""
+    import re
+
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from minis2s.data import load_data
+
+    r = run("evaluate", "--model", str(trained), "--data", str(corpus), "--part", "train")
     assert r.returncode == 0, r.stderr
-    assert "BLEU" in r.stdout and "chrF" in r.stdout and "nrefs:1" in r.stdout
+    ck = checkpoint.load(trained)
+    part = load_data(corpus, ck.num_steps, ck.data["num_examples"]).train
+    hyps = in_process(trained, [" ".join(t) for t in part.src_tokens])
+
+    def detok(text):
+        return re.sub(r" ([,.!?])", r"\1", text)
+
+    bleu, chrf = BLEU(), CHRF()
+    hyps, refs = [detok(h) for h in hyps], [[detok(" ".join(t)) for t in part.tgt_tokens]]
+    b, c = bleu.corpus_score(hyps, refs), chrf.corpus_score(hyps, refs)
+    assert b.score > 1.0  # a trained model: the comparison is not 0 against 0
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"train part: {len(part)} pairs"
+    assert lines[1] == f"BLEU {b.score:.2f}  ({bleu.get_signature()})"
+    assert lines[2] == f"chrF {c.score:.2f}  ({chrf.get_signature()})"
 
 
 def test_evaluate_without_a_test_part_is_a_clear_error(trained, corpus):
@@ -117,13 +135,90 @@ def test_example_runs(corpus, tmp_path):
     assert (tmp_path / "checkpoint.npz").is_file()
 
 
-def test_seed_one_sentence_function_agrees_with_batched_translation(trained):
-    from minis2s.decode import predict_seq2seq
+# ------------------------------------------------------------ every knob of a preset
 
-    ck = checkpoint.load(trained)
-    backend = get_backend("numpy")
-    params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
-    params.assign(ck.params)
-    for sentence, expected in zip(SENTENCES, in_process(trained, SENTENCES)):
-        assert predict_seq2seq(params, ck.config, sentence, ck.src_vocab, ck.tgt_vocab,
-                               ck.num_steps, backend) == expected
+KNOBS = ["--bidirectional", "--num-hiddens", "16", "--embed-size", "8", "--num-layers", "3",
+         "--dropout", "0.05", "--batch-size", "32", "--lr", "0.01", "--grad-clip", "2",
+         "--num-steps", "7", "--min-freq", "1", "--valid-size", "20", "--test-size", "0.1",
+         "--split-seed", "3", "--examples", "199", "--epochs", "2"]
+
+
+def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tmp_path):
+    out = tmp_path / "knobs"
+    r = run("train", "--data", str(corpus), "--preset", "zh", *KNOBS, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("minis2s: preset zh: embed_size 8 (preset: 32), num_hiddens 16 "
+                            "(preset: 32), num_layers 3 (preset: 2)")
+    assert "bidirectional True (preset: False)" in first and first.endswith("; seed 0")
+    ck = checkpoint.load(out / "checkpoint.npz")
+    c = ck.config
+    assert (c.embed_size, c.num_hiddens, c.num_layers, c.dropout, c.bidirectional) == (
+        8, 16, 3, 0.05, True)
+    assert ck.num_steps == 7
+    assert ck.params["encoder.rnn.weight_hh_l2_reverse"].shape == (48, 16)
+    assert ck.params["decoder.rnn.weight_hh_l2"].shape == (96, 32)  # 2H decoder units
+    saved = ck.training["preset_config"]
+    assert {k: saved[k] for k in ("batch_size", "lr", "grad_clip", "min_freq", "valid_size",
+                                  "test_size", "split_seed", "num_examples", "epochs")} == {
+        "batch_size": 32, "lr": 0.01, "grad_clip": 2.0, "min_freq": 1, "valid_size": 20,
+        "test_size": 0.1, "split_seed": 3, "num_examples": 199, "epochs": 2}
+    assert ck.data["train_pairs"] == 200 - 20 - 20
+    r = run("translate", "--model", str(out / "checkpoint.npz"), "go .", "i lost .")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+    for part in ("valid", "test"):
+        r = run("evaluate", "--model", str(out / "checkpoint.npz"), "--data", str(corpus),
+                "--part", part)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == f"{part} part: 20 pairs"
+    # the flags given to --resume must agree with the checkpoint's
+    r = run("train", "--data", str(corpus), "--num-hiddens", "32", "--epochs", "3",
+            "--out", str(out), "--resume")
+    assert r.returncode == 2
+    assert "num_hiddens 16 there, 32 asked" in r.stderr.splitlines()[-1]
+    r = run("train", "--data", str(corpus), "--epochs", "3", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr  # the checkpoint's settings, one more epoch
+    assert checkpoint.load(out / "checkpoint.npz").training["epochs"] == 3
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
+    (["--epochs", "-3"], "--epochs must be a whole number >= 1, got -3"),
+    (["--num-hiddens", "0"], "--num-hiddens must be a whole number >= 1, got 0"),
+    (["--embed-size", "-2"], "--embed-size must be a whole number >= 1, got -2"),
+    (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
+    (["--num-steps", "0"], "--num-steps must be a whole number >= 1, got 0"),
+    (["--min-freq", "0"], "--min-freq must be a whole number >= 1, got 0"),
+    (["--num-layers", "0"], "--num-layers must be a whole number from 1 to 32, got 0"),
+    (["--num-layers", "33"], "--num-layers must be a whole number from 1 to 32, got 33"),
+    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--dropout", "-0.1"], "--dropout must be in [0, 1), got -0.1"),
+    (["--lr", "0"], "--lr must be a number > 0, got 0.0"),
+    (["--lr", "nan"], "--lr must be a number > 0, got nan"),
+    (["--grad-clip", "-1"], "--grad-clip must be a number > 0, got -1.0"),
+    (["--valid-size", "1.5"], "--valid-size must be a count >= 0 or a fraction in [0, 1), "
+                              "got 1.5"),
+    (["--test-size", "-4"], "--test-size must be a count >= 0 or a fraction in [0, 1), "
+                            "got -4"),
+    (["--examples", "-1"], "--examples must be a whole number >= 0, got -1"),
+    (["--split-seed", "-1"], "--split-seed must be a whole number >= 0, got -1"),
+])
+def test_nonsense_settings_are_one_error_line_before_any_work(tmp_path, capsys, flags,
+                                                              message):
+    """Refused before the corpus is looked for (it does not exist here) and before the
+    output folder is made."""
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(tmp_path / "no-corpus.txt"), *flags, "--out",
+               str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"minis2s: error: {message}"]
+    assert not out.exists()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(corpus, tmp_path):
+    r = run("train", "--data", str(corpus), "--preset", "zh", "--examples", "199",
+            "--epochs", "2", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "batch/s" not in r.stderr and "s/batch" not in r.stderr
+    assert all(line.startswith("minis2s: ") for line in r.stderr.splitlines())
