@@ -85,8 +85,8 @@ def init_params(cfg: ModelConfig, backend: Backend, rng: np.random.Generator) ->
     """Initialise as the seed does: Xavier-uniform GRU and dense weight matrices, N(0, 1)
     embeddings, PyTorch's default U(-1/sqrt(fan), 1/sqrt(fan)) biases.
 
-    Draws come from ``rng`` (a NumPy generator, in name order) so that the same seed gives
-    the same initial parameters on every backend.
+    Draws come from ``rng`` (a NumPy generator, in name order) so that the same random
+    seed gives the same initial parameters on every backend.
     """
     params = ParamSet(param_shapes(cfg), backend.xp, backend.dtype)
     for name, shape in params.shapes.items():

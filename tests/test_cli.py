@@ -150,7 +150,7 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
     first = r.stderr.splitlines()[0]
     assert first.startswith("minis2s: preset zh: embed_size 8 (preset: 32), num_hiddens 16 "
                             "(preset: 32), num_layers 3 (preset: 2)")
-    assert "bidirectional True (preset: False)" in first and first.endswith("; seed 0")
+    assert "bidirectional True (preset: False)" in first and first.endswith("; random seed 0")
     ck = checkpoint.load(out / "checkpoint.npz")
     c = ck.config
     assert (c.embed_size, c.num_hiddens, c.num_layers, c.dropout, c.bidirectional) == (

@@ -410,6 +410,19 @@ def test_non_finite_loss_in_the_first_epoch_saves_nothing(tiny_corpus, tmp_path,
     assert not (tmp_path / "checkpoint.npz").exists()
 
 
+def test_non_finite_loss_in_a_resumed_run_leaves_its_checkpoint(tiny_corpus, tmp_path,
+                                                                  monkeypatch, capsys):
+    assert train_in_process(tiny_corpus, tmp_path, 1) == 0
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    _nan_after(1, monkeypatch, "loss")  # the resumed run's second step
+    capsys.readouterr()
+    assert train_in_process(tiny_corpus, tmp_path, 3, "--resume") == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("minis2s: error: in epoch 2/3 after 1 batch: loss nan")
+    assert last.endswith(f"{tmp_path / 'checkpoint.npz'} is left as it was")
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+
+
 def _start_long_run(corpus, out):
     return subprocess.Popen(
         [sys.executable, "-m", "minis2s", "train", "--data", str(corpus), *SHORT,

@@ -3,7 +3,7 @@
 :func:`checkpoint_of` writes down what resuming needs next to the parameters: the
 training configuration, the random seed, the per-epoch history and the trainer's
 :meth:`~minis2s.train.Trainer.resume_state`. :func:`resume_trainer` checks that a
-checkpoint was trained with the same configuration, seed and data, and rebuilds the
+checkpoint was trained with the same configuration, random seed and data, and rebuilds the
 trainer from it. Every refusal is a :class:`ResumeError` and leaves the file untouched.
 """
 

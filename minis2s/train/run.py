@@ -49,7 +49,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
         ck = checkpoint.load(ckpt_path)
         seed = check_resumable(ck, preset, seed, str(ckpt_path))
     seed = 0 if seed is None else seed
-    warn(f"{preset.describe(PRESETS.get(preset.name))}; seed {seed}")
+    warn(f"{preset.describe(PRESETS.get(preset.name))}; random seed {seed}")
     path = resolve_data_path(data_path)
     data = load_data(path, preset.num_steps, preset.num_examples, preset.valid_size,
                      preset.test_size, preset.split_seed, preset.min_freq, warn=warn)
