@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from minis2s import checkpoint
 from minis2s.backend import get_backend, to_numpy
 from minis2s.checkpoint import Checkpoint, CheckpointError
-from minis2s.data import Vocab
-from minis2s.model import ModelConfig, init_params
+from minis2s.data import RESERVED_TOKENS, Vocab
+from minis2s.model import ModelConfig, init_params, param_shapes
 
 
 @pytest.fixture
@@ -90,7 +90,9 @@ SPOILED = {
         "decoder.dense.bias has shape"),
     "vocabulary that does not match the shapes": (
         lambda ck: _set_meta("tgt_vocab", [*ck.tgt_vocab.idx_to_token, "extra"]), "shape"),
-    "bad vocabulary": (lambda ck: _set_meta("src_vocab", ["a", "b"]), None),
+    "bad vocabulary": (lambda ck: _set_meta("src_vocab", ["a", "b"]),
+                       r"vocabulary must start with \['<unk>', '<pad>', '<bos>', '<eos>'\], "
+                       r"got \['a', 'b'\]"),
     "missing meta": (lambda ck: lambda a: a.pop("meta"), "meta"),
 }
 
@@ -133,16 +135,72 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                  max_size=4),
     max_leaves=6)
+# for each place in meta, values a loader could take: counts, dropout-like numbers, flags
+# (and the numbers 0 and 1, and true and false, that JSON keeps apart from them), and
+# vocabularies that start with the reserved tokens (some the saved length, some not)
+_VOCAB = st.lists(st.sampled_from(["go", "run", "é", "va", "cours", "<unk>", "x"]),
+                  min_size=1, max_size=4).map(lambda tail: [*RESERVED_TOKENS, *tail])
+_FREE = st.dictionaries(st.text(max_size=4), _JSON)
+_PLAUSIBLE = {"format_version": st.integers(0, 2) | st.booleans(),
+              "src_vocab": _VOCAB, "tgt_vocab": _VOCAB,
+              "embed_size": st.integers(-1, 5) | st.booleans(),
+              "num_hiddens": st.integers(-1, 5) | st.booleans(),
+              "num_layers": st.integers(-1, 3) | st.booleans(),
+              "num_steps": st.integers(-1, 12) | st.booleans(),
+              "dropout": st.floats(-0.25, 1.25) | st.sampled_from([0, 1, 0.5]) | st.booleans(),
+              "bidirectional": st.booleans() | st.integers(0, 1),
+              "data": _FREE, "training": _FREE}
+_CONFIG = [("config", k) for k in checkpoint.CONFIG_KEYS]
 _WHERE = st.sampled_from([(), ("format_version",), ("config",), ("src_vocab",),
-                          ("tgt_vocab",), ("data",), ("training",),
-                          *[("config", k) for k in checkpoint.CONFIG_KEYS]])
+                          ("tgt_vocab",), ("data",), ("training",), *_CONFIG, *_CONFIG])
 _FUZZ = settings(max_examples=120, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+def _assert_same_params(back, ck):
+    """The loaded parameters are the saved ones: same names, dtypes, shapes and bytes."""
+    assert set(back.params) == set(ck.params)
+    for name, want in ck.params.items():
+        got = back.params[name]
+        assert got.dtype == want.dtype, name
+        assert np.array_equal(got, want), name
+    assert back.extra == {}
+
+
+def _assert_loaded_as_meta_says(back, ck, meta):
+    """A load that succeeds returns exactly what ``meta`` (the file's, as stored) says.
+
+    ``data`` and ``training`` are optional: absent, or any false JSON value (null, {}, [], 0,
+    ""), they load as ``{}``; otherwise (the loader requires an object) as they are.
+    """
+    assert isinstance(meta, dict) and meta["format_version"] == checkpoint.FORMAT_VERSION
+    c = meta["config"]
+    for key in ("embed_size", "num_hiddens", "num_layers"):
+        got = getattr(back.config, key)
+        assert type(got) is int and type(c[key]) is int and got == c[key], key
+    assert type(back.num_steps) is int and type(c["num_steps"]) is int
+    assert back.num_steps == c["num_steps"]
+    assert type(c["dropout"]) in (int, float) and type(back.config.dropout) is float
+    assert back.config.dropout == c["dropout"]
+    assert type(c["bidirectional"]) is bool and back.config.bidirectional is c["bidirectional"]
+    assert back.src_vocab.idx_to_token == meta["src_vocab"]
+    assert back.tgt_vocab.idx_to_token == meta["tgt_vocab"]
+    assert back.config.src_vocab_size == len(meta["src_vocab"])
+    assert back.config.tgt_vocab_size == len(meta["tgt_vocab"])
+    assert back.data == (meta.get("data") or {})
+    assert back.training == (meta.get("training") or {})
+    _assert_same_params(back, ck)
+    assert {k: v.shape for k, v in back.params.items()} == param_shapes(back.config)
+
+
 @_FUZZ
-@given(where=_WHERE, value=_JSON)
-def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, value):
+@given(where=_WHERE, data=st.data())
+def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, data):
+    """Each spoiled meta is either refused with CheckpointError, or loads as exactly what it
+    says (e.g. another dropout or num_steps, free JSON under data/training) with the saved
+    parameters unchanged. Any other exception, or a load that departs from the meta, fails."""
+    plausible = _PLAUSIBLE.get(where[-1] if where else "", _JSON)
+    value = data.draw(plausible if data.draw(st.integers(0, 3)) else _JSON)  # mostly plausible
     path = checkpoint.save(tmp_path / "c.npz", ck)
 
     def mutate(arrays):
@@ -157,26 +215,65 @@ def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, value):
         arrays["meta"] = np.array(json.dumps(meta))
 
     rewrite(path, mutate)
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
     try:
-        checkpoint.load(path)
+        back = checkpoint.load(path)
     except CheckpointError:
-        pass
+        return
+    _assert_loaded_as_meta_says(back, ck, meta)
 
 
 @_FUZZ
 @given(data=st.data())
 def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path, ck, data):
+    """A corrupted or truncated file is refused with CheckpointError, or (the bytes changed
+    did not matter, e.g. a zip timestamp) loads as exactly the checkpoint saved. Any other
+    exception fails."""
     path = checkpoint.save(tmp_path / "c.npz", ck)
     raw = bytearray(path.read_bytes())
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw) - 1))
         raw[i] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(raw)))
+    # half of the files keep their full length, so that the changed bytes are what is read
+    cut = data.draw(st.just(len(raw)) | st.integers(1, len(raw) - 1))
     path.write_bytes(bytes(raw[:cut]))
     try:
-        checkpoint.load(path)
+        back = checkpoint.load(path)
     except CheckpointError:
-        pass
+        return
+    assert back.config == ck.config and back.num_steps == ck.num_steps
+    assert back.src_vocab.idx_to_token == ck.src_vocab.idx_to_token
+    assert back.tgt_vocab.idx_to_token == ck.tgt_vocab.idx_to_token
+    assert back.data == ck.data and back.training == ck.training
+    _assert_same_params(back, ck)
+
+
+# (offset in a central-directory entry, byte written there): zip features zipfile refuses
+# with NotImplementedError or RuntimeError rather than BadZipFile
+UNSUPPORTED_ZIP = {
+    "version needed to extract": (6, 0xFF),
+    "encrypted": (8, 0x01),
+    "strongly encrypted": (8, 0x41),
+    "compressed patched data": (8, 0x20),
+    "unknown compression method": (10, 99),
+}
+
+
+@pytest.mark.xfail(strict=True, raises=(NotImplementedError, RuntimeError),
+                   reason="load lets zipfile's NotImplementedError and RuntimeError through")
+@pytest.mark.parametrize("case", list(UNSUPPORTED_ZIP))
+def test_unsupported_zip_feature_is_a_checkpoint_error(tmp_path, ck, case):
+    offset, byte = UNSUPPORTED_ZIP[case]
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    with zipfile.ZipFile(path) as z:
+        start = z.start_dir
+    raw = bytearray(path.read_bytes())
+    assert raw[start:start + 4] == b"PK\x01\x02"  # the first central-directory entry
+    raw[start + offset] = byte
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="not a readable .npz checkpoint"):
+        checkpoint.load(path)
 
 
 def test_saved_file_has_ordinary_permissions(tmp_path, ck):

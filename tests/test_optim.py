@@ -18,17 +18,34 @@ def _buffers(size, seed=0):
     return params, grads
 
 
-@pytest.mark.parametrize("size", [1, optim.CPU_BLOCK, 3 * optim.CPU_BLOCK + 7])
-def test_blocked_adam_is_bit_identical_to_whole_buffer_adam(size):
+def _blocked_and_whole(size, steps=3):
+    """Adam as it runs (by blocks of CPU_BLOCK) and Adam made to take the buffer whole."""
     params, grads = _buffers(size)
     blocked = optim.Adam(params.copy(), lr=0.01)
     whole = optim.Adam(params.copy(), lr=0.01)
     whole._block, whole._scratch = size, np.empty(size, np.float32)
-    for _ in range(3):
+    assert blocked._block == optim.CPU_BLOCK and size > 2 * optim.CPU_BLOCK
+    assert size % optim.CPU_BLOCK  # a ragged last block
+    for _ in range(steps):
         blocked.step(grads)
         whole.step(grads)
-    for a, b in ((blocked.params, whole.params), (blocked.m, whole.m), (blocked.v, whole.v)):
-        assert np.array_equal(a.flat, b.flat)
+    assert not np.array_equal(blocked.params.flat, params.flat)  # the steps did move
+    for name in ("params", "m", "v"):
+        a, b = getattr(blocked, name).flat, getattr(whole, name).flat
+        assert np.array_equal(a, b), f"{name} differs at {np.flatnonzero(a != b)[:5]}..."
+
+
+@pytest.mark.parametrize("blocks, extra", [(2, 1), (3, 7), (5, -3)])
+def test_blocked_adam_is_bit_identical_to_whole_buffer_adam(blocks, extra):
+    """Several blocks of the real size, the last one ragged (1, 7, and CPU_BLOCK - 3 long)."""
+    _blocked_and_whole(blocks * optim.CPU_BLOCK + extra)
+
+
+@pytest.mark.parametrize("size", [2 * 64 + 1, 7 * 64 + 5, 1000, 40 * 64 + 63])
+def test_small_blocked_adam_is_bit_identical_to_whole_buffer_adam(size, monkeypatch):
+    """Blocks of 64: many blocks (up to 41) for little work, and a ragged end each time."""
+    monkeypatch.setattr(optim, "CPU_BLOCK", 64)
+    _blocked_and_whole(size)
 
 
 def test_adam_first_step_moves_each_parameter_by_lr():
