@@ -118,7 +118,8 @@ def load(path) -> Checkpoint:
             raise CheckpointError(f"{path}: refused, it holds pickled objects ({exc})") \
                 from exc
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # the last two: zip features zipfile does not support
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
     odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
     if odd:

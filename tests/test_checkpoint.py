@@ -260,8 +260,6 @@ UNSUPPORTED_ZIP = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=(NotImplementedError, RuntimeError),
-                   reason="load lets zipfile's NotImplementedError and RuntimeError through")
 @pytest.mark.parametrize("case", list(UNSUPPORTED_ZIP))
 def test_unsupported_zip_feature_is_a_checkpoint_error(tmp_path, ck, case):
     offset, byte = UNSUPPORTED_ZIP[case]
