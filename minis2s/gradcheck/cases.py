@@ -1,121 +1,15 @@
-"""Finite-difference gradient checks, as a library and as ``python -m minis2s gradcheck``.
+"""The project's own gradient checks, one case per op and for the whole model, and the
+``python -m minis2s gradcheck`` command that prints them.
 
-Error measure, per checked array: ``max|a - n| / max(max(|a| + |n|), 1e-12)`` where a is
-the analytic gradient and n a fourth-order central finite difference, the maxima taken
-over the array's elements. Every op is checked through a scalar ``sum(out * G)`` with a random
-upstream gradient G (never all ones), in float64.
+Every case goes through a scalar ``sum(out * G)`` with a random upstream gradient G (never
+all ones), in float64, and compares against :mod:`.core`'s finite differences.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-
 import numpy as np
 
-TOLERANCE = 1e-6
-
-
-def rel_error(analytic, numeric) -> float:
-    """``max|a - n| / max(max(|a| + |n|), 1e-12)`` over all elements."""
-    a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
-    if a.shape != n.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {n.shape}")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), 1e-12))
-
-
-def _derivative(f: Callable[[], float], set_x: Callable[[float], None], h: float) -> float:
-    """Fourth-order central difference: (8 (f(+h) - f(-h)) - (f(+2h) - f(-2h))) / 12h.
-
-    Its truncation error is O(h^4), so h can be large enough (1e-3) that rounding in f
-    stays far below the tolerance even where a gradient is tiny.
-    """
-    vals = []
-    for step in (2, 1, -1, -2):
-        set_x(step * h)
-        vals.append(float(f()))
-    set_x(0.0)
-    # differences first: a flat f gives exactly 0
-    return (8 * (vals[1] - vals[2]) - (vals[0] - vals[3])) / (12 * h)
-
-
-def numerical_grad(f: Callable[[], float], x, eps: float = 1e-3):
-    """Finite differences of the scalar ``f()`` with respect to every element of ``x``.
-
-    ``x`` is changed in place and restored; ``f`` must read it.
-    """
-    grad = np.zeros(x.shape, dtype=np.float64)
-    flat_x = x.reshape(-1)  # a view: x is contiguous
-    flat_g = grad.reshape(-1)
-    for i in range(flat_x.size):
-        old = flat_x[i].item()
-
-        def set_x(delta, i=i, old=old):
-            flat_x[i] = old + delta
-
-        flat_g[i] = _derivative(f, set_x, eps)
-    return grad
-
-
-def directional_error(f: Callable[[], float], arrays: Mapping, grads: Mapping,
-                      rng: np.random.Generator, eps: float = 1e-3) -> float:
-    """Check all of ``grads`` at once along one random unit direction u.
-
-    Compares the analytic directional derivative sum(g . u) with the finite difference
-    of t -> f(x + t u): four evaluations instead of four per element, for shapes too big
-    to check element by element.
-    """
-    dirs = {k: rng.standard_normal(arrays[k].shape) for k in grads}
-    norm = np.sqrt(sum(float((u * u).sum()) for u in dirs.values()))
-    dirs = {k: u / norm for k, u in dirs.items()}
-    base = {k: arrays[k].copy() for k in grads}
-
-    def set_t(t):
-        for k, u in dirs.items():
-            arrays[k][...] = base[k] + t * u
-
-    numeric = _derivative(f, set_t, eps)
-    for k in grads:
-        arrays[k][...] = base[k]
-    analytic = sum(float((np.asarray(grads[k]) * dirs[k]).sum()) for k in grads)
-    return rel_error(analytic, numeric)
-
-
-@dataclass
-class Row:
-    case: str
-    name: str
-    shape: tuple
-    error: float
-
-
-def check_arrays(case: str, f: Callable[[], float], arrays: Mapping, grads: Mapping,
-                 eps: float = 1e-3) -> list[Row]:
-    """One :class:`Row` per entry of ``grads``, comparing it with finite differences of f."""
-    rows = []
-    for name, g in grads.items():
-        numeric = numerical_grad(f, arrays[name], eps)
-        rows.append(Row(case, name, tuple(arrays[name].shape), rel_error(g, numeric)))
-    return rows
-
-
-def print_rows(rows: list[Row], out=None) -> float:
-    """Print one line per row and the closing summary; return the largest error."""
-    out = sys.stdout if out is None else out
-    width = max((len(r.case) for r in rows), default=4)
-    nwidth = max((len(r.name) for r in rows), default=4)
-    for r in rows:
-        flag = "" if r.error <= TOLERANCE else "  FAIL"
-        shape = "x".join(map(str, r.shape)) or "scalar"
-        print(f"{r.case:<{width}}  {r.name:<{nwidth}}  {shape:>10}  {r.error:.2e}{flag}",
-              file=out)
-    worst = max((r.error for r in rows), default=0.0)
-    print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
-    return worst
-
+from .core import TOLERANCE, Row, check_arrays, print_rows
 
 # ------------------------------------------------------------------ cases, one per op
 
@@ -126,7 +20,7 @@ def _masks(rng, shape_list, p):
 
 
 def check_embedding(rng, N=3, T=4, V=5, E=3) -> list[Row]:
-    from .ops import embedding_backward, embedding_forward
+    from ..ops import embedding_backward, embedding_forward
 
     ids = rng.integers(0, V, (N, T))
     ids[0, :2] = 1  # a repeated id: its gradient rows must accumulate
@@ -140,7 +34,7 @@ def check_embedding(rng, N=3, T=4, V=5, E=3) -> list[Row]:
 
 def check_embed_project(rng, ids_shape=(4, 3), V=5, E=3, H=2) -> list[Row]:
     """Both ways: the table (V < ids.size) and the gather (V >= ids.size)."""
-    from .ops.embed_project import embed_project_backward, embed_project_forward
+    from ..ops.embed_project import embed_project_backward, embed_project_forward
 
     ids = rng.integers(0, V, ids_shape)
     ids.reshape(-1)[:2] = 1  # a repeated id
@@ -159,7 +53,7 @@ def check_embed_project(rng, ids_shape=(4, 3), V=5, E=3, H=2) -> list[Row]:
 
 
 def check_dense(rng, lead=(2, 3), D=4, V=5) -> list[Row]:
-    from .ops import dense_backward, dense_forward
+    from ..ops import dense_backward, dense_forward
 
     x = rng.standard_normal((*lead, D))
     p = {"weight": rng.standard_normal((V, D)), "bias": rng.standard_normal(V)}
@@ -172,7 +66,7 @@ def check_dense(rng, lead=(2, 3), D=4, V=5) -> list[Row]:
 
 
 def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
-    from .ops import dropout_backward, dropout_forward
+    from ..ops import dropout_backward, dropout_forward
 
     x = rng.standard_normal(shape)
     (mask,) = _masks(rng, [shape], p)
@@ -187,7 +81,7 @@ def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3, given_pro
               case="gru") -> list[Row]:
     """Every input and parameter of a GRU stack: x (or, with ``given_proj``, layer 0's
     input projections made by the caller), h0 and the weights."""
-    from .ops import gru_backward, gru_forward, gru_param_shapes
+    from ..ops import gru_backward, gru_forward, gru_param_shapes
 
     dirs = 2 if bidirectional else 1
     params = {k: rng.uniform(-0.6, 0.6, s)
@@ -224,7 +118,7 @@ def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3, given_pro
 
 def check_repeat_steps(rng, N=4, C=3, T=5, packed=True) -> list[Row]:
     """The per-sequence value added at every step, padded or packed."""
-    from .ops import repeat_steps_add_backward, repeat_steps_add_forward
+    from ..ops import repeat_steps_add_backward, repeat_steps_add_forward
 
     per_seq = rng.standard_normal((N, C))
     batch_sizes = sorted(rng.integers(0, N + 1, T).tolist(), reverse=True) if packed else None
@@ -243,7 +137,7 @@ def check_repeat_steps(rng, N=4, C=3, T=5, packed=True) -> list[Row]:
 
 
 def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -> list[Row]:
-    from .ops import masked_softmax_ce_backward, masked_softmax_ce_forward
+    from ..ops import masked_softmax_ce_backward, masked_softmax_ce_forward
 
     logits = rng.standard_normal((N, T, V)) * 3
     labels = rng.integers(0, V, (N, T))
@@ -258,7 +152,7 @@ def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -
 
 def make_batch(rng, cfg, N, T_src, T_tgt):
     """A random :class:`~minis2s.data.Batch` (one target of length 0 when N > 2)."""
-    from .data import make_batch as batch_of
+    from ..data import make_batch as batch_of
 
     src = rng.integers(0, cfg.src_vocab_size, (N, T_src))
     tgt = rng.integers(0, cfg.tgt_vocab_size, (N, T_tgt))
@@ -272,8 +166,8 @@ def make_batch(rng, cfg, N, T_src, T_tgt):
 def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
                   packed: bool = True) -> list[Row]:
     """Every parameter of a whole encoder-decoder through the masked loss."""
-    from .backend import get_backend
-    from .model import (
+    from ..backend import get_backend
+    from ..model import (
         ModelConfig,
         draw_dropout_masks,
         init_params,
@@ -304,7 +198,7 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
 
 def run_all(seed: int = 0) -> list[Row]:
     """The suite that ``python -m minis2s gradcheck`` prints."""
-    from .model import ModelConfig
+    from ..model import ModelConfig
 
     rng = np.random.default_rng(seed)
     rows = []

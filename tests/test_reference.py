@@ -1,0 +1,202 @@
+"""The plain reference cells: right by finite differences, and the fast kernels equal
+to them (1e-12 in float64) on random shapes, padded and packed, in both directions."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minis2s.gradcheck import TOLERANCE, check_backward, shape_strategy
+from minis2s.ops import reference as ref
+from minis2s.ops.gru import gru_backward, gru_forward
+
+CELLS = {  # name: (gate blocks, step forward, step backward, loop forward, loop backward)
+    "rnn": (1, ref.rnn_step_forward, ref.rnn_step_backward, ref.rnn_forward,
+            ref.rnn_backward),
+    "gru": (3, ref.gru_step_forward, ref.gru_step_backward, ref.gru_forward,
+            ref.gru_backward),
+    "lstm": (4, ref.lstm_step_forward, ref.lstm_step_backward, ref.lstm_forward,
+             ref.lstm_backward),
+}
+FAST = {"gru": (gru_forward, gru_backward)}
+
+
+def _params(rng, gates, D, H, scale=0.6):
+    return {"weight_ih": rng.uniform(-scale, scale, (gates * H, D)),
+            "weight_hh": rng.uniform(-scale, scale, (gates * H, H)),
+            "bias_ih": rng.uniform(-scale, scale, gates * H),
+            "bias_hh": rng.uniform(-scale, scale, gates * H)}
+
+
+def _state(rng, cell, N, H):
+    h = rng.standard_normal((N, H)) * 0.5
+    return (h, rng.standard_normal((N, H)) * 0.5) if cell == "lstm" else h
+
+
+def _state_inputs(cell, state):
+    return {"h0": state[0], "c0": state[1]} if cell == "lstm" else {"h0": state}
+
+
+def _state_grads(cell, dstate):
+    return {"h0": dstate[0], "c0": dstate[1]} if cell == "lstm" else {"h0": dstate}
+
+
+def worst(rows):
+    assert rows, "nothing was checked"
+    return max(r.error for r in rows)
+
+
+# ------------------------------------------------------------------ finite differences
+
+
+@settings(max_examples=10)
+@given(cell=st.sampled_from(sorted(CELLS)), shape=shape_strategy("N", "D", "H", high=5),
+       seed=st.integers(0, 2**32 - 1))
+def test_step_backward_matches_finite_differences(cell, shape, seed):
+    rng = np.random.default_rng(seed)
+    gates, step_forward, step_backward, _, _ = CELLS[cell]
+    N, D, H = shape["N"], shape["D"], shape["H"]
+
+    def forward(x, h0, c0=None, **params):
+        return step_forward(x, h0 if c0 is None else (h0, c0), params)
+
+    def backward(dstate, cache):
+        dx, dprev, grads = step_backward(dstate, cache)
+        return {"x": dx, **_state_grads(cell, dprev), **grads}
+
+    inputs = {"x": rng.standard_normal((N, D)),
+              **_state_inputs(cell, _state(rng, cell, N, H)), **_params(rng, gates, D, H)}
+    assert worst(check_backward(forward, backward, inputs, rng, case=cell)) <= TOLERANCE
+
+
+@settings(max_examples=10)
+@given(cell=st.sampled_from(sorted(CELLS)), shape=shape_strategy("T", "N", "D", "H", high=4),
+       reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_loop_backward_matches_finite_differences(cell, shape, reverse, seed):
+    """Backprop through time: the gradient of every step's output and of the final
+    state, through the whole loop."""
+    rng = np.random.default_rng(seed)
+    gates, _, _, loop_forward, loop_backward = CELLS[cell]
+    T, N, D, H = shape["T"], shape["N"], shape["D"], shape["H"]
+
+    def forward(x, h0, c0=None, **params):
+        hs, last, caches = loop_forward(x, h0 if c0 is None else (h0, c0), params, reverse)
+        return (hs, last), caches
+
+    def backward(dout, caches):
+        dhs, dlast = dout
+        dx, dstate0, grads = loop_backward(dhs, dlast, caches, reverse)
+        return {"x": dx, **_state_grads(cell, dstate0), **grads}
+
+    inputs = {"x": rng.standard_normal((T, N, D)),
+              **_state_inputs(cell, _state(rng, cell, N, H)), **_params(rng, gates, D, H)}
+    assert worst(check_backward(forward, backward, inputs, rng, case=cell)) <= TOLERANCE
+
+
+def test_a_wrong_step_backward_is_caught():
+    """The check above can fail: the GRU's update-gate derivative left out."""
+    rng = np.random.default_rng(0)
+
+    def forward(x, h0, **params):
+        return ref.gru_step_forward(x, h0, params)
+
+    def backward(dh, cache):
+        dx, dh0, grads = ref.gru_step_backward(dh, cache._replace(z=cache.z * 1.05))
+        return {"x": dx, "h0": dh0, **grads}
+
+    inputs = {"x": rng.standard_normal((3, 4)), "h0": rng.standard_normal((3, 5)),
+              **_params(rng, 3, 4, 5)}
+    assert worst(check_backward(forward, backward, inputs, rng)) > 1e-3
+
+
+# ------------------------------------------------------------------ fast == reference
+
+FAST_TOL = 1e-12
+
+
+def _stack_params(p, suffix="_l0"):
+    return {k + suffix: v for k, v in p.items()}
+
+
+def _close(a, b, what):
+    np.testing.assert_allclose(a, b, rtol=0, atol=FAST_TOL, err_msg=what)
+
+
+@settings(max_examples=20)
+@given(cell=st.sampled_from(sorted(FAST)), shape=shape_strategy("T", "N", "D", "H"),
+       reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_fast_padded_layer_equals_the_reference(cell, shape, reverse, seed):
+    """One layer over a padded batch, either direction: outputs, final state and every
+    gradient, from random upstream gradients of the outputs and the final state."""
+    rng = np.random.default_rng(seed)
+    gates, _, _, loop_forward, loop_backward = CELLS[cell]
+    fast_forward, fast_backward = FAST[cell]
+    T, N, D, H = shape["T"], shape["N"], shape["D"], shape["H"]
+    p = _params(rng, gates, D, H)
+    x, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H))
+    dhs, dlast = rng.standard_normal((T, N, H)), rng.standard_normal((N, H))
+
+    hs, last, caches = loop_forward(x, h0, p, reverse)
+    dx, dh0, grads = loop_backward(dhs, dlast, caches, reverse)
+
+    # the reverse direction is the second of a bidirectional stack, whose forward
+    # direction gets weights of its own
+    dirs = 2 if reverse else 1
+    sfx = "_l0_reverse" if reverse else "_l0"
+    params = _stack_params(p, sfx)
+    if reverse:
+        params.update(_stack_params(_params(rng, gates, D, H)))
+    h0s = np.stack([rng.standard_normal((N, H)), h0] if reverse else [h0])
+    (out, h_n), cache = fast_forward(x, params, 1, reverse, h0s)
+    mine = slice(H, 2 * H) if reverse else slice(0, H)
+    _close(out[:, :, mine], hs, "outputs")
+    _close(h_n[dirs - 1], last, "final state")
+    dout = np.zeros((T, N, dirs * H))
+    dout[:, :, mine] = dhs
+    dh_n = np.zeros((dirs, N, H))
+    dh_n[dirs - 1] = dlast
+    fdx, fdh0, fgrads = fast_backward(dout, dh_n, cache)
+    _close(fdh0[dirs - 1], dh0, "dh0")
+    for name, g in grads.items():
+        _close(fgrads[name + sfx], g, name)
+    if not reverse:
+        _close(fdx, dx, "dx")
+
+
+@settings(max_examples=20)
+@given(cell=st.sampled_from(sorted(FAST)), data=st.data(), D=st.integers(1, 5),
+       H=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
+    """Packed sequences (sorted by length, finished ones dropping off) against the
+    reference run on each sequence alone, over its own length."""
+    rng = np.random.default_rng(seed)
+    gates, _, _, loop_forward, loop_backward = CELLS[cell]
+    fast_forward, fast_backward = FAST[cell]
+    lengths = sorted(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)),
+                     reverse=True)
+    N, T = len(lengths), lengths[0]
+    batch_sizes = [sum(n > t for n in lengths) for t in range(T)]
+    p = _params(rng, gates, D, H)
+    xs = [rng.standard_normal((n, 1, D)) for n in lengths]  # one sequence each
+    h0 = rng.standard_normal((N, H))
+    dhs = [rng.standard_normal((n, 1, H)) for n in lengths]
+    x = np.concatenate([xs[j][t] for t in range(T) for j in range(batch_sizes[t])])
+    dout = np.concatenate([dhs[j][t] for t in range(T) for j in range(batch_sizes[t])])
+    (out, _), cache = fast_forward(x, _stack_params(p), 1, False, h0[None],
+                                   batch_sizes=batch_sizes)
+    fdx, fdh0, fgrads = fast_backward(dout, None, cache)
+    total = {k: 0.0 for k in p}
+    o = 0
+    rows = {j: [] for j in range(N)}  # each sequence's rows in the packed layout
+    for t in range(T):
+        for j in range(batch_sizes[t]):
+            rows[j].append(o + j)
+        o += batch_sizes[t]
+    for j in range(N):
+        hs, _, caches = loop_forward(xs[j], h0[j:j + 1], p)
+        dx, dh0, grads = loop_backward(dhs[j], None, caches)
+        _close(out[rows[j]], hs[:, 0], f"outputs of sequence {j}")
+        _close(fdx[rows[j]], dx[:, 0], f"dx of sequence {j}")
+        _close(fdh0[0, j:j + 1], dh0, f"dh0 of sequence {j}")
+        total = {k: total[k] + grads[k] for k in grads}
+    for name, g in total.items():
+        _close(fgrads[name + "_l0"], g, name)
