@@ -153,12 +153,15 @@ def nominal_flops_per_token(preset: Preset, data) -> float:
     and a framework compute it, per valid target token: forward + backward (x3), every
     position of every sequence, the context concatenated at every decoder step.
     Elementwise work is not counted."""
+    from .ops import CELLS
+
     N, T = data.train.src.shape[0], preset.num_steps  # counted over the whole epoch
     E, H, L = preset.embed_size, preset.num_hiddens, preset.num_layers
+    G = CELLS[preset.cell].gates
     dirs = 2 if preset.bidirectional else 1
     Hd, V = dirs * H, len(data.tgt_vocab)
-    enc = sum(2 * T * N * ((E if k == 0 else dirs * H) + H) * 3 * H * dirs for k in range(L))
-    dec = sum(2 * T * N * ((E + Hd if k == 0 else Hd) + Hd) * 3 * Hd for k in range(L))
+    enc = sum(2 * T * N * ((E if k == 0 else dirs * H) + H) * G * H * dirs for k in range(L))
+    dec = sum(2 * T * N * ((E + Hd if k == 0 else Hd) + Hd) * G * Hd for k in range(L))
     dense = 2 * T * N * Hd * V
     return 3 * (enc + dec + dense) / float(data.train.tgt_valid_len.sum())
 
@@ -187,8 +190,9 @@ def have_torch() -> bool:
 
 
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
-          seed: int = 0, data=None, out=sys.stdout) -> dict:
-    """Alternate runs and print a summary; returns the medians."""
+          seed: int = 0, data=None, out=sys.stdout, cell: str = "gru") -> dict:
+    """Alternate runs of ``preset`` with ``cell`` and print a summary; returns the
+    medians."""
     epochs = epochs or BENCH_EPOCHS.get(preset, 1)
     impls = ["minis2s"] + (["pytorch"] if vs_torch else [])
     if vs_torch and not have_torch():
@@ -196,7 +200,7 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
     results: dict[str, list[Result]] = {i: [] for i in impls}
     for r in range(repeats):
         for impl in impls:
-            res = _spawn(impl, preset, epochs, seed, data)
+            res = _spawn(impl, preset, epochs, seed, data, {"cell": cell})
             results[impl].append(res)
             print(f"run {r + 1}/{repeats} {impl:8s} {res.tokens_per_sec:10.1f} tokens/sec  "
                   f"loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB", file=out)
@@ -206,12 +210,13 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
             "loss": statistics.median(x.loss for x in rs),
             "peak_rss_mb": max(x.peak_rss_mb for x in rs)}
-    print(f"preset {preset}, {epochs} epochs per run, {repeats} runs each "
+    print(f"preset {preset}, cell {cell}, {epochs} epochs per run, {repeats} runs each "
           f"(medians; peak RSS is the largest)", file=out)
     for impl, s in summary.items():
         print(f"  {impl:8s} {s['tokens_per_sec']:10.1f} tokens/sec  loss {s['loss']:.4f}  "
               f"peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
-    flops = nominal_flops_per_token(get_preset(preset), _bench_data(get_preset(preset), data))
+    full = get_preset(preset).with_overrides(cell=cell)
+    flops = nominal_flops_per_token(full, _bench_data(full, data))
     ceiling = gemm_ceiling_gflops()
     summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
     print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "
@@ -239,6 +244,8 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--vs-torch", action="store_true", help="also run the PyTorch "
                         "reference")
+    parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru",
+                        help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
@@ -250,7 +257,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
         return _worker(args)
-    bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data)
+    bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
+          cell=args.cell)
     return 0
 
 

@@ -49,7 +49,8 @@ def _cmd_gradcheck(args) -> int:
 def _cmd_bench(args) -> int:
     from . import bench
 
-    bench.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data)
+    bench.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
+                cell=args.cell)
     return 0
 
 
@@ -172,7 +173,7 @@ def _cmd_evaluate(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 # the fields of a preset that ``minis2s train`` flags override
-TRAIN_FIELDS = ("embed_size", "num_hiddens", "num_layers", "dropout", "bidirectional",
+TRAIN_FIELDS = ("cell", "embed_size", "num_hiddens", "num_layers", "dropout", "bidirectional",
                 "epochs", "batch_size", "lr", "grad_clip", "num_examples", "num_steps",
                 "min_freq", "valid_size", "test_size", "split_seed")
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "when stderr is not a terminal)")
     backend_opt(p)
     g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=["gru", "lstm", "rnn"], help="the recurrent cell of "
+                   "encoder and decoder (default gru, the seed's; rnn: vanilla, tanh)")
     g.add_argument("--embed-size", dest="embed_size", type=int, metavar="E")
     g.add_argument("--num-hiddens", dest="num_hiddens", type=int, metavar="H",
                    help="GRU units per direction")

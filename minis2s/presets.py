@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from .ops import CELLS
+
 MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks this deep
 #                  do not train without residual connections
 
@@ -53,6 +55,7 @@ class Preset:
     grad_clip: float = 1.0  # global gradient norm after clipping
     split_seed: int = 0  # seed of the train / validation / test split
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
+    cell: str = "gru"  # the recurrent cell of encoder and decoder: gru, lstm or rnn
 
     def __post_init__(self):
         problems = [(name, "a whole number >= 1") for name in (
@@ -76,6 +79,8 @@ class Preset:
             problems.append(("split_seed", "a whole number >= 0"))
         if not isinstance(self.bidirectional, bool):
             problems.append(("bidirectional", "true or false"))
+        if self.cell not in CELLS:
+            problems.append(("cell", f"one of {', '.join(CELLS)}"))
         if problems:
             lines = [f"{flag(name)} must be {rule}, got {getattr(self, name)!r}"
                      for name, rule in problems]

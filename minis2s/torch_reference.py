@@ -1,13 +1,15 @@
-"""The seed's encoder-decoder written with torch.nn, for parity tests and benchmarks.
+"""The seed's encoder-decoder written with torch.nn, for parity tests and benchmarks, with
+the GRU (the seed's), an LSTM or a vanilla RNN as its cell.
 
 Module names follow minis2s's parameter names, so ``state_dict`` keys are identical and
 weights move both ways. PyTorch is optional: only tests and ``minis2s bench --vs-torch``
 import this module.
 
-Dropout: called without masks, the GRU stacks are plain ``nn.GRU`` modules, which in train
-mode draw their own dropout from torch's generator. Called with minis2s's masks
-(:func:`minis2s.model.draw_dropout_masks`), the stacks run one layer at a time and each
-non-top layer's output is multiplied by its mask, so both libraries drop the same units.
+Dropout: called without masks, the stacks are plain ``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN``
+modules, which in train mode draw their own dropout from torch's generator. Called with
+minis2s's masks (:func:`minis2s.model.draw_dropout_masks`), the stacks run one layer at a
+time and each non-top layer's output is multiplied by its mask, so both libraries drop
+the same units.
 """
 
 import torch
@@ -15,53 +17,61 @@ from torch import nn
 from torch.func import functional_call
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+MODULES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # nn.RNN: tanh, as minis2s's
 
 
 def _as_mask(mask, like):
     return None if mask is None else torch.as_tensor(mask, dtype=like.dtype, device=like.device)
 
 
-def run_gru_masked(rnn: nn.GRU, x, h0, masks):
-    """``rnn(x, h0)`` computed one layer at a time, inverted dropout given by ``masks``.
+def run_masked(rnn: nn.RNNBase, x, state0, masks):
+    """``rnn(x, state0)`` computed one layer at a time, inverted dropout given by ``masks``.
 
-    x (T, N, D); h0 (L * dirs, N, H) or None; masks: None, or L - 1 masks shaped like a
-    layer's output (T, N, dirs * H), forward direction's columns first, each multiplying
-    the output of a layer but the last (a None entry keeps that layer's output as it is).
-    Each layer is torch's own one-layer GRU run on ``rnn``'s layer-k parameters (through
-    ``functional_call``), so gradients reach ``rnn.weight_ih_l{k}`` and the rest. ``rnn``'s
-    own dropout is never applied. Returns ``(out, h_n)`` as ``rnn`` does.
+    x (T, N, D); state0: h0 (L * dirs, N, H), or (h0, c0) for an LSTM, or None; masks:
+    None, or L - 1 masks shaped like a layer's output (T, N, dirs * H), forward
+    direction's columns first, each multiplying the output of a layer but the last (a None
+    entry keeps that layer's output as it is). Each layer is torch's own one-layer module
+    of the same kind, run on ``rnn``'s layer-k parameters (through ``functional_call``), so
+    gradients reach ``rnn.weight_ih_l{k}`` and the rest. ``rnn``'s own dropout is never
+    applied. Returns ``(out, state_n)`` as ``rnn`` does.
     """
     L, dirs, H = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
+    paired = isinstance(rnn, nn.LSTM)
     if masks is not None and len(masks) != L - 1:
         raise ValueError(f"expected {L - 1} dropout masks, got {len(masks)}")
-    out, h_n = x, []
+    out, finals = x, []
     for k in range(L):
-        layer = nn.GRU(out.shape[-1], H, 1, bidirectional=rnn.bidirectional,
-                       device="meta")  # a shape only: every parameter comes from rnn
+        layer = type(rnn)(out.shape[-1], H, 1, bidirectional=rnn.bidirectional,
+                          device="meta")  # a shape only: every parameter comes from rnn
         params = {}
         for name in _WEIGHTS:
             for sfx in ("", "_reverse")[:dirs]:
                 params[f"{name}_l0{sfx}"] = getattr(rnn, f"{name}_l{k}{sfx}")
-        hk = None if h0 is None else h0[k * dirs:(k + 1) * dirs]
-        out, hk_n = functional_call(layer, params, (out, hk))
-        h_n.append(hk_n)
+        rows = slice(k * dirs, (k + 1) * dirs)
+        sk = None if state0 is None else (
+            tuple(s[rows] for s in state0) if paired else state0[rows])
+        out, sk_n = functional_call(layer, params, (out, sk))
+        finals.append(sk_n)
         if k < L - 1 and masks is not None and masks[k] is not None:
             out = out * _as_mask(masks[k], out)
-    return out, torch.cat(h_n, dim=0)
+    if paired:
+        return out, tuple(torch.cat([f[j] for f in finals], dim=0) for j in range(2))
+    return out, torch.cat(finals, dim=0)
 
 
 class Encoder(nn.Module):
-    def __init__(self, vocab, embed, hidden, layers, dropout, bidirectional):
+    def __init__(self, cell, vocab, embed, hidden, layers, dropout, bidirectional):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = nn.GRU(embed, hidden, layers, dropout=dropout, bidirectional=bidirectional)
+        self.rnn = MODULES[cell](embed, hidden, layers, dropout=dropout,
+                                 bidirectional=bidirectional)
 
 
 class Decoder(nn.Module):
-    def __init__(self, vocab, embed, hidden, layers, dropout):
+    def __init__(self, cell, vocab, embed, hidden, layers, dropout):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = nn.GRU(embed + hidden, hidden, layers, dropout=dropout)
+        self.rnn = MODULES[cell](embed + hidden, hidden, layers, dropout=dropout)
         self.dense = nn.Linear(hidden, vocab)
 
 
@@ -69,41 +79,49 @@ class TorchSeq2Seq(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg.src_vocab_size, cfg.embed_size, cfg.num_hiddens,
+        cell = getattr(cfg, "cell", "gru")
+        self.paired = cell == "lstm"
+        self.encoder = Encoder(cell, cfg.src_vocab_size, cfg.embed_size, cfg.num_hiddens,
                                cfg.num_layers, cfg.dropout, cfg.bidirectional)
-        self.decoder = Decoder(cfg.tgt_vocab_size, cfg.embed_size, cfg.decoder_hiddens,
+        self.decoder = Decoder(cell, cfg.tgt_vocab_size, cfg.embed_size, cfg.decoder_hiddens,
                                cfg.num_layers, cfg.dropout)
 
     def encode(self, src, masks=None):
-        """src (N, T) -> the decoder's initial state (L, N, dirs * H). ``masks``: as for
-        :meth:`forward`; only the encoder's (``masks[0]``) are used."""
+        """src (N, T) -> the decoder's initial state (L, N, dirs * H), a pair (h, c) of
+        them for the LSTM. ``masks``: as for :meth:`forward`; only the encoder's
+        (``masks[0]``) are used."""
         x = self.encoder.embedding(src.T)
         if masks is None:
-            _, h_n = self.encoder.rnn(x)
+            _, state = self.encoder.rnn(x)
         else:
-            _, h_n = run_gru_masked(self.encoder.rnn, x, None, masks[0])
+            _, state = run_masked(self.encoder.rnn, x, None, masks[0])
         L = self.cfg.num_layers
-        if self.cfg.bidirectional:  # (2L, N, H) -> (L, N, 2H): directions side by side
-            N, H = h_n.shape[1], h_n.shape[2]
-            h_n = h_n.reshape(L, 2, N, H).permute(0, 2, 1, 3).reshape(L, N, 2 * H)
-        return h_n
+
+        def side_by_side(s):  # (2L, N, H) -> (L, N, 2H): directions side by side
+            N, H = s.shape[1], s.shape[2]
+            return s.reshape(L, 2, N, H).permute(0, 2, 1, 3).reshape(L, N, 2 * H)
+
+        if self.cfg.bidirectional:
+            state = tuple(map(side_by_side, state)) if self.paired else side_by_side(state)
+        return state
 
     def forward(self, src, tgt_in, masks=None):
         """src (N, T_src), tgt_in (N, T_tgt) -> logits (N, T_tgt, V).
 
         ``masks``: None, or a pair ``(encoder, decoder)`` such as minis2s's DropoutMasks
         (lists of L - 1 arrays or tensors, (T_src, N, dirs * H) and (T_tgt, N, Hd), or None
-        for no dropout). With masks, both GRU stacks drop exactly those units and nothing
+        for no dropout). With masks, both stacks drop exactly those units and nothing
         else, in train and eval mode alike.
         """
         state = self.encode(src, masks)
         x = self.decoder.embedding(tgt_in.T)  # (T, N, E)
-        context = state[-1].expand(x.shape[0], -1, -1)  # encoder's top layer, every step
+        h = state[0] if self.paired else state
+        context = h[-1].expand(x.shape[0], -1, -1)  # encoder's top-layer h, every step
         x = torch.cat([x, context], dim=2)
         if masks is None:
             out, _ = self.decoder.rnn(x, state)
         else:
-            out, _ = run_gru_masked(self.decoder.rnn, x, state, masks[1])
+            out, _ = run_masked(self.decoder.rnn, x, state, masks[1])
         return self.decoder.dense(out).permute(1, 0, 2)  # (N, T, V)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -33,19 +34,39 @@ def rewrite(path, mutate):
     np.savez(path, **arrays)
 
 
-def test_round_trip(tmp_path, ck):
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_round_trip(tmp_path, ck, cell):
+    if cell != ck.config.cell:
+        cfg = replace(ck.config, cell=cell)
+        params = init_params(cfg, get_backend("numpy"), np.random.default_rng(1))
+        ck = replace(ck, config=cfg, params={k: to_numpy(v).copy() for k, v in params.items()})
     path = checkpoint.save(tmp_path / "a" / "checkpoint.npz", ck)
     back = checkpoint.load(path)
-    assert back.config == ck.config and back.num_steps == 7
+    assert back.config == ck.config and back.num_steps == 7 and back.config.cell == cell
     assert back.src_vocab.idx_to_token == ck.src_vocab.idx_to_token
     assert back.tgt_vocab.idx_to_token == ck.tgt_vocab.idx_to_token
+    assert set(back.params) == set(ck.params)
     for k, v in ck.params.items():
         np.testing.assert_array_equal(back.params[k], v)
     meta = json.loads(str(np.load(path, allow_pickle=False)["meta"]))
     assert meta["format_version"] == 1
     assert set(meta["config"]) == {"embed_size", "num_hiddens", "num_layers", "dropout",
-                                   "num_steps", "bidirectional"}
+                                   "num_steps", "bidirectional", "cell"}
     assert not list(tmp_path.glob("a/*.tmp"))
+
+
+def test_a_checkpoint_without_a_cell_loads_as_a_gru(tmp_path, ck):
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    assert json.loads(str(np.load(path, allow_pickle=False)["meta"]))["config"]["cell"] == "gru"
+
+    def drop_cell(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        del meta["config"]["cell"]
+        arrays["meta"] = np.array(json.dumps(meta))
+
+    rewrite(path, drop_cell)
+    back = checkpoint.load(path)
+    assert back.config == ck.config and back.config.cell == "gru"
 
 
 def test_pickled_object_is_refused(tmp_path, ck):
@@ -149,8 +170,10 @@ _PLAUSIBLE = {"format_version": st.integers(0, 2) | st.booleans(),
               "num_steps": st.integers(-1, 12) | st.booleans(),
               "dropout": st.floats(-0.25, 1.25) | st.sampled_from([0, 1, 0.5]) | st.booleans(),
               "bidirectional": st.booleans() | st.integers(0, 1),
+              "cell": st.sampled_from(["gru", "lstm", "rnn", "GRU", "", "transformer"])
+              | st.none() | st.integers(0, 2),
               "data": _FREE, "training": _FREE}
-_CONFIG = [("config", k) for k in checkpoint.CONFIG_KEYS]
+_CONFIG = [("config", k) for k in (*checkpoint.CONFIG_KEYS, "cell")]
 _WHERE = st.sampled_from([(), ("format_version",), ("config",), ("src_vocab",),
                           ("tgt_vocab",), ("data",), ("training",), *_CONFIG, *_CONFIG])
 _FUZZ = settings(max_examples=120, deadline=None,
@@ -183,6 +206,7 @@ def _assert_loaded_as_meta_says(back, ck, meta):
     assert type(c["dropout"]) in (int, float) and type(back.config.dropout) is float
     assert back.config.dropout == c["dropout"]
     assert type(c["bidirectional"]) is bool and back.config.bidirectional is c["bidirectional"]
+    assert back.config.cell == c.get("cell", "gru")  # a file without "cell" holds a GRU
     assert back.src_vocab.idx_to_token == meta["src_vocab"]
     assert back.tgt_vocab.idx_to_token == meta["tgt_vocab"]
     assert back.config.src_vocab_size == len(meta["src_vocab"])

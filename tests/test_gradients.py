@@ -47,13 +47,14 @@ def test_dropout(seed, shape, p):
     assert worst(gc.check_dropout(np.random.default_rng(seed), tuple(shape), p)) <= TOL
 
 
-@settings(max_examples=15)
+@settings(max_examples=20)
 @given(seed=seeds, T=st.integers(1, 6), N=st.integers(1, 4), D=st.integers(1, 8),
        H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
-       p=st.sampled_from([0.0, 0.3]), given_proj=st.booleans())
-def test_gru(seed, T, N, D, H, L, bidirectional, p, given_proj):
-    rows = gc.check_gru(np.random.default_rng(seed), T, N, D, H, L, bidirectional, p,
-                        given_proj)
+       p=st.sampled_from([0.0, 0.3]), given_proj=st.booleans(),
+       cell=st.sampled_from(["gru", "lstm", "rnn"]))
+def test_recurrent_stack(seed, T, N, D, H, L, bidirectional, p, given_proj, cell):
+    rows = gc.check_stack(np.random.default_rng(seed), T, N, D, H, L, bidirectional, p,
+                          given_proj, cell=cell)
     assert worst(rows) <= TOL
 
 
@@ -74,14 +75,15 @@ def test_softmax_ce(seed, N, T, V, data, reduction):
     assert worst(rows) <= TOL
 
 
-@settings(max_examples=10)
+@settings(max_examples=12)
 @given(seed=seeds, N=st.integers(1, 4), T_src=st.integers(1, 6), T_tgt=st.integers(1, 6),
        Vs=st.integers(2, 10), Vt=st.integers(3, 10), E=st.integers(1, 8),
-       H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans())
-def test_seq2seq(seed, N, T_src, T_tgt, Vs, Vt, E, H, L, bidirectional):
+       H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
+       cell=st.sampled_from(["gru", "lstm", "rnn"]))
+def test_seq2seq(seed, N, T_src, T_tgt, Vs, Vt, E, H, L, bidirectional, cell):
     if bidirectional and L == 3 and H > 5:
         H = 5  # the largest stacks cost seconds per example; their shape is covered anyway
-    cfg = ModelConfig(Vs, Vt, E, H, L, dropout=0.25, bidirectional=bidirectional)
+    cfg = ModelConfig(Vs, Vt, E, H, L, dropout=0.25, bidirectional=bidirectional, cell=cell)
     rows = gc.check_seq2seq(np.random.default_rng(seed), cfg, N, T_src, T_tgt)
     assert worst(rows) <= TOL
 
@@ -93,29 +95,42 @@ def test_rel_error_definition():
     assert gc.rel_error(np.zeros(3), np.zeros(3)) == 0.0
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_random_direction_on_larger_shapes(bidirectional):
-    """The directional check (two evaluations) on a GRU stack too big for per-element FD."""
-    from minis2s.ops import gru_backward, gru_forward, gru_param_shapes
+def test_random_direction_on_larger_shapes(bidirectional, cell):
+    """The directional check (two evaluations) on a stack too big for per-element FD."""
+    from minis2s.ops import CELLS, stack_backward, stack_forward, stack_param_shapes
 
+    rnn = CELLS[cell]
     rng = np.random.default_rng(7)
     T, N, D, H, L = 12, 16, 24, 48, 2
     dirs = 2 if bidirectional else 1
     params = {k: rng.uniform(-0.2, 0.2, s)
-              for k, s in gru_param_shapes(D, H, L, dirs).items()}
+              for k, s in stack_param_shapes(rnn.gates, D, H, L, dirs).items()}
     x = rng.standard_normal((T, N, D))
     h0 = rng.standard_normal((L * dirs, N, H))
+    c0 = rng.standard_normal((L * dirs, N, H))
     G = rng.standard_normal((T, N, dirs * H))
     masks = [(rng.random((T, N, dirs * H)) > 0.2) / 0.8]
     arrays = {"x": x, "h0": h0, **params}
+    if rnn.paired:
+        arrays["c0"] = c0
+
+    def forward():
+        return stack_forward(rnn, x, params, L, bidirectional,
+                             (h0, c0) if rnn.paired else h0, masks)
 
     def f():
-        (out, _), _ = gru_forward(x, params, L, bidirectional, h0, masks)
+        (out, _), _ = forward()
         return (out * G).sum()
 
-    _, cache = gru_forward(x, params, L, bidirectional, h0, masks)
-    dx, dh0, grads = gru_backward(G, None, cache)
-    analytic = {"x": dx, "h0": dh0, **grads}
+    _, cache = forward()
+    dx, dstate0, grads = stack_backward(G, None, cache)
+    analytic = {"x": dx, **grads}
+    if rnn.paired:
+        analytic["h0"], analytic["c0"] = dstate0
+    else:
+        analytic["h0"] = dstate0
     for seed in range(3):
         err = gc.directional_error(f, arrays, analytic, np.random.default_rng(seed))
         assert err <= TOL

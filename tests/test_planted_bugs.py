@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from minis2s import gradcheck as gc
+from minis2s.ops import CELLS
 from minis2s.ops import gru as gru_mod
+from minis2s.ops import lstm as lstm_mod
 
 
 def worst(rows):
@@ -22,20 +24,26 @@ def test_transposed_weight_in_dense_backward_is_caught(monkeypatch):
     assert worst(gc.check_dense(np.random.default_rng(0))) > 1e-2
 
 
-def test_transposed_recurrent_weight_is_caught(monkeypatch):
-    """BPTT with W_hh's blocks read transposed: a square (H, H) block per gate."""
-    real = gru_mod.gru_layer_backward
+def _plant(monkeypatch, cell, layer_backward):
+    """Run ``cell``'s stacks with another layer backward (CELLS is where stacks find it)."""
+    monkeypatch.setitem(CELLS, cell, CELLS[cell]._replace(layer_backward=layer_backward))
 
-    def wrong(dhs, dh_last, cache):
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_transposed_recurrent_weight_is_caught(monkeypatch, cell):
+    """BPTT with W_hh's blocks read transposed: a square (H, H) block per gate."""
+    real = CELLS[cell].layer_backward
+
+    def wrong(dhs, dstate_last, cache, record=None):
         H = cache.hs.shape[-1]
         w = cache.weight_hh.copy()
-        for g in range(3):  # transpose each gate's (H, H) block
+        for g in range(w.shape[0] // H):  # transpose each gate's (H, H) block
             w[g * H:(g + 1) * H] = w[g * H:(g + 1) * H].T.copy()
-        return real(dhs, dh_last, cache._replace(weight_hh=w))
+        return real(dhs, dstate_last, cache._replace(weight_hh=w), record)
 
-    monkeypatch.setattr(gru_mod, "gru_layer_backward", wrong)
-    rows = gc.check_gru(np.random.default_rng(1), T=4, N=2, D=3, H=3, L=1,
-                        bidirectional=False, p=0.0)
+    _plant(monkeypatch, cell, wrong)
+    rows = gc.check_stack(np.random.default_rng(1), T=4, N=2, D=3, H=3, L=1,
+                          bidirectional=False, p=0.0, cell=cell)
     assert worst(rows) > 1e-3
 
 
@@ -44,7 +52,7 @@ def test_missing_context_gradient_is_caught(monkeypatch):
 
     real = model.decoder_backward
 
-    def wrong(dlogits, cache):
+    def wrong(dlogits, cache, record=False):
         dstate, dcontext, grads = real(dlogits, cache)
         return dstate, dcontext * 0, grads  # forget that the context came from the encoder
 
@@ -75,24 +83,39 @@ def _factors(sigmoid_grad):
 def test_wrong_sigmoid_derivative_is_caught(monkeypatch, sigmoid_grad, caught):
     """σ'(a) = σ(1 - σ) replaced in BPTT by σ or by 1 - σ, for both gates."""
     monkeypatch.setattr(gru_mod, "bptt_factors", _factors(sigmoid_grad))
-    error = worst(gc.check_gru(np.random.default_rng(3), L=1, bidirectional=False, p=0.0))
+    error = worst(gc.check_stack(np.random.default_rng(3), L=1, bidirectional=False, p=0.0))
     assert (error > 1e-3) if caught else (error <= gc.TOLERANCE)
 
 
-def test_command_fails_on_a_planted_bug(monkeypatch, capsys):
-    real = gru_mod.gru_layer_backward
+def test_wrong_forget_gate_derivative_is_caught(monkeypatch):
+    """The LSTM's k_f = c_prev σ'(a_f) written with σ(a_f) = f for σ'(a_f)."""
+    real = lstm_mod.lstm_bptt_factors
 
-    def wrong(dhs, dh_last, cache):
-        dgi, dh0, g = real(dhs, dh_last, cache)
+    def wrong(acts, tanh_c, cprev):
+        k_o, k_c, k_i, _, k_g = real(acts, tanh_c, cprev)
+        return k_o, k_c, k_i, cprev * acts[1], k_g
+
+    monkeypatch.setattr(lstm_mod, "lstm_bptt_factors", wrong)
+    rows = gc.check_stack(np.random.default_rng(4), L=1, bidirectional=False, p=0.0,
+                          cell="lstm")
+    assert worst(rows) > 1e-3
+
+
+def test_command_fails_on_a_planted_bug(monkeypatch, capsys):
+    real = CELLS["gru"].layer_backward
+
+    def wrong(dhs, dh_last, cache, record=None):
+        dgi, dh0, g = real(dhs, dh_last, cache, record)
         return dgi, dh0 * 1.001, g
 
-    monkeypatch.setattr(gru_mod, "gru_layer_backward", wrong)
+    _plant(monkeypatch, "gru", wrong)
     assert gc.main() == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
 
 
-@pytest.mark.parametrize("case", ["dense", "gru"])
+@pytest.mark.parametrize("case", ["dense", "gru", "lstm", "rnn"])
 def test_correct_backward_passes(case):
-    rows = (gc.check_dense if case == "dense" else gc.check_gru)(np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    rows = gc.check_dense(rng) if case == "dense" else gc.check_stack(rng, cell=case)
     assert worst(rows) <= gc.TOLERANCE

@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minis2s.gradcheck import TOLERANCE, check_backward, shape_strategy
+from minis2s.ops import CELLS as FAST
 from minis2s.ops import reference as ref
-from minis2s.ops.gru import gru_backward, gru_forward
+from minis2s.ops import stack_backward, stack_forward
 
 CELLS = {  # name: (gate blocks, step forward, step backward, loop forward, loop backward)
     "rnn": (1, ref.rnn_step_forward, ref.rnn_step_backward, ref.rnn_forward,
@@ -17,7 +18,6 @@ CELLS = {  # name: (gate blocks, step forward, step backward, loop forward, loop
     "lstm": (4, ref.lstm_step_forward, ref.lstm_step_backward, ref.lstm_forward,
              ref.lstm_backward),
 }
-FAST = {"gru": (gru_forward, gru_backward)}
 
 
 def _params(rng, gates, D, H, scale=0.6):
@@ -121,6 +121,25 @@ def _close(a, b, what):
     np.testing.assert_allclose(a, b, rtol=0, atol=FAST_TOL, err_msg=what)
 
 
+def _stacked(cell, states):
+    """Per-direction states -> a stack's (dirs, N, H), as h or (h, c)."""
+    if cell == "lstm":
+        return tuple(np.stack([st[j] for st in states]) for j in range(2))
+    return np.stack(states)
+
+
+def _direction(cell, state, d):
+    return tuple(part[d] for part in state) if cell == "lstm" else state[d]
+
+
+def _close_state(cell, a, b, what):
+    if cell == "lstm":
+        _close(a[0], b[0], what + " h")
+        _close(a[1], b[1], what + " c")
+    else:
+        _close(a, b, what)
+
+
 @settings(max_examples=20)
 @given(cell=st.sampled_from(sorted(FAST)), shape=shape_strategy("T", "N", "D", "H"),
        reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
@@ -129,33 +148,34 @@ def test_fast_padded_layer_equals_the_reference(cell, shape, reverse, seed):
     gradient, from random upstream gradients of the outputs and the final state."""
     rng = np.random.default_rng(seed)
     gates, _, _, loop_forward, loop_backward = CELLS[cell]
-    fast_forward, fast_backward = FAST[cell]
     T, N, D, H = shape["T"], shape["N"], shape["D"], shape["H"]
     p = _params(rng, gates, D, H)
-    x, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H))
-    dhs, dlast = rng.standard_normal((T, N, H)), rng.standard_normal((N, H))
+    x, state0 = rng.standard_normal((T, N, D)), _state(rng, cell, N, H)
+    dhs, dlast = rng.standard_normal((T, N, H)), _state(rng, cell, N, H)
 
-    hs, last, caches = loop_forward(x, h0, p, reverse)
-    dx, dh0, grads = loop_backward(dhs, dlast, caches, reverse)
+    hs, last, caches = loop_forward(x, state0, p, reverse)
+    dx, dstate0, grads = loop_backward(dhs, dlast, caches, reverse)
 
     # the reverse direction is the second of a bidirectional stack, whose forward
-    # direction gets weights of its own
-    dirs = 2 if reverse else 1
+    # direction gets weights and states of its own
+    dirs, d = (2, 1) if reverse else (1, 0)
     sfx = "_l0_reverse" if reverse else "_l0"
     params = _stack_params(p, sfx)
     if reverse:
         params.update(_stack_params(_params(rng, gates, D, H)))
-    h0s = np.stack([rng.standard_normal((N, H)), h0] if reverse else [h0])
-    (out, h_n), cache = fast_forward(x, params, 1, reverse, h0s)
+    other = [_state(rng, cell, N, H)] if reverse else []
+    (out, state_n), cache = stack_forward(FAST[cell], x, params, 1, reverse,
+                                          _stacked(cell, other + [state0]))
     mine = slice(H, 2 * H) if reverse else slice(0, H)
     _close(out[:, :, mine], hs, "outputs")
-    _close(h_n[dirs - 1], last, "final state")
+    _close_state(cell, _direction(cell, state_n, d), last, "final state")
     dout = np.zeros((T, N, dirs * H))
     dout[:, :, mine] = dhs
-    dh_n = np.zeros((dirs, N, H))
-    dh_n[dirs - 1] = dlast
-    fdx, fdh0, fgrads = fast_backward(dout, dh_n, cache)
-    _close(fdh0[dirs - 1], dh0, "dh0")
+    zeros = [_state(rng, cell, N, H)] if reverse else []
+    if reverse:
+        zeros = [tuple(0 * z for z in zeros[0]) if cell == "lstm" else 0 * zeros[0]]
+    fdx, fdstate0, fgrads = stack_backward(dout, _stacked(cell, zeros + [dlast]), cache)
+    _close_state(cell, _direction(cell, fdstate0, d), dstate0, "dstate0")
     for name, g in grads.items():
         _close(fgrads[name + sfx], g, name)
     if not reverse:
@@ -170,20 +190,19 @@ def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
     reference run on each sequence alone, over its own length."""
     rng = np.random.default_rng(seed)
     gates, _, _, loop_forward, loop_backward = CELLS[cell]
-    fast_forward, fast_backward = FAST[cell]
     lengths = sorted(data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)),
                      reverse=True)
     N, T = len(lengths), lengths[0]
     batch_sizes = [sum(n > t for n in lengths) for t in range(T)]
     p = _params(rng, gates, D, H)
     xs = [rng.standard_normal((n, 1, D)) for n in lengths]  # one sequence each
-    h0 = rng.standard_normal((N, H))
+    state0 = _state(rng, cell, N, H)
     dhs = [rng.standard_normal((n, 1, H)) for n in lengths]
     x = np.concatenate([xs[j][t] for t in range(T) for j in range(batch_sizes[t])])
     dout = np.concatenate([dhs[j][t] for t in range(T) for j in range(batch_sizes[t])])
-    (out, _), cache = fast_forward(x, _stack_params(p), 1, False, h0[None],
-                                   batch_sizes=batch_sizes)
-    fdx, fdh0, fgrads = fast_backward(dout, None, cache)
+    (out, _), cache = stack_forward(FAST[cell], x, _stack_params(p), 1, False,
+                                    _stacked(cell, [state0]), batch_sizes=batch_sizes)
+    fdx, fdstate0, fgrads = stack_backward(dout, None, cache)
     total = {k: 0.0 for k in p}
     o = 0
     rows = {j: [] for j in range(N)}  # each sequence's rows in the packed layout
@@ -192,11 +211,14 @@ def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
             rows[j].append(o + j)
         o += batch_sizes[t]
     for j in range(N):
-        hs, _, caches = loop_forward(xs[j], h0[j:j + 1], p)
-        dx, dh0, grads = loop_backward(dhs[j], None, caches)
+        one = tuple(s[j:j + 1] for s in state0) if cell == "lstm" else state0[j:j + 1]
+        hs, _, caches = loop_forward(xs[j], one, p)
+        dx, dstate0, grads = loop_backward(dhs[j], None, caches)
         _close(out[rows[j]], hs[:, 0], f"outputs of sequence {j}")
         _close(fdx[rows[j]], dx[:, 0], f"dx of sequence {j}")
-        _close(fdh0[0, j:j + 1], dh0, f"dh0 of sequence {j}")
+        mine = (tuple(s[0, j:j + 1] for s in fdstate0) if cell == "lstm"
+                else fdstate0[0, j:j + 1])
+        _close_state(cell, mine, dstate0, f"dstate0 of sequence {j}")
         total = {k: total[k] + grads[k] for k in grads}
     for name, g in total.items():
         _close(fgrads[name + "_l0"], g, name)

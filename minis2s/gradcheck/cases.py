@@ -77,42 +77,56 @@ def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
                         {"x": x}, {"x": dx})
 
 
-def check_gru(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3, given_proj=False,
-              case="gru") -> list[Row]:
-    """Every input and parameter of a GRU stack: x (or, with ``given_proj``, layer 0's
-    input projections made by the caller), h0 and the weights."""
-    from ..ops import gru_backward, gru_forward, gru_param_shapes
+def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
+                given_proj=False, case=None, cell="gru") -> list[Row]:
+    """Every input and parameter of a recurrent stack of ``cell`` ("gru", "lstm", "rnn"):
+    x (or, with ``given_proj``, layer 0's input projections made by the caller), the
+    initial state (h0, and c0 for the LSTM) and the weights, through the outputs and the
+    final state."""
+    from ..ops import CELLS, stack_backward, stack_forward, stack_param_shapes
 
-    dirs = 2 if bidirectional else 1
+    rnn = CELLS[cell]
+    G, dirs = rnn.gates, (2 if bidirectional else 1)
     params = {k: rng.uniform(-0.6, 0.6, s)
-              for k, s in gru_param_shapes(D, H, L, dirs).items()
+              for k, s in stack_param_shapes(G, D, H, L, dirs).items()
               if not (given_proj and k.endswith(("ih_l0", "ih_l0_reverse")))}
-    arrays = {"h0": rng.standard_normal((L * dirs, N, H)) * 0.5}
+    state_names = ("h0", "c0") if rnn.paired else ("h0",)
+    arrays = {n: rng.standard_normal((L * dirs, N, H)) * 0.5 for n in state_names}
     if given_proj:
         for d in range(dirs):
-            arrays[f"proj[{d}]"] = rng.standard_normal((T, N, 3 * H))
+            arrays[f"proj[{d}]"] = rng.standard_normal((T, N, G * H))
     else:
         arrays["x"] = rng.standard_normal((T, N, D))
     masks = _masks(rng, [(T, N, dirs * H)] * (L - 1), p) if p else None
     G_out = rng.standard_normal((T, N, dirs * H))
-    G_hn = rng.standard_normal((L * dirs, N, H))
+    G_n = [rng.standard_normal((L * dirs, N, H)) for _ in state_names]
+
+    def state(parts):
+        return tuple(parts) if rnn.paired else parts[0]
 
     def forward():
         proj = [arrays[f"proj[{d}]"] for d in range(dirs)] if given_proj else None
-        return gru_forward(arrays.get("x"), params, L, bidirectional, arrays["h0"], masks,
-                           input_proj=proj)
+        return stack_forward(rnn, arrays.get("x"), params, L, bidirectional,
+                             state([arrays[n] for n in state_names]), masks,
+                             input_proj=proj)
 
     def f():
-        (out, h_n), _ = forward()
-        return (out * G_out).sum() + (h_n * G_hn).sum()
+        (out, state_n), _ = forward()
+        parts = state_n if rnn.paired else (state_n,)
+        return (out * G_out).sum() + sum((s * g).sum() for s, g in zip(parts, G_n))
 
     _, cache = forward()
-    dx, dh0, grads = gru_backward(G_out, G_hn, cache)
-    analytic = {"h0": dh0, **grads}
+    dx, dstate0, grads = stack_backward(G_out, state(G_n), cache)
+    analytic = dict(zip(state_names, dstate0 if rnn.paired else (dstate0,)))
+    analytic.update(grads)
     if given_proj:
         analytic.update({f"proj[{d}]": dx[d] for d in range(dirs)})
     else:
         analytic["x"] = dx
+    if case is None:
+        case = f"{cell}[{L} layer{'s' if L > 1 else ''}" + (
+            ", bidirectional" if bidirectional else "") + (", dropout" if p else "") + (
+            ", projections given" if given_proj else "") + "]"
     return check_arrays(case, f, {**arrays, **params}, analytic)
 
 
@@ -191,8 +205,9 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
     grads = seq2seq_backward(c, cache)
     if case is None:
-        case = "seq2seq" + ("[bidirectional]" if cfg.bidirectional else "") + (
-            "" if packed else "[padded decoder]")
+        notes = [cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
+            [] if packed else ["padded decoder"])
+        case = f"seq2seq[{', '.join(notes)}]"
     return check_arrays(case, f, dict(params), grads)
 
 
@@ -207,20 +222,22 @@ def run_all(seed: int = 0) -> list[Row]:
     rows += check_embed_project(rng, (2, 2), V=6)
     rows += check_dense(rng)
     rows += check_dropout(rng)
-    rows += check_gru(rng, bidirectional=False, p=0.0, L=1, case="gru[1 layer]")
-    rows += check_gru(rng, bidirectional=True, p=0.3, L=2,
-                      case="gru[2 layers, bidirectional, dropout]")
-    rows += check_gru(rng, bidirectional=True, p=0.3, L=2, given_proj=True,
-                      case="gru[projections given, bidirectional]")
+    for cell in ("gru", "lstm", "rnn"):
+        rows += check_stack(rng, bidirectional=False, p=0.0, L=1, cell=cell)
+        rows += check_stack(rng, bidirectional=True, p=0.3, L=2, cell=cell)
+        rows += check_stack(rng, bidirectional=True, p=0.3, L=2, given_proj=True, cell=cell)
     rows += check_repeat_steps(rng, packed=False)
     rows += check_repeat_steps(rng, packed=True)
     rows += check_softmax_ce(rng, reduction="seq")
     rows += check_softmax_ce(rng, reduction="token")
-    rows += check_seq2seq(rng)
-    rows += check_seq2seq(rng, packed=False)
-    cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
-                      num_layers=2, dropout=0.2, bidirectional=True)
-    rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4)
+    for cell in ("gru", "lstm", "rnn"):
+        cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=4,
+                          num_layers=2, dropout=0.3, bidirectional=False, cell=cell)
+        rows += check_seq2seq(rng, cfg)
+        rows += check_seq2seq(rng, cfg, packed=False)
+        cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
+                          num_layers=2, dropout=0.2, bidirectional=True, cell=cell)
+        rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4)
     return rows
 
 

@@ -6,21 +6,21 @@ signature says it consumes it. Ops take the array module from their inputs
 (:func:`minis2s.backend.array_module`), so they run unchanged on NumPy and CuPy.
 Shapes use one alphabet: N batch, T steps, E embedding, H hidden, V vocabulary,
 D input features, L layers, M rows (positions laid out along one axis).
+
+The recurrent cells (:mod:`.gru`, :mod:`.lstm`, :mod:`.rnn`) are fast kernels; each runs
+inside the stacks of :mod:`.recurrent`, and each has a plain twin in :mod:`.reference`
+that it is tested against. :data:`CELLS` names them.
 """
 
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .embed_project import embed_project_backward, embed_project_forward
 from .embedding import embedding_backward, embedding_forward
-from .gru import (
-    gru_backward,
-    gru_forward,
-    gru_layer_backward,
-    gru_layer_forward,
-    gru_param_shapes,
-    param_suffix,
-)
+from .gru import GRU, gru_backward, gru_forward, gru_layer_backward, gru_layer_forward
+from .lstm import LSTM, lstm_backward, lstm_forward
+from .recurrent import Cell, param_suffix, stack_backward, stack_forward, stack_param_shapes
 from .repeat_steps import repeat_steps_add_backward, repeat_steps_add_forward
+from .rnn import RNN, rnn_backward, rnn_forward
 from .softmax_ce import (
     CacheConsumedError,
     masked_softmax_ce_backward,
@@ -30,8 +30,15 @@ from .softmax_ce import (
     softmax_ce_forward,
 )
 
+CELLS = {cell.name: cell for cell in (GRU, LSTM, RNN)}
+
 __all__ = [
+    "CELLS",
     "CacheConsumedError",
+    "Cell",
+    "GRU",
+    "LSTM",
+    "RNN",
     "dense_backward",
     "dense_forward",
     "dropout_backward",
@@ -44,13 +51,19 @@ __all__ = [
     "gru_forward",
     "gru_layer_backward",
     "gru_layer_forward",
-    "gru_param_shapes",
+    "lstm_backward",
+    "lstm_forward",
     "masked_softmax_ce_backward",
     "masked_softmax_ce_forward",
     "param_suffix",
     "reduction_scale",
     "repeat_steps_add_backward",
     "repeat_steps_add_forward",
+    "rnn_backward",
+    "rnn_forward",
     "softmax_ce_backward",
     "softmax_ce_forward",
+    "stack_backward",
+    "stack_forward",
+    "stack_param_shapes",
 ]
