@@ -12,11 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minis2s.backend import get_backend
+from minis2s.backend import BackendError, get_backend
 from minis2s.bleu import bleu
+from minis2s.checkpoint import CheckpointError
+from minis2s.data import DataError
 from minis2s.decode import translate
-from minis2s.presets import PRESETS, get_preset
-from minis2s.train import Interrupted, run_experiment
+from minis2s.presets import PRESETS, ConfigError, get_preset
+from minis2s.train import Interrupted, ResumeError, TrainingError, run_experiment
+
+# the errors that are the input's fault: one line, no traceback
+INPUT_ERRORS = (BackendError, CheckpointError, ConfigError, DataError, ResumeError,
+                TrainingError, OSError)
 
 ENGLISH = ["go .", "i lost .", "he's calm .", "i'm home ."]
 FRENCH = ["va !", "j'ai perdu .", "il est calme .", "je suis chez moi ."]
@@ -32,17 +38,19 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/eng_fra", help="folder for checkpoint.npz")
     args = parser.parse_args(argv)
 
-    preset = get_preset(args.preset).with_overrides(epochs=args.epochs)
-    backend = get_backend(args.backend)
-
     def warn(message):
         print(f"minis2s: {message}", file=sys.stderr)
 
     try:
+        preset = get_preset(args.preset).with_overrides(epochs=args.epochs)
+        backend = get_backend(args.backend)
         run = run_experiment(preset, args.data, backend, args.out, seed=args.seed, warn=warn)
     except Interrupted as exc:
         warn(str(exc))
         return 130
+    except INPUT_ERRORS as exc:
+        warn(f"error: {exc}")
+        return 2
     print(run.trainer.summary_line())
     tr, data = run.trainer, run.data
     outputs = translate(tr.params, tr.cfg, data.src_vocab, data.tgt_vocab, ENGLISH,

@@ -94,7 +94,8 @@ class Backend:
         return self.xp.asarray(x, dtype=self.dtype if dtype is None else dtype)
 
     def generator(self, seed: int | None):
-        """A seeded random generator that lives where this backend's arrays live."""
+        """A random generator started from the random seed ``seed``, living where this
+        backend's arrays live."""
         return self.xp.random.default_rng(seed)
 
     def dropout_mask(self, gen, shape, p: float):

@@ -43,6 +43,7 @@ def _known_errors():
 def _cmd_gradcheck(args) -> int:
     from . import gradcheck
 
+    _check_seed(args.seed)
     return gradcheck.main(seed=args.seed)
 
 
@@ -68,6 +69,7 @@ def _cmd_train(args) -> int:
     from .presets import get_preset
     from .train import Interrupted, run_experiment, settings_to_resume
 
+    _check_seed(args.seed)
     overrides = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
     if args.resume:  # the checkpoint's settings, with the flags given
         preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset, overrides)
@@ -88,13 +90,13 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _load_model(args):
+def _load_model(args, dtype: str = "float32"):
     from . import checkpoint
     from .backend import get_backend
     from .params import ParamSet
 
     ck = checkpoint.load(args.model)
-    backend = get_backend(args.backend)
+    backend = get_backend(args.backend, dtype)
     params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
     params.assign(ck.params)
     return ck, params, backend
@@ -170,12 +172,69 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_gradflow(args) -> int:
+    import json
+
+    from .backend import get_backend
+    from .data import DataError, read_pairs
+    from .gradflow import batch_of_pairs, flow_table, fresh_model, gradient_flow, plot_flow
+    from .presets import get_preset
+
+    _check_seed(args.seed)
+    backend = get_backend(args.backend, "float64")  # norms over many steps: no rounding
+    if args.model and args.compare_cells:
+        raise DataError("--compare-cells compares freshly initialised models; to compare "
+                        "trained ones, give --model once per checkpoint")
+    pairs = read_pairs(args.pairs, warn=_warn)[:args.batch_size]
+    models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps)
+    for path in args.model or []:
+        ck, params, _ = _load_model(argparse.Namespace(model=path, backend=args.backend),
+                                    dtype="float64")
+        name = ck.config.cell if len(args.model) > 1 else path
+        models.append((name, params, ck.config, ck.src_vocab, ck.tgt_vocab,
+                       args.num_steps or ck.num_steps))
+    if not models:
+        preset = get_preset(args.preset)
+        cells = ["rnn", "gru", "lstm"] if args.compare_cells else [args.cell]
+        for cell in cells:
+            params, cfg, sv, tv = fresh_model(preset, cell, pairs, backend, args.seed)
+            models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps))
+    flows = {}
+    for name, params, cfg, sv, tv, num_steps in models:
+        flows[name] = gradient_flow(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps,
+                                                                backend))
+    if args.json:
+        out = {n: f.to_dict() for n, f in flows.items()}
+        print(json.dumps(next(iter(out.values())) if len(out) == 1 else out))
+    else:
+        for n, f in flows.items():
+            print(f"{n}: {len(pairs)} pairs, {f.encoder and len(f.encoder[0])} source and "
+                  f"{len(f.decoder[0])} target steps")
+            print(flow_table(f, args.clip))
+    if args.plot:
+        title = f"{len(pairs)} pairs of {args.pairs}" + (" (fresh models)" if not args.model
+                                                         else "")
+        if plot_flow(flows, args.plot, args.clip, title):
+            _warn(f"figure in {args.plot}")
+        else:
+            _warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 # the fields of a preset that ``minis2s train`` flags override
 TRAIN_FIELDS = ("cell", "embed_size", "num_hiddens", "num_layers", "dropout", "bidirectional",
                 "epochs", "batch_size", "lr", "grad_clip", "num_examples", "num_steps",
                 "min_freq", "valid_size", "test_size", "split_seed")
+
+
+def _check_seed(seed) -> None:
+    """A random seed is a whole number >= 0 (NumPy's generators take no other)."""
+    from .presets import ConfigError
+
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {seed}")
 
 
 def _size(text: str) -> int | float:
@@ -267,8 +326,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gradcheck", help="check every backward pass against finite "
                        "differences (float64); exits 1 if any error exceeds 1e-6")
-    p.add_argument("--seed", type=int, default=0, help="seed of the checked values")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the checked values")
     p.set_defaults(func=_cmd_gradcheck)
+
+    p = sub.add_parser("gradflow", help="how much gradient reaches each time step: "
+                       "‖∂L/∂h_t‖ per layer of encoder and decoder",
+                       description="For a batch of sentence pairs, the norm over the batch "
+                       "of the gradient reaching every layer's state at every step, read "
+                       "off backprop through time (the seed's loss, no dropout, float64).")
+    p.add_argument("--pairs", required=True, help="sentence pairs, tab-separated as the "
+                   "corpus (a .zip corpus works too)")
+    p.add_argument("--model", action="append", metavar="CKPT", help="a checkpoint; give it "
+                   "several times to compare trained models (default: a fresh model)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="zh",
+                   help="the fresh model's shape (default zh)")
+    p.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru",
+                   help="the fresh model's cell")
+    p.add_argument("--compare-cells", action="store_true", help="fresh models of all "
+                   "three cells, one figure")
+    p.add_argument("--seed", type=int, default=0, help="random seed of fresh models")
+    p.add_argument("--num-steps", dest="num_steps", type=int, metavar="T", help="pad or "
+                   "truncate each side to T tokens (default: the model's num_steps)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=64, metavar="N",
+                   help="the first N pairs of the file (default 64)")
+    p.add_argument("--clip", type=float, metavar="THETA", help="also show what clipping at "
+                   "global norm THETA does to the gradients (the seed clips at 1)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    p.add_argument("--plot", metavar="PNG", help="draw the norms (log scale) to this file")
+    backend_opt(p)
+    p.set_defaults(func=_cmd_gradflow)
 
     from .bench import build_parser as bench_parser
 

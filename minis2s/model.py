@@ -239,9 +239,10 @@ def decoder_input_forward(params, cfg: ModelConfig, ids, context, batch_sizes=No
     ids (T, N) padded or (M,) packed by ``batch_sizes``; context (N, Hd).
     Returns projections (T, N, 3Hd) or (M, 3Hd) and the cache.
     """
-    w_ih, E = params["decoder.rnn.weight_ih_l0"], cfg.embed_size
+    sfx, E = param_suffix(0, 0), cfg.embed_size
+    w_ih = params["decoder.rnn.weight_ih" + sfx]
     gi, ecache = embed_project_forward(ids, params["decoder.embedding.weight"], w_ih[:, :E],
-                                       params["decoder.rnn.bias_ih_l0"])
+                                       params["decoder.rnn.bias_ih" + sfx])
     w_c = w_ih[:, E:]
     gi, rcache = repeat_steps_add_forward(gi, context @ w_c.T, batch_sizes)
     return gi, DecoderInputCache(ecache, rcache, context, w_c)
@@ -253,10 +254,11 @@ def decoder_input_backward(dgi, cache: DecoderInputCache):
     xp = array_module(dgi)
     ge = embed_project_backward(dgi, cache.embedded)
     dsp = repeat_steps_add_backward(dgi, cache.repeat)  # (N, 3Hd): context W_cᵀ's gradient
+    sfx = param_suffix(0, 0)
     grads = {"decoder.embedding.weight": ge["embedding"],
-             "decoder.rnn.weight_ih_l0": xp.concatenate([ge["weight"], dsp.T @ cache.context],
-                                                        axis=1),
-             "decoder.rnn.bias_ih_l0": ge["bias"]}
+             "decoder.rnn.weight_ih" + sfx: xp.concatenate([ge["weight"],
+                                                             dsp.T @ cache.context], axis=1),
+             "decoder.rnn.bias_ih" + sfx: ge["bias"]}
     return dsp @ cache.w_context, grads
 
 

@@ -219,7 +219,7 @@ def _assert_loaded_as_meta_says(back, ck, meta):
 
 @_FUZZ
 @given(where=_WHERE, data=st.data())
-def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, data):
+def test_any_malformed_meta_is_refused_or_loads_as_it_says(tmp_path, ck, where, data):
     """Each spoiled meta is either refused with CheckpointError, or loads as exactly what it
     says (e.g. another dropout or num_steps, free JSON under data/training) with the saved
     parameters unchanged. Any other exception, or a load that departs from the meta, fails."""
@@ -250,7 +250,7 @@ def test_any_malformed_meta_is_a_checkpoint_error(tmp_path, ck, where, data):
 
 @_FUZZ
 @given(data=st.data())
-def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path, ck, data):
+def test_any_corrupted_byte_is_refused_or_harmless(tmp_path, ck, data):
     """A corrupted or truncated file is refused with CheckpointError, or (the bytes changed
     did not matter, e.g. a zip timestamp) loads as exactly the checkpoint saved. Any other
     exception fails."""

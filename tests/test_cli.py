@@ -203,6 +203,7 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
                             "got -4"),
     (["--examples", "-1"], "--examples must be a whole number >= 0, got -1"),
     (["--split-seed", "-1"], "--split-seed must be a whole number >= 0, got -1"),
+    (["--seed", "-1"], "--seed must be a whole number >= 0, got -1"),
 ])
 def test_nonsense_settings_are_one_error_line_before_any_work(tmp_path, capsys, flags,
                                                               message):
@@ -214,6 +215,16 @@ def test_nonsense_settings_are_one_error_line_before_any_work(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"minis2s: error: {message}"]
     assert not out.exists()
+
+
+def test_the_example_refuses_nonsense_in_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "examples/train_eng_fra.py", "--epochs", "0",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == ["minis2s: error: --epochs must be a whole number >= 1, "
+                                     "got 0"]
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(corpus, tmp_path):

@@ -103,7 +103,7 @@ def test_parameter_names_and_shapes_follow_pytorch():
     assert shapes["decoder.dense.bias"] == (12,)
 
 
-def test_same_seed_same_parameters_and_gradients_are_views_of_one_buffer():
+def test_same_random_seed_same_parameters_and_gradients_are_views_of_one_buffer():
     cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, False)
     a = init_params(cfg, F64, np.random.default_rng(9))
     b = init_params(cfg, F64, np.random.default_rng(9))
@@ -226,6 +226,17 @@ def test_saturated_gates_are_exact_and_quiet():
                           [0.0, 1.0]))
 
 
+def _arrays(obj) -> list:
+    """Every array inside a cache (NamedTuples, lists, tuples and dicts, nested)."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return [a for part in obj for a in _arrays(part)]
+    return []
+
+
 @pytest.mark.parametrize("packed", [True, False])
 def test_a_backward_leaves_its_cache_intact(packed):
     """Backward twice from one forward: bit-identical gradients, the cache unchanged."""
@@ -235,7 +246,12 @@ def test_a_backward_leaves_its_cache_intact(packed):
     batch = gc.make_batch(rng, cfg, 5, 4, 6)
     masks = draw_dropout_masks(cfg, F64, F64.generator(5), 5, 4, 6)
     _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
+    before = [a.copy() for a in _arrays(cache)]
     first = seq2seq_backward(1.0, cache)
+    after = _arrays(cache)
+    assert len(after) == len(before) > 20
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
     second = seq2seq_backward(1.0, cache)
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)

@@ -13,7 +13,7 @@ def worst(rows):
     return max(r.error for r in rows)
 
 
-def test_transposed_weight_in_dense_backward_is_caught(monkeypatch):
+def test_dense_backward_reading_weight_rows_reversed_is_caught(monkeypatch):
     def wrong(dy, cache):
         x, w = cache
         dx = dy @ w[::-1]  # rows of W in the wrong order: shapes still agree

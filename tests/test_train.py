@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 
 from minis2s.backend import get_backend
-from minis2s.data import load_data
+from minis2s.data import iterate_batches, load_data
 from minis2s.presets import get_preset
 from minis2s.train import Trainer, model_config
 
@@ -23,7 +24,7 @@ def test_zh_preset_loss_falls(corpus):
     assert line.startswith("loss ") and line.endswith("tokens/sec on cpu")
 
 
-def test_same_seed_gives_bit_identical_parameters(tiny_corpus):
+def test_same_random_seed_gives_bit_identical_parameters(tiny_corpus):
     a, data = _trainer(tiny_corpus, 2, seed=4)
     b, _ = _trainer(tiny_corpus, 2, seed=4)
     a.fit(data, 2, progress=False)
@@ -32,3 +33,26 @@ def test_same_seed_gives_bit_identical_parameters(tiny_corpus):
     c, _ = _trainer(tiny_corpus, 2, seed=5)
     c.fit(data, 2, progress=False)
     assert not np.array_equal(a.params.flat, c.params.flat)
+
+
+def test_the_preset_drives_the_optimiser_and_the_batches(tiny_corpus):
+    """--lr, --grad-clip and --batch-size reach training: one epoch takes
+    ceil(pairs / batch_size) steps; after a step the gradient buffer holds the gradients
+    clipped to grad_clip; Adam's first step moves each parameter by about lr."""
+    import math
+
+    preset = get_preset("zh").with_overrides(epochs=1, batch_size=48, lr=0.0123,
+                                             grad_clip=0.25, dropout=0.0)
+    data = load_data(tiny_corpus, preset.num_steps, preset.num_examples,
+                     warn=lambda m: None)
+    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=0)
+    before = trainer.params.flat.copy()
+    batch = next(iterate_batches(data.train, preset.batch_size, np.random.default_rng(0),
+                                 bos=data.tgt_vocab.bos))
+    trainer.step(batch)
+    g = trainer.grads.flat.astype(np.float64)
+    assert np.linalg.norm(g) == pytest.approx(0.25, rel=1e-5)  # clipped (it was larger)
+    moved = np.abs(trainer.params.flat - before)[np.abs(g) > 1e-4]
+    np.testing.assert_allclose(moved, 0.0123, rtol=1e-2)  # first Adam step: lr·sign(g)
+    trainer.run_epoch(data)
+    assert trainer.opt.t == 1 + math.ceil(len(data.train) / 48)

@@ -4,8 +4,8 @@ The learning path, one module each:
 
 * :mod:`.text` — d2l's text rules (preprocess, tokenize);
 * :mod:`.vocab` — vocabularies, and sentences as padded id arrays;
-* :mod:`.corpus` — sentence pairs, their seeded train / validation / test split, and the
-  parts as arrays (:func:`load_data`);
+* :mod:`.corpus` — sentence pairs, their train / validation / test split (a permutation
+  from a random seed), and the parts as arrays (:func:`load_data`);
 * :mod:`.batches` — minibatches with the decoder's input and the packing order.
 
 Around it, the plumbing: :mod:`.files` reads a plain file or a zip member safely,

@@ -2,8 +2,8 @@
 
 Dive into Deep Learning's rules: each line ``English<TAB>French`` is preprocessed and
 tokenized (:mod:`.text`); pairs are split into training, validation and test parts by a
-seeded permutation; vocabularies come from the training part only (:mod:`.vocab`); each
-part becomes id arrays padded to ``num_steps``. Opening the file safely is
+permutation drawn from a random seed; vocabularies come from the training part only
+(:mod:`.vocab`); each part becomes id arrays padded to ``num_steps``. Opening the file safely is
 :mod:`.files`' job, finding or downloading it :mod:`.fetch`'s.
 """
 

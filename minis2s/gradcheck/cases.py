@@ -83,13 +83,14 @@ def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
     x (or, with ``given_proj``, layer 0's input projections made by the caller), the
     initial state (h0, and c0 for the LSTM) and the weights, through the outputs and the
     final state."""
-    from ..ops import CELLS, stack_backward, stack_forward, stack_param_shapes
+    from ..ops import CELLS, param_suffix, stack_backward, stack_forward, stack_param_shapes
 
     rnn = CELLS[cell]
     G, dirs = rnn.gates, (2 if bidirectional else 1)
+    caller_owns = {f"{w}{param_suffix(0, d)}" for w in ("weight_ih", "bias_ih")
+                   for d in range(dirs)} if given_proj else set()
     params = {k: rng.uniform(-0.6, 0.6, s)
-              for k, s in stack_param_shapes(G, D, H, L, dirs).items()
-              if not (given_proj and k.endswith(("ih_l0", "ih_l0_reverse")))}
+              for k, s in stack_param_shapes(G, D, H, L, dirs).items() if k not in caller_owns}
     state_names = ("h0", "c0") if rnn.paired else ("h0",)
     arrays = {n: rng.standard_normal((L * dirs, N, H)) * 0.5 for n in state_names}
     if given_proj:

@@ -153,10 +153,10 @@ def gru_layer_backward(dhs, dh_last, cache: GRULayerCache, record=None):
             d += dhs[o:e]  # from above (the output) and from the next step (carried)
         if record is not None:
             record[o:e] = d
-        an = xp.multiply(d, k_n[o:e], out=dgin[o:e])  # da_n = dh (1 - z)(1 - n²)
+        da_n = xp.multiply(d, k_n[o:e], out=dgin[o:e])  # da_n = dh (1 - z)(1 - n²)
         xp.multiply(d, k_z[o:e], out=dgh[o:e, H:2 * H])  # da_z = dh (hprev - n) z (1 - z)
-        xp.multiply(an, k_r[o:e], out=dgh[o:e, :H])  # da_r = da_n ghn r (1 - r)
-        xp.multiply(an, r[o:e], out=dgh[o:e, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
+        xp.multiply(da_n, k_r[o:e], out=dgh[o:e, :H])  # da_r = da_n ghn r (1 - r)
+        xp.multiply(da_n, r[o:e], out=dgh[o:e, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
         d *= z[o:e]  # to hprev: directly, dh z ...
         d += xp.matmul(dgh[o:e], weight_hh, out=back[:k])  # ... and through gh
     # weight gradients as one product over all rows instead of one per step

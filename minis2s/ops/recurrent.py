@@ -159,7 +159,8 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
         raise ValueError("packed sequences run forward only")
     if (x is None) == (input_proj is None):
         raise ValueError("give either x or input_proj")
-    H = params["weight_hh_l0"].shape[1]
+    w_hh0 = params["weight_hh" + param_suffix(0, 0)]
+    H = w_hh0.shape[1]
     dirs = 2 if bidirectional else 1
     first = x if x is not None else input_proj[0]
     xp = array_module(first)
@@ -171,7 +172,7 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
         h0 = None if state0 is None else (state0[0] if cell.paired else state0)
         N = h0.shape[1] if h0 is not None else (batch_sizes[0] if T else 0)
     if state0 is None:
-        zeros = xp.zeros((num_layers * dirs, N, H), dtype=params["weight_hh_l0"].dtype)
+        zeros = xp.zeros((num_layers * dirs, N, H), dtype=w_hh0.dtype)
         state0 = (zeros, zeros) if cell.paired else zeros
     inp = None if x is None else x.reshape(-1, x.shape[-1])
     inputs, layers, dropouts, finals = [], [], [], []
@@ -221,7 +222,7 @@ def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False):
     from above and from later steps — as the backprop through time carried it.
     """
     cell, x_shape, proj_shape, inputs, layers, dropouts, params, batch_sizes, L, dirs = cache
-    H = params["weight_hh_l0"].shape[1]
+    H = params["weight_hh" + param_suffix(0, 0)].shape[1]
     grads, dstates = {}, [None] * (L * dirs)
     recorded = [None] * (L * dirs)
     dinp = None if dout is None else dout.reshape(-1, dirs * H)

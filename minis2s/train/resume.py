@@ -80,7 +80,7 @@ def settings_to_resume(path, preset_name: str | None, overrides: dict) -> Preset
 def check_resumable(ck: Checkpoint, preset: Preset, seed: int | None,
                     where: str = "the checkpoint") -> int:
     """Check that ``ck`` holds a training state made with ``preset`` (its epochs aside)
-    and ``seed`` (None: take the checkpoint's); returns the seed."""
+    and random seed ``seed`` (None: take the checkpoint's); returns that random seed."""
     saved, saved_seed = saved_settings(ck, where)
     if saved.name != preset.name:
         raise ResumeError(f"{where} was trained with preset {saved.name!r}, not "
