@@ -1,14 +1,15 @@
 """Checkpoints: one ``.npz`` with the parameters under their PyTorch names and ``meta``.
 
 ``meta`` is a JSON string: ``format_version``, ``config`` (embed_size, num_hiddens,
-num_layers, dropout, num_steps, bidirectional, cell — a checkpoint without ``cell`` holds
-a GRU, the only cell there was), ``src_vocab`` and ``tgt_vocab`` (tokens in
-index order) and, when known, ``data`` (how the corpus was read and split) and
-``training`` (epochs run and, from ``minis2s train``, what resuming needs: the preset,
-the per-epoch history and ``state`` with Adam's step count, the generators' states and
-the position inside the current epoch). Further arrays are stored as ``extra/NAME``
-(``extra/adam.m``, ``extra/adam.v``: Adam's moments, flat). Both are optional: a
-checkpoint without them translates and evaluates, it only cannot be resumed.
+num_layers, dropout, num_steps, bidirectional, cell, model — a checkpoint without
+``cell`` holds a GRU, one without ``model`` the seed's decoder, the only ones there were),
+``src_vocab`` and ``tgt_vocab`` (tokens in index order) and, when known, ``data`` (how
+the corpus was read and split) and ``training`` (epochs run and, from ``minis2s train``,
+what resuming needs: the preset, the per-epoch history and ``state`` with Adam's step
+count, the generators' states and the position inside the current epoch). Further
+arrays are stored as ``extra/NAME`` (``extra/adam.m``, ``extra/adam.v``: Adam's moments,
+flat). Both are optional: a checkpoint without them translates and evaluates, it only
+cannot be resumed.
 
 Files are written atomically (a temporary file in the same folder, fsync, rename), so a
 crash or kill while saving leaves the previous checkpoint; a killed process may leave a
@@ -29,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from .data import DataError, Vocab
-from .model import ModelConfig, param_shapes
+from .model import MODELS, ModelConfig, param_shapes
 from .ops import CELLS
 
 FORMAT_VERSION = 1
 META = "meta"
 CONFIG_KEYS = ("embed_size", "num_hiddens", "num_layers", "dropout", "num_steps",
-               "bidirectional")  # required; "cell" is optional (default "gru")
+               "bidirectional")  # required; "cell" and "model" are optional
 
 
 class CheckpointError(ValueError):
@@ -59,7 +60,7 @@ def _meta(ck: Checkpoint) -> str:
     config = {"embed_size": cfg.embed_size, "num_hiddens": cfg.num_hiddens,
               "num_layers": cfg.num_layers, "dropout": cfg.dropout,
               "num_steps": ck.num_steps, "bidirectional": cfg.bidirectional,
-              "cell": cfg.cell}
+              "cell": cfg.cell, "model": cfg.model}
     return json.dumps({"format_version": FORMAT_VERSION, "config": config,
                        "src_vocab": list(ck.src_vocab.idx_to_token),
                        "tgt_vocab": list(ck.tgt_vocab.idx_to_token),
@@ -157,10 +158,13 @@ def load(path) -> Checkpoint:
         if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
                 or not 0.0 <= dropout < 1.0):
             raise CheckpointError(f"{path}: config dropout {dropout!r} is not in [0, 1)")
-        cell = c.get("cell", "gru")
+        cell, model = c.get("cell", "gru"), c.get("model", "seq2seq")
         if not isinstance(cell, str) or cell not in CELLS:
             raise CheckpointError(f"{path}: config cell {cell!r} is not one of "
                                   f"{', '.join(CELLS)}")
+        if not isinstance(model, str) or model not in MODELS:
+            raise CheckpointError(f"{path}: config model {model!r} is not one of "
+                                  f"{', '.join(MODELS)}")
         if not isinstance(c["bidirectional"], bool):
             raise CheckpointError(f"{path}: config bidirectional {c['bidirectional']!r} "
                                   "is not true or false")
@@ -177,7 +181,7 @@ def load(path) -> Checkpoint:
                               f"fit the {len(arrays)} arrays stored")
     cfg = ModelConfig(len(src_vocab), len(tgt_vocab), sizes["embed_size"],
                       sizes["num_hiddens"], sizes["num_layers"], float(dropout),
-                      c["bidirectional"], cell)
+                      c["bidirectional"], cell, model)
     params = {}
     for name, shape in param_shapes(cfg).items():
         if name not in arrays:

@@ -224,9 +224,9 @@ def _cmd_gradflow(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 # the fields of a preset that ``minis2s train`` flags override
-TRAIN_FIELDS = ("cell", "embed_size", "num_hiddens", "num_layers", "dropout", "bidirectional",
-                "epochs", "batch_size", "lr", "grad_clip", "num_examples", "num_steps",
-                "min_freq", "valid_size", "test_size", "split_seed")
+TRAIN_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dropout",
+                "bidirectional", "epochs", "batch_size", "lr", "grad_clip", "num_examples",
+                "num_steps", "min_freq", "valid_size", "test_size", "split_seed")
 
 
 def _check_seed(seed) -> None:
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "when stderr is not a terminal)")
     backend_opt(p)
     g = p.add_argument_group("model")
+    g.add_argument("--model", choices=["seq2seq", "attention"], help="the decoder: the "
+                   "seed's (seq2seq, the default) or Bahdanau attention (attention)")
     g.add_argument("--cell", choices=["gru", "lstm", "rnn"], help="the recurrent cell of "
                    "encoder and decoder (default gru, the seed's; rnn: vanilla, tanh)")
     g.add_argument("--embed-size", dest="embed_size", type=int, metavar="E")

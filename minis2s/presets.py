@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from .model.config import MODELS
 from .ops import CELLS
 
 MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks this deep
@@ -56,6 +57,7 @@ class Preset:
     split_seed: int = 0  # random seed of the train / validation / test split
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
     cell: str = "gru"  # the recurrent cell of encoder and decoder: gru, lstm or rnn
+    model: str = "seq2seq"  # the decoder: the seed's (seq2seq) or Bahdanau attention
 
     def __post_init__(self):
         problems = [(name, "a whole number >= 1") for name in (
@@ -81,6 +83,8 @@ class Preset:
             problems.append(("bidirectional", "true or false"))
         if self.cell not in CELLS:
             problems.append(("cell", f"one of {', '.join(CELLS)}"))
+        if self.model not in MODELS:
+            problems.append(("model", f"one of {', '.join(MODELS)}"))
         if problems:
             lines = [f"{flag(name)} must be {rule}, got {getattr(self, name)!r}"
                      for name, rule in problems]

@@ -59,11 +59,16 @@ def run_masked(rnn: nn.RNNBase, x, state0, masks):
     return out, torch.cat(finals, dim=0)
 
 
+def _between(dropout, layers):
+    """torch's stacks drop only between layers (and warn about one layer with dropout)."""
+    return dropout if layers > 1 else 0.0
+
+
 class Encoder(nn.Module):
     def __init__(self, cell, vocab, embed, hidden, layers, dropout, bidirectional):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = MODULES[cell](embed, hidden, layers, dropout=dropout,
+        self.rnn = MODULES[cell](embed, hidden, layers, dropout=_between(dropout, layers),
                                  bidirectional=bidirectional)
 
 
@@ -71,7 +76,44 @@ class Decoder(nn.Module):
     def __init__(self, cell, vocab, embed, hidden, layers, dropout):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = MODULES[cell](embed + hidden, hidden, layers, dropout=dropout)
+        self.rnn = MODULES[cell](embed + hidden, hidden, layers,
+                                 dropout=_between(dropout, layers))
+        self.dense = nn.Linear(hidden, vocab)
+
+
+class AdditiveAttention(nn.Module):
+    """d2l's additive attention, its padded positions weighted exactly 0."""
+
+    def __init__(self, key_size, query_size, num_hiddens, dropout):
+        super().__init__()
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, queries, keys, values, valid_lens, mask=None):
+        """queries (N, 1, Dq), keys and values (N, S, ·), valid_lens (N,); ``mask`` (N, S)
+        replaces the module's own dropout on the weights (None: the module's)."""
+        features = torch.tanh(self.W_q(queries).unsqueeze(2) + self.W_k(keys).unsqueeze(1))
+        scores = self.w_v(features).squeeze(-1)  # (N, 1, S)
+        S = scores.shape[-1]
+        valid = torch.arange(S, device=scores.device)[None, None, :] < valid_lens[:, None, None]
+        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=-1)
+        self.weights = weights
+        weights = self.dropout(weights) if mask is None else weights * mask[:, None, :]
+        return torch.bmm(weights, values)
+
+
+class AttentionDecoder(nn.Module):
+    """d2l's Seq2SeqAttentionDecoder: a Python loop over the steps, the query being the
+    top layer's h before each step, the cell reading [context ; embedding]."""
+
+    def __init__(self, cell, vocab, embed, hidden, layers, dropout, attention_hiddens):
+        super().__init__()
+        self.attention = AdditiveAttention(hidden, hidden, attention_hiddens, dropout)
+        self.embedding = nn.Embedding(vocab, embed)
+        self.rnn = MODULES[cell](embed + hidden, hidden, layers,
+                                 dropout=_between(dropout, layers))
         self.dense = nn.Linear(hidden, vocab)
 
 
@@ -81,20 +123,26 @@ class TorchSeq2Seq(nn.Module):
         self.cfg = cfg
         cell = getattr(cfg, "cell", "gru")
         self.paired = cell == "lstm"
+        self.attention = getattr(cfg, "model", "seq2seq") == "attention"
         self.encoder = Encoder(cell, cfg.src_vocab_size, cfg.embed_size, cfg.num_hiddens,
                                cfg.num_layers, cfg.dropout, cfg.bidirectional)
-        self.decoder = Decoder(cell, cfg.tgt_vocab_size, cfg.embed_size, cfg.decoder_hiddens,
-                               cfg.num_layers, cfg.dropout)
+        if self.attention:
+            self.decoder = AttentionDecoder(cell, cfg.tgt_vocab_size, cfg.embed_size,
+                                            cfg.decoder_hiddens, cfg.num_layers, cfg.dropout,
+                                            cfg.num_hiddens)
+        else:
+            self.decoder = Decoder(cell, cfg.tgt_vocab_size, cfg.embed_size,
+                                   cfg.decoder_hiddens, cfg.num_layers, cfg.dropout)
 
-    def encode(self, src, masks=None):
+    def encode(self, src, masks=None, outputs=False):
         """src (N, T) -> the decoder's initial state (L, N, dirs * H), a pair (h, c) of
-        them for the LSTM. ``masks``: as for :meth:`forward`; only the encoder's
-        (``masks[0]``) are used."""
+        them for the LSTM (and, with ``outputs``, the top layer's outputs (T, N, dirs·H)).
+        ``masks``: as for :meth:`forward`; only the encoder's (``masks[0]``) are used."""
         x = self.encoder.embedding(src.T)
         if masks is None:
-            _, state = self.encoder.rnn(x)
+            out, state = self.encoder.rnn(x)
         else:
-            _, state = run_masked(self.encoder.rnn, x, None, masks[0])
+            out, state = run_masked(self.encoder.rnn, x, None, masks[0])
         L = self.cfg.num_layers
 
         def side_by_side(s):  # (2L, N, H) -> (L, N, 2H): directions side by side
@@ -103,18 +151,21 @@ class TorchSeq2Seq(nn.Module):
 
         if self.cfg.bidirectional:
             state = tuple(map(side_by_side, state)) if self.paired else side_by_side(state)
-        return state
+        return (state, out) if outputs else state
 
-    def forward(self, src, tgt_in, masks=None):
+    def forward(self, src, tgt_in, masks=None, src_valid_len=None):
         """src (N, T_src), tgt_in (N, T_tgt) -> logits (N, T_tgt, V).
 
-        ``masks``: None, or a pair ``(encoder, decoder)`` such as minis2s's DropoutMasks
-        (lists of L - 1 arrays or tensors, (T_src, N, dirs * H) and (T_tgt, N, Hd), or None
-        for no dropout). With masks, both stacks drop exactly those units and nothing
-        else, in train and eval mode alike.
+        ``masks``: None, or ``(encoder, decoder[, attention])`` such as minis2s's
+        DropoutMasks (lists of L - 1 arrays or tensors, (T_src, N, dirs * H) and (T_tgt, N,
+        Hd), and (T_tgt, N, T_src) on the attention weights; or None for no dropout). With
+        masks, the model drops exactly those units and nothing else, in train and eval
+        mode alike. ``src_valid_len`` (N,): what attention may read (default: all).
         """
-        state = self.encode(src, masks)
+        state, enc_out = self.encode(src, masks, outputs=True)
         x = self.decoder.embedding(tgt_in.T)  # (T, N, E)
+        if self.attention:
+            return self._attend(x, state, enc_out, src_valid_len, masks)
         h = state[0] if self.paired else state
         context = h[-1].expand(x.shape[0], -1, -1)  # encoder's top-layer h, every step
         x = torch.cat([x, context], dim=2)
@@ -123,6 +174,28 @@ class TorchSeq2Seq(nn.Module):
         else:
             out, _ = run_masked(self.decoder.rnn, x, state, masks[1])
         return self.decoder.dense(out).permute(1, 0, 2)  # (N, T, V)
+
+    def _attend(self, x, state, enc_out, src_valid_len, masks):
+        values = enc_out.permute(1, 0, 2)  # (N, S, Hk)
+        if src_valid_len is None:
+            src_valid_len = torch.full((values.shape[0],), values.shape[1])
+        att_masks = None if masks is None or len(masks) < 3 else masks[2]
+        outs = []
+        for t, x_t in enumerate(x):  # d2l's loop over the decoder's steps
+            h = state[0] if self.paired else state
+            mask = None if masks is None else (
+                torch.zeros_like(values[:, :, 0]) + 1 if att_masks is None
+                else _as_mask(att_masks[t], values))
+            context = self.decoder.attention(h[-1].unsqueeze(1), values, values,
+                                             src_valid_len, mask)  # (N, 1, Hk)
+            step_in = torch.cat([context, x_t.unsqueeze(1)], dim=-1).permute(1, 0, 2)
+            if masks is None:
+                out, state = self.decoder.rnn(step_in, state)
+            else:
+                layer = None if masks[1] is None else [m[t:t + 1] for m in masks[1]]
+                out, state = run_masked(self.decoder.rnn, step_in, state, layer)
+            outs.append(out)
+        return self.decoder.dense(torch.cat(outs, dim=0)).permute(1, 0, 2)
 
 
 def masked_ce(logits, labels, valid_len, reduction="seq"):

@@ -34,15 +34,18 @@ def rewrite(path, mutate):
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-def test_round_trip(tmp_path, ck, cell):
-    if cell != ck.config.cell:
-        cfg = replace(ck.config, cell=cell)
+@pytest.mark.parametrize(("cell", "model"), [("gru", "seq2seq"), ("lstm", "seq2seq"),
+                                             ("rnn", "seq2seq"), ("gru", "attention"),
+                                             ("lstm", "attention")])
+def test_round_trip(tmp_path, ck, cell, model):
+    if (cell, model) != (ck.config.cell, ck.config.model):
+        cfg = replace(ck.config, cell=cell, model=model)
         params = init_params(cfg, get_backend("numpy"), np.random.default_rng(1))
         ck = replace(ck, config=cfg, params={k: to_numpy(v).copy() for k, v in params.items()})
     path = checkpoint.save(tmp_path / "a" / "checkpoint.npz", ck)
     back = checkpoint.load(path)
-    assert back.config == ck.config and back.num_steps == 7 and back.config.cell == cell
+    assert back.config == ck.config and back.num_steps == 7
+    assert (back.config.cell, back.config.model) == (cell, model)
     assert back.src_vocab.idx_to_token == ck.src_vocab.idx_to_token
     assert back.tgt_vocab.idx_to_token == ck.tgt_vocab.idx_to_token
     assert set(back.params) == set(ck.params)
@@ -51,22 +54,53 @@ def test_round_trip(tmp_path, ck, cell):
     meta = json.loads(str(np.load(path, allow_pickle=False)["meta"]))
     assert meta["format_version"] == 1
     assert set(meta["config"]) == {"embed_size", "num_hiddens", "num_layers", "dropout",
-                                   "num_steps", "bidirectional", "cell"}
+                                   "num_steps", "bidirectional", "cell", "model"}
     assert not list(tmp_path.glob("a/*.tmp"))
 
 
-def test_a_checkpoint_without_a_cell_loads_as_a_gru(tmp_path, ck):
+def test_a_checkpoint_without_cell_or_model_loads_as_the_seeds_gru(tmp_path, ck):
     path = checkpoint.save(tmp_path / "c.npz", ck)
-    assert json.loads(str(np.load(path, allow_pickle=False)["meta"]))["config"]["cell"] == "gru"
+    config = json.loads(str(np.load(path, allow_pickle=False)["meta"]))["config"]
+    assert (config["cell"], config["model"]) == ("gru", "seq2seq")
 
-    def drop_cell(arrays):
+    def drop(arrays):
         meta = json.loads(str(arrays["meta"]))
-        del meta["config"]["cell"]
+        del meta["config"]["cell"], meta["config"]["model"]
         arrays["meta"] = np.array(json.dumps(meta))
 
-    rewrite(path, drop_cell)
+    rewrite(path, drop)
     back = checkpoint.load(path)
-    assert back.config == ck.config and back.config.cell == "gru"
+    assert back.config == ck.config
+    assert (back.config.cell, back.config.model) == ("gru", "seq2seq")
+
+
+@pytest.mark.parametrize(("spoil", "message"), [
+    (lambda a: a.pop("decoder.attention.W_q.weight"),
+     "parameter decoder.attention.W_q.weight is missing"),
+    (lambda a: a.__setitem__("decoder.attention.w_v.weight", np.zeros((2, 4))),
+     r"decoder.attention.w_v.weight has shape \(2, 4\), the config and vocabularies "
+     r"need \(1, 4\)"),
+    (lambda a: a.__setitem__("decoder.attention.W_k.weight", np.zeros((4, 3))),
+     "decoder.attention.W_k.weight has shape"),
+])
+def test_an_attention_checkpoint_with_a_bad_attention_weight_is_refused(tmp_path, ck,
+                                                                          spoil, message):
+    cfg = replace(ck.config, model="attention")
+    params = init_params(cfg, get_backend("numpy"), np.random.default_rng(2))
+    ck = replace(ck, config=cfg, params={k: to_numpy(v).copy() for k, v in params.items()})
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    assert checkpoint.load(path).config.model == "attention"
+    rewrite(path, spoil)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)
+
+
+def test_a_seq2seq_checkpoint_with_attention_weights_is_refused(tmp_path, ck):
+    """Weights that the config does not call for are not silently dropped."""
+    path = checkpoint.save(tmp_path / "c.npz", ck)
+    rewrite(path, lambda a: a.__setitem__("decoder.attention.W_q.weight", np.zeros((4, 8))))
+    with pytest.raises(CheckpointError, match="unexpected entries decoder.attention.W_q"):
+        checkpoint.load(path)
 
 
 def test_pickled_object_is_refused(tmp_path, ck):
@@ -172,8 +206,9 @@ _PLAUSIBLE = {"format_version": st.integers(0, 2) | st.booleans(),
               "bidirectional": st.booleans() | st.integers(0, 1),
               "cell": st.sampled_from(["gru", "lstm", "rnn", "GRU", "", "transformer"])
               | st.none() | st.integers(0, 2),
+              "model": st.sampled_from(["seq2seq", "attention", "Attention", ""]) | st.none(),
               "data": _FREE, "training": _FREE}
-_CONFIG = [("config", k) for k in (*checkpoint.CONFIG_KEYS, "cell")]
+_CONFIG = [("config", k) for k in (*checkpoint.CONFIG_KEYS, "cell", "model")]
 _WHERE = st.sampled_from([(), ("format_version",), ("config",), ("src_vocab",),
                           ("tgt_vocab",), ("data",), ("training",), *_CONFIG, *_CONFIG])
 _FUZZ = settings(max_examples=120, deadline=None,
@@ -207,6 +242,7 @@ def _assert_loaded_as_meta_says(back, ck, meta):
     assert back.config.dropout == c["dropout"]
     assert type(c["bidirectional"]) is bool and back.config.bidirectional is c["bidirectional"]
     assert back.config.cell == c.get("cell", "gru")  # a file without "cell" holds a GRU
+    assert back.config.model == c.get("model", "seq2seq")
     assert back.src_vocab.idx_to_token == meta["src_vocab"]
     assert back.tgt_vocab.idx_to_token == meta["tgt_vocab"]
     assert back.config.src_vocab_size == len(meta["src_vocab"])

@@ -6,7 +6,7 @@ import pytest
 from minis2s.backend import get_backend
 from minis2s.data import Vocab
 from minis2s.decode import greedy_decode, predict_seq2seq, translate
-from minis2s.model import ModelConfig, decoder_forward, encoder_forward, init_params
+from minis2s.model import ModelConfig, decoder_forward, encoder_forward, init_params, top_h
 
 F64 = get_backend("numpy", "float64")
 EOS = 3  # <eos>'s id in every vocabulary
@@ -43,7 +43,8 @@ def test_each_greedy_token_is_the_teacher_forced_argmax(bidirectional, seed):
     assert len({len(y) for y in outputs}) >= 4
     for i, ys in enumerate(outputs):
         assert EOS not in ys
-        (state, context), _ = encoder_forward(params, cfg, src[i:i + 1])
+        (state, _), _ = encoder_forward(params, cfg, src[i:i + 1])
+        context = top_h(state)
         fed = np.array([[tgt_vocab.bos, *ys]])
         steps = len(ys) + 1 if ended[i] else len(ys)  # the <eos> step, when it came
         (logits, _), _ = decoder_forward(params, cfg, fed[:, :steps], state, context)
@@ -57,7 +58,8 @@ def _literal_predict(params, cfg, src_vocab, tgt_vocab, sentence, num_steps):
     from minis2s.decode import encode_sentences
 
     src = encode_sentences([sentence], src_vocab, num_steps)
-    (state, context), _ = encoder_forward(params, cfg, src)
+    (state, _), _ = encoder_forward(params, cfg, src)
+    context = top_h(state)
     token, out = tgt_vocab.bos, []
     for _ in range(num_steps):
         (logits, state), _ = decoder_forward(params, cfg, np.array([[token]]), state,

@@ -145,7 +145,7 @@ def test_float32_agrees_with_float64(bidirectional):
     params32.flat[...] = params64.flat
     batch = gc.make_batch(np.random.default_rng(1), cfg, 6, 7, 8)
     masks64 = draw_dropout_masks(cfg, F64, F64.generator(3), 6, 7, 8)
-    masks32 = DropoutMasks(*([m.astype(np.float32) for m in ms] for ms in masks64))
+    masks32 = DropoutMasks(*([m.astype(np.float32) for m in ms] for ms in masks64[:2]))
     loss64, cache64 = seq2seq_forward(params64, cfg, batch, masks64)
     loss32, cache32 = seq2seq_forward(params32, cfg, batch, masks32)
     assert loss32.dtype == np.float32 and loss64.dtype == np.float64

@@ -21,6 +21,7 @@ from minis2s.model import (  # noqa: E402
     init_params,
     seq2seq_backward,
     seq2seq_forward,
+    top_h,
 )
 from minis2s.optim import Adam, clip_grad_norm_  # noqa: E402
 from minis2s.torch_reference import TorchSeq2Seq, masked_ce, seed_grad_clipping  # noqa: E402
@@ -73,7 +74,8 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
 
     loss, cache = seq2seq_forward(params, cfg, batch, reduction=reduction)
     grads = seq2seq_backward(1.0, cache)
-    (state, context), _ = encoder_forward(params, cfg, src)
+    (state, _), _ = encoder_forward(params, cfg, src)
+    context = top_h(state)
     (logits, _), _ = decoder_forward(params, cfg, tgt_in, state, context)
 
     net = torch_model(cfg, params)
@@ -116,7 +118,8 @@ def test_parity_with_dropout_masks(cfg, reduction, packed):
 
     loss, cache = seq2seq_forward(params, cfg, batch, masks, reduction, packed)
     grads = seq2seq_backward(1.0, cache)
-    (state, context), _ = encoder_forward(params, cfg, src, masks.encoder)
+    (state, _), _ = encoder_forward(params, cfg, src, masks.encoder)
+    context = top_h(state)
     (logits, _), _ = decoder_forward(params, cfg, tgt_in, state, context, masks.decoder)
     plain_loss, _ = seq2seq_forward(params, cfg, batch, None, reduction, packed)
     assert abs(float(loss) - float(plain_loss)) > 1e-6  # the masks change the result
@@ -199,3 +202,59 @@ def test_parity_initialisation_ranges():
         else:
             H = v.shape[0] // 3
             assert np.abs(v).max() <= 1 / np.sqrt(H) and np.abs(v).max() > 0.8 / np.sqrt(H)
+
+
+ATTENTION_CONFIGS = [ModelConfig(*shape, cell=cell, model="attention")
+                     for cell, shape in [
+                         ("gru", (11, 13, 5, 6, 1, 0.0, False)),
+                         ("gru", (11, 13, 5, 6, 2, 0.3, False)),
+                         ("gru", (9, 12, 4, 5, 2, 0.3, True)),
+                         ("lstm", (9, 12, 4, 3, 2, 0.3, True)),
+                         ("lstm", (11, 13, 5, 6, 1, 0.3, False)),
+                         ("rnn", (9, 12, 4, 5, 2, 0.3, False)),
+                     ]]
+
+
+@pytest.mark.parametrize("cfg", ATTENTION_CONFIGS, ids=name)
+@pytest.mark.parametrize("reduction", ["seq", "token"])
+def test_attention_parity(cfg, reduction):
+    """The attention model against d2l's written with torch.nn (a loop over decoder
+    steps): loss, logits and every gradient to 1e-10, padded sources, the same dropout
+    masks (between layers and on the attention weights) on both sides."""
+    from minis2s.model import attention_decoder_forward
+
+    rng = np.random.default_rng(17)
+    params = init_params(cfg, F64, rng)
+    N, T_src, T_tgt = 5, 6, 7
+    batch = gc.make_batch(rng, cfg, N, T_src, T_tgt)
+    assert batch.src_valid_len.min() < T_src  # some sources are padded
+    masks = draw_dropout_masks(cfg, F64, F64.generator(3), N, T_src, T_tgt)
+    if cfg.dropout:
+        assert masks.attention is not None and (masks.attention == 0).any()
+    loss, cache = seq2seq_forward(params, cfg, batch, masks, reduction)
+    grads = seq2seq_backward(1.0, cache)
+    (state, outputs), _ = encoder_forward(params, cfg, batch.src, masks.encoder)
+    (logits, _, weights), _ = attention_decoder_forward(params, cfg, batch.tgt_in, state,
+                                                        outputs, batch.src_valid_len, masks)
+    past = np.arange(T_src)[None, None, :] >= batch.src_valid_len[:, None, None]
+    assert np.all(weights[np.broadcast_to(past, weights.shape)] == 0.0)  # exactly 0
+
+    net = torch_model(cfg, params).train()
+    t_masks = None if not cfg.dropout else (
+        [torch.tensor(m) for m in masks.encoder] if masks.encoder else None,
+        [torch.tensor(m) for m in masks.decoder] if masks.decoder else None,
+        torch.tensor(masks.attention))
+    if t_masks is None:
+        net.eval()
+    t_logits = net(torch.tensor(batch.src), torch.tensor(batch.tgt_in), t_masks,
+                   torch.tensor(batch.src_valid_len))
+    t_loss = masked_ce(t_logits, torch.tensor(batch.tgt), torch.tensor(batch.tgt_valid_len),
+                       reduction)
+    t_loss.backward()
+    assert abs(float(loss) - t_loss.item()) <= 1e-10 * max(1.0, abs(t_loss.item()))
+    np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-10)
+    named = dict(net.named_parameters())
+    assert set(named) == set(grads) and list(named) == list(params)  # names and order
+    for key, g in grads.items():
+        np.testing.assert_allclose(g, named[key].grad.numpy(), rtol=0, atol=1e-10,
+                                   err_msg=key)

@@ -48,7 +48,7 @@ def test_transposed_recurrent_weight_is_caught(monkeypatch, cell):
 
 
 def test_missing_context_gradient_is_caught(monkeypatch):
-    from minis2s import model
+    from minis2s.model import seq2seq as model
 
     real = model.decoder_backward
 

@@ -4,6 +4,7 @@
 (:mod:`.cases`), which ``python -m minis2s gradcheck`` prints."""
 
 from .cases import (
+    check_additive_attention,
     check_dense,
     check_dropout,
     check_embed_project,
@@ -29,6 +30,7 @@ from .core import (
 )
 
 __all__ = [
+    "check_additive_attention",
     "Row",
     "TOLERANCE",
     "check_arrays",

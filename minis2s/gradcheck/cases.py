@@ -151,6 +151,34 @@ def check_repeat_steps(rng, N=4, C=3, T=5, packed=True) -> list[Row]:
                         {"per_seq": per_seq}, {"per_seq": d})
 
 
+def check_additive_attention(rng, N=3, S=5, A=4, Dq=3, Dv=2, valid_len=(5, 2, 0),
+                             p=0.3) -> list[Row]:
+    """Additive attention over padded positions (a row with nothing valid included), with
+    dropout on the weights."""
+    from ..ops import additive_attention_backward, additive_attention_forward
+
+    valid = np.arange(S)[None, :] < np.asarray(valid_len)[:, None]
+    mask = _masks(rng, [(N, S)], p)[0] if p else None
+    arrays = {"query": rng.standard_normal((N, Dq)),
+              "keys_proj": rng.standard_normal((N, S, A)),
+              "values": rng.standard_normal((N, S, Dv)),
+              "W_q": rng.standard_normal((A, Dq)), "w_v": rng.standard_normal((1, A))}
+    G = rng.standard_normal((N, Dv))
+
+    def forward():
+        return additive_attention_forward(arrays["query"], arrays["keys_proj"],
+                                          arrays["values"], valid, arrays["W_q"],
+                                          arrays["w_v"], mask)
+
+    def f():
+        (context, _), _ = forward()
+        return (context * G).sum()
+
+    _, cache = forward()
+    return check_arrays("additive_attention", f, arrays,
+                        additive_attention_backward(G, cache))
+
+
 def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -> list[Row]:
     from ..ops import masked_softmax_ce_backward, masked_softmax_ce_forward
 
@@ -166,7 +194,8 @@ def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -
 
 
 def make_batch(rng, cfg, N, T_src, T_tgt):
-    """A random :class:`~minis2s.data.Batch` (one target of length 0 when N > 2)."""
+    """A random :class:`~minis2s.data.Batch` (one target of length 0 when N > 2, sources
+    of random valid lengths)."""
     from ..data import make_batch as batch_of
 
     src = rng.integers(0, cfg.src_vocab_size, (N, T_src))
@@ -175,7 +204,9 @@ def make_batch(rng, cfg, N, T_src, T_tgt):
     valid[0] = T_tgt
     if N > 2:
         valid[1] = 0
-    return batch_of(src, np.full(N, T_src), tgt, valid, bos=min(2, cfg.tgt_vocab_size - 1))
+    src_valid = rng.integers(1, T_src + 1, N)  # padded sources: attention must skip them
+    src_valid[0] = T_src
+    return batch_of(src, src_valid, tgt, valid, bos=min(2, cfg.tgt_vocab_size - 1))
 
 
 def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
@@ -206,8 +237,9 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
     grads = seq2seq_backward(c, cache)
     if case is None:
-        notes = [cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
-            [] if packed else ["padded decoder"])
+        notes = [cfg.cell] + (["attention"] if cfg.attention else []) + (
+            ["bidirectional"] if cfg.bidirectional else []) + (
+            [] if packed or cfg.attention else ["padded decoder"])
         case = f"seq2seq[{', '.join(notes)}]"
     return check_arrays(case, f, dict(params), grads)
 
@@ -239,6 +271,12 @@ def run_all(seed: int = 0) -> list[Row]:
         cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
                           num_layers=2, dropout=0.2, bidirectional=True, cell=cell)
         rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4)
+    rows += check_additive_attention(rng)
+    for cell, bidirectional in (("gru", False), ("lstm", True)):
+        cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=3,
+                          num_layers=2, dropout=0.3, bidirectional=bidirectional, cell=cell,
+                          model="attention")
+        rows += check_seq2seq(rng, cfg, N=3, T_src=4, T_tgt=4)
     return rows
 
 

@@ -12,6 +12,7 @@ inside the stacks of :mod:`.recurrent`, and each has a plain twin in :mod:`.refe
 that it is tested against. :data:`CELLS` names them.
 """
 
+from .additive_attention import additive_attention_backward, additive_attention_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .embed_project import embed_project_backward, embed_project_forward
@@ -34,6 +35,8 @@ CELLS = {cell.name: cell for cell in (GRU, LSTM, RNN)}
 
 __all__ = [
     "CELLS",
+    "additive_attention_backward",
+    "additive_attention_forward",
     "CacheConsumedError",
     "Cell",
     "GRU",

@@ -69,7 +69,7 @@ def model_config(preset: Preset, data: TranslationData) -> ModelConfig:
     """The model a preset builds for this data's vocabularies."""
     return ModelConfig(len(data.src_vocab), len(data.tgt_vocab), preset.embed_size,
                        preset.num_hiddens, preset.num_layers, preset.dropout,
-                       preset.bidirectional, preset.cell)
+                       preset.bidirectional, preset.cell, preset.model)
 
 
 def _generator_state(gen) -> dict | None:

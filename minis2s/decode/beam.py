@@ -1,0 +1,113 @@
+"""Beam search, as d2l describes it, for both decoders, batched over sentences and beams.
+
+At every step, all one-token extensions of a sentence's live hypotheses are ranked by
+their total log-probability and the best K kept. A kept hypothesis whose new token is
+``<eos>`` leaves the beam as finished; the others stay live, so a sentence's beam
+narrows as hypotheses finish and finished ones cost no more decoder work. The search
+ends when no hypothesis is live or after num_steps tokens. The output is, among the
+finished and the still-live hypotheses, the one with the highest score
+``log P(y) / L^alpha``, L counting its tokens, ``<eos>`` included.
+
+All live hypotheses of all sentences are rows of one batch (at most N·K rows); one
+decoder step serves them all, and ranking happens on (N, K·V) arrays, not in a Python
+loop over sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..backend import Backend, to_numpy
+from ..data import Vocab
+from ..model import ModelConfig
+from ..model.steps import select_rows, start, step
+
+
+class Hypothesis(NamedTuple):
+    tokens: list  # output ids, without <eos>
+    log_prob: float  # log P(y), <eos> included when finished
+    score: float  # log P(y) / L^alpha
+    finished: bool  # ended with <eos>
+    weights: Any  # (L, S) attention weights of each emitted token (attention models)
+
+
+def _log_softmax(logits):
+    """Rows of log-probabilities, computed in float64 on the host."""
+    z = to_numpy(logits).astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
+                backend: Backend, beam_size: int, length_penalty: float = 0.75,
+                src_valid_len=None, return_weights: bool = False) -> list[Hypothesis]:
+    """The best hypothesis for each row of src (N, S); ``src_valid_len`` as for greedy
+    decoding. ``beam_size`` K >= 1; K = 1 is greedy decoding."""
+    if beam_size < 1:
+        raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    xp = backend.xp
+    src = xp.asarray(src)
+    N, S = src.shape
+    K, V = beam_size, cfg.tgt_vocab_size
+    valid = xp.full(N, S) if src_valid_len is None else xp.asarray(src_valid_len)
+    state, memory = start(params, cfg, src, valid)
+    want_weights = return_weights and cfg.attention
+    # the live hypotheses, one row each, grouped by sentence in sentence order
+    sent = np.arange(N)  # (B,) the sentence of each row
+    tokens = np.zeros((N, 0), dtype=np.int64)  # (B, t) ids so far
+    logp = np.zeros(N)  # (B,) total log-probability so far
+    history = np.zeros((N, 0, S)) if want_weights else None  # (B, t, S)
+    prev = xp.full(N, tgt_vocab.bos, dtype=src.dtype)
+    best: list[Hypothesis | None] = [None] * N
+
+    def offer(i, hyp):
+        if best[i] is None or hyp.score > best[i].score:
+            best[i] = hyp
+
+    for t in range(num_steps):
+        logits, state, alpha = step(params, cfg, prev, state, memory)
+        cand = logp[:, None] + _log_softmax(logits)  # (B, V) every one-token extension
+        # each sentence's rows side by side: (N, K, V), -inf where a sentence has fewer
+        # than K live rows, then the K best of its K·V extensions
+        slot = np.arange(len(sent)) - np.searchsorted(sent, sent)  # row's place in its group
+        table = np.full((N, K, V), -np.inf)
+        table[sent, slot] = cand
+        flat = table.reshape(N, K * V)
+        top = np.argpartition(-flat, K - 1, axis=1)[:, :K] if K < K * V else \
+            np.tile(np.arange(K * V), (N, 1))
+        order = np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)  # (N, K) best first
+        scores = np.take_along_axis(flat, top, axis=1)
+        row_of = np.full((N, K), -1)
+        row_of[sent, slot] = np.arange(len(sent))
+        n_idx, k_idx = np.nonzero(np.isfinite(scores))
+        parent = row_of[n_idx, top[n_idx, k_idx] // V]  # flat index = slot · V + token
+        new_tok = top[n_idx, k_idx] % V
+        new_logp = scores[n_idx, k_idx]
+        alpha_np = to_numpy(alpha)[parent] if want_weights else None
+        ends = new_tok == tgt_vocab.eos
+        for j in np.flatnonzero(ends):  # finished: they leave the beam
+            L = t + 1  # its tokens, <eos> included
+            w = np.concatenate([history[parent[j]], alpha_np[j][None]]) if want_weights \
+                else None
+            offer(n_idx[j], Hypothesis(tokens[parent[j]].tolist(), float(new_logp[j]),
+                                       float(new_logp[j] / L ** length_penalty), True, w))
+        keep = ~ends
+        if not keep.any():
+            break
+        rows = parent[keep]
+        sent, logp = n_idx[keep], new_logp[keep]
+        tokens = np.concatenate([tokens[rows], new_tok[keep][:, None]], axis=1)
+        if want_weights:
+            history = np.concatenate([history[rows], alpha_np[keep][:, None]], axis=1)
+        state, memory = select_rows(state, memory, xp.asarray(rows))
+        prev = xp.asarray(new_tok[keep]).astype(src.dtype)
+    else:  # num_steps tokens and still live: these compete too
+        for j in range(len(sent)):
+            L = tokens.shape[1]
+            offer(sent[j], Hypothesis(tokens[j].tolist(), float(logp[j]),
+                                      float(logp[j] / L ** length_penalty), False,
+                                      history[j] if want_weights else None))
+    return best
