@@ -1,0 +1,132 @@
+"""Beam search: greedy at K = 1, exhaustive search when K holds every prefix, and no work
+spent on finished hypotheses — for both decoders."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from minis2s.backend import get_backend
+from minis2s.data import Vocab
+from minis2s.decode import beam as beam_mod
+from minis2s.decode import beam_search, greedy_decode
+from minis2s.model import ModelConfig, init_params
+from minis2s.model.steps import select_rows, start, step
+
+F64 = get_backend("numpy", "float64")
+EOS = 3
+MODELS = ["seq2seq", "attention"]
+
+
+def _model(model, V=9, seed=4, eos_bias=0.5, cell="gru", bidirectional=False):
+    cfg = ModelConfig(12, V, 6, 8, 2, 0.0, bidirectional, cell, model)
+    params = init_params(cfg, F64, np.random.default_rng(seed))
+    params["decoder.dense.bias"][EOS] += eos_bias  # some sentences end early
+    vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>"]
+                              + [f"w{i}" for i in range(V - 4)])
+    return cfg, params, vocab
+
+
+def _sources(n=16, S=5, seed=1):
+    rng = np.random.default_rng(seed)
+    src = rng.integers(4, 12, (n, S))
+    valid = rng.integers(1, S + 1, n)
+    src[np.arange(S)[None, :] >= valid[:, None]] = 1  # <pad> past each valid length
+    return src, valid
+
+
+@pytest.mark.parametrize(("model", "seed", "eos_bias"), [("seq2seq", 4, 0.5),
+                                                        ("attention", 5, 0.2)])
+def test_a_beam_of_one_is_greedy_decoding(model, seed, eos_bias):
+    cfg, params, vocab = _model(model, seed=seed, eos_bias=eos_bias)
+    src, valid = _sources()
+    greedy = greedy_decode(params, cfg, src, vocab, 7, F64, valid)
+    hyps = beam_search(params, cfg, src, vocab, 7, F64, 1, 0.75, valid)
+    assert [h.tokens for h in hyps] == greedy
+    assert len({len(g) for g in greedy}) >= 3  # outputs of several lengths
+    assert {h.finished for h in hyps} == {True, False}  # both ways of ending
+
+
+def _log_prob(params, cfg, src, valid, tokens, bos=2):
+    """log P(tokens) for one source, by feeding the decoder one token at a time."""
+    state, memory = start(params, cfg, src[None], np.asarray([valid]))
+    total, prev = 0.0, bos
+    for tok in tokens:
+        logits, state, _ = step(params, cfg, np.asarray([prev]), state, memory)
+        z = logits[0] - logits[0].max()
+        total += float(z[tok] - np.log(np.exp(z).sum()))
+        prev = tok
+    return total
+
+
+# models whose exhaustive best is not the greedy output (so the search must look past the
+# best prefix), and whose best ends with <eos> after some words (so the length penalty
+# counts), or runs to the last step
+EXHAUSTIVE = [("seq2seq", 9, 0.3), ("seq2seq", 10, 0.3), ("attention", 5, -0.5),
+              ("attention", 1, 0.3)]
+
+
+@pytest.mark.parametrize(("model", "seed", "eos_bias"), EXHAUSTIVE)
+@pytest.mark.parametrize("alpha", [0.0, 0.75])
+def test_a_beam_that_holds_every_prefix_is_exhaustive_search(model, seed, eos_bias, alpha):
+    """V = 5 tokens, 3 steps: K = 125 keeps every prefix. The best score over every
+    sequence (ending at its first <eos>, or 3 tokens without one) must be the beam's."""
+    cfg, params, vocab = _model(model, V=5, seed=seed, eos_bias=eos_bias)
+    src, valid = _sources(n=4, seed=2)
+    steps, V = 3, 5
+    hyps = beam_search(params, cfg, src, vocab, steps, F64, V ** steps, alpha, valid)
+    greedy = greedy_decode(params, cfg, src, vocab, steps, F64, valid)
+    assert any(h.tokens != g for h, g in zip(hyps, greedy))  # not greedy in disguise
+    for i, h in enumerate(hyps):  # each result's own numbers: log P(y) and L, <eos> counted
+        emitted = [*h.tokens, EOS] if h.finished else h.tokens
+        assert h.log_prob == pytest.approx(_log_prob(params, cfg, src[i], valid[i], emitted),
+                                           abs=1e-10)
+        assert h.score == pytest.approx(h.log_prob / len(emitted) ** alpha, abs=1e-12)
+    words = [t for t in range(V) if t != EOS]
+    for i in range(len(src)):
+        scores = {}
+        for L in range(1, steps + 1):
+            for body in itertools.product(words, repeat=L - 1):  # ... then <eos>
+                seq = (*body, EOS)
+                scores[seq] = _log_prob(params, cfg, src[i], valid[i], seq) / L ** alpha
+        for seq in itertools.product(words, repeat=steps):  # still going at the end
+            scores[seq] = _log_prob(params, cfg, src[i], valid[i], seq) / steps ** alpha
+        best = max(scores, key=scores.get)
+        assert hyps[i].score == pytest.approx(scores[best], abs=1e-10)
+        assert tuple(hyps[i].tokens) + ((EOS,) if hyps[i].finished else ()) == best
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_finished_hypotheses_cost_no_more_compute(model, monkeypatch):
+    """Every decoder step runs exactly the live hypotheses: a beam that loses hypotheses
+    to <eos> runs fewer rows the next step, and never more than N·K."""
+    cfg, params, vocab = _model(model, eos_bias=1.5)
+    src, valid = _sources(n=6)
+    K, rows = 4, []
+    finished_so_far = []
+
+    def counting_step(params_, cfg_, ids, state, memory):
+        rows.append(len(ids))
+        return step(params_, cfg_, ids, state, memory)
+
+    real_select = select_rows
+
+    def counting_select(state, memory, keep):
+        finished_so_far.append(len(keep))
+        return real_select(state, memory, keep)
+
+    monkeypatch.setattr(beam_mod, "step", counting_step)
+    monkeypatch.setattr(beam_mod, "select_rows", counting_select)
+    hyps = beam_search(params, cfg, src, vocab, 8, F64, K, 0.75, valid)
+    assert rows[0] == len(src)  # one empty hypothesis per sentence to start
+    assert rows[1:] == finished_so_far[:len(rows) - 1]  # then exactly the live ones
+    assert max(rows) <= len(src) * K
+    assert any(b < a for a, b in zip(rows[1:], rows[2:]))  # the beam narrowed
+    assert all(h is not None for h in hyps)
+
+
+def test_a_beam_of_zero_is_refused():
+    cfg, params, vocab = _model("seq2seq")
+    src, valid = _sources(n=2)
+    with pytest.raises(ValueError, match="beam size must be at least 1"):
+        beam_search(params, cfg, src, vocab, 5, F64, 0)
