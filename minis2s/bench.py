@@ -106,7 +106,8 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
             valid = torch.from_numpy(b.tgt_valid_len)
             dec_in = torch.from_numpy(b.tgt_in)
             opt.zero_grad()
-            loss = masked_ce(net(src, dec_in), tgt, valid)
+            loss = masked_ce(net(src, dec_in, None, torch.from_numpy(b.src_valid_len)), tgt,
+                             valid)
             loss.backward()
             seed_grad_clipping(net, preset.grad_clip)
             opt.step()
@@ -163,7 +164,10 @@ def nominal_flops_per_token(preset: Preset, data) -> float:
     enc = sum(2 * T * N * ((E if k == 0 else dirs * H) + H) * G * H * dirs for k in range(L))
     dec = sum(2 * T * N * ((E + Hd if k == 0 else Hd) + Hd) * G * Hd for k in range(L))
     dense = 2 * T * N * Hd * V
-    return 3 * (enc + dec + dense) / float(data.train.tgt_valid_len.sum())
+    att = 0  # attention: the keys' projection once, then per step query, scores, context
+    if preset.model == "attention":
+        att = 2 * N * (T * H * Hd + T * (Hd * H + T * H + T * Hd))
+    return 3 * (enc + dec + dense + att) / float(data.train.tgt_valid_len.sum())
 
 
 def gemm_ceiling_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -190,9 +194,10 @@ def have_torch() -> bool:
 
 
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
-          seed: int = 0, data=None, out=sys.stdout, cell: str = "gru") -> dict:
-    """Alternate runs of ``preset`` with ``cell`` and print a summary; returns the
-    medians."""
+          seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
+          model: str = "seq2seq") -> dict:
+    """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
+    returns the medians."""
     epochs = epochs or BENCH_EPOCHS.get(preset, 1)
     impls = ["minis2s"] + (["pytorch"] if vs_torch else [])
     if vs_torch and not have_torch():
@@ -200,7 +205,7 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
     results: dict[str, list[Result]] = {i: [] for i in impls}
     for r in range(repeats):
         for impl in impls:
-            res = _spawn(impl, preset, epochs, seed, data, {"cell": cell})
+            res = _spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model})
             results[impl].append(res)
             print(f"run {r + 1}/{repeats} {impl:8s} {res.tokens_per_sec:10.1f} tokens/sec  "
                   f"loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB", file=out)
@@ -210,12 +215,13 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
             "loss": statistics.median(x.loss for x in rs),
             "peak_rss_mb": max(x.peak_rss_mb for x in rs)}
-    print(f"preset {preset}, cell {cell}, {epochs} epochs per run, {repeats} runs each "
+    print(f"preset {preset}, {model} model, cell {cell}, {epochs} epochs per run, "
+          f"{repeats} runs each "
           f"(medians; peak RSS is the largest)", file=out)
     for impl, s in summary.items():
         print(f"  {impl:8s} {s['tokens_per_sec']:10.1f} tokens/sec  loss {s['loss']:.4f}  "
               f"peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
-    full = get_preset(preset).with_overrides(cell=cell)
+    full = get_preset(preset).with_overrides(cell=cell, model=model)
     flops = nominal_flops_per_token(full, _bench_data(full, data))
     ceiling = gemm_ceiling_gflops()
     summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
@@ -246,6 +252,8 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
                         "reference")
     parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru",
                         help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
+    parser.add_argument("--model", choices=["seq2seq", "attention"], default="seq2seq",
+                        help="the decoder (PyTorch: d2l's, a loop over steps for attention)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
@@ -258,7 +266,7 @@ def main(argv=None) -> int:
     if args.worker:
         return _worker(args)
     bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-          cell=args.cell)
+          cell=args.cell, model=args.model)
     return 0
 
 

@@ -51,7 +51,7 @@ def _cmd_bench(args) -> int:
     from . import bench
 
     bench.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-                cell=args.cell)
+                cell=args.cell, model=args.model)
     return 0
 
 
@@ -127,22 +127,61 @@ def _stdin_lines() -> list[str]:
     return lines
 
 
-def _cmd_translate(args) -> int:
-    from .decode import translate
+def _check_beam(args) -> None:
+    from .presets import ConfigError
 
+    if args.beam < 1:
+        raise ConfigError(f"--beam must be a whole number >= 1, got {args.beam}")
+    if args.length_penalty < 0:
+        raise ConfigError(f"--length-penalty must be >= 0, got {args.length_penalty}")
+
+
+def _cmd_translate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .data import DataError
+    from .decode import translations
+    from .decode.heatmap import draw_attention
+
+    _check_beam(args)
     ck, params, backend = _load_model(args)
+    want = bool(args.attention_plot or args.json)
+    if args.attention_plot and not ck.config.attention:
+        raise DataError(f"{args.model} holds the seed's model, which has no attention "
+                        "weights to draw; train one with --model attention")
     sentences = args.sentences if args.sentences else _stdin_lines()
-    for line in translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
-                          ck.num_steps, backend, warn=_warn):
-        print(line)
+    results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
+                           ck.num_steps, backend, warn=_warn, beam=args.beam,
+                           length_penalty=args.length_penalty,
+                           attention=want and ck.config.attention)
+    drawn = 0
+    for number, (sentence, t) in enumerate(zip(sentences, results), start=1):
+        if args.json:
+            print(json.dumps({"source": sentence, "translation": t.text, "tokens": t.tokens,
+                              "source_tokens": t.source,
+                              "attention": None if t.weights is None
+                              else t.weights.tolist()}, ensure_ascii=False))
+        else:
+            print(t.text)
+        if args.attention_plot and t.weights is not None:
+            drawn += draw_attention(t, Path(args.attention_plot) / f"sentence_{number:04d}.png")
+    if args.attention_plot:
+        if drawn or not any(t.weights is not None for t in results):
+            _warn(f"{drawn} attention heat maps in {args.attention_plot}")
+        else:
+            _warn("no heat maps: matplotlib is not installed (pip install 'minis2s[plot]')")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from .bleu import bleu, corpus_scores
+    import json
+
     from .data import DataError, load_data, resolve_data_path
     from .decode import translate
+    from .evaluate import by_length_table, plot_by_length, score
 
+    _check_beam(args)
     ck, params, backend = _load_model(args)
     meta = ck.data
     if not meta:
@@ -160,15 +199,28 @@ def _cmd_evaluate(args) -> int:
     sources = [" ".join(t) for t in part.src_tokens]
     refs = [" ".join(t) for t in part.tgt_tokens]
     hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources, ck.num_steps,
-                     backend)
-    scores = corpus_scores(hyps, refs)
-    seed_bleu = sum(bleu(h, r, 2) for h, r in zip(hyps, refs)) / len(refs)
-    print(f"{args.part} part: {len(refs)} pairs")
+                     backend, beam=args.beam, length_penalty=args.length_penalty)
+    report = score(hyps, refs, [len(t) for t in part.src_tokens])
+    scores = report.scores
+    decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
+                                                f"{args.length_penalty:g}")
+    print(f"{args.part} part: {len(refs)} pairs, {ck.config.model} model, {decoding}")
     print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
     print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
-    print(f"mean sentence BLEU (the seed's formula, k=2) {seed_bleu:.3f}")
-    for s, h, r in list(zip(sources, hyps, refs))[: args.show]:
-        print(f"  {s} => {h}   [ref: {r}]")
+    print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}")
+    if args.by_length:
+        print(by_length_table(report))
+    if args.json:
+        print(json.dumps({"part": args.part, "pairs": report.pairs, "beam": args.beam,
+                          "bleu": scores["bleu"], "chrf": scores["chrf"],
+                          "by_length": [b.__dict__ for b in report.buckets]}))
+    if args.plot:
+        if plot_by_length({f"{ck.config.model}, {decoding}": report}, args.plot):
+            _warn(f"figure in {args.plot}")
+        else:
+            _warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    for s_, h, r in list(zip(sources, hyps, refs))[: args.show]:
+        print(f"  {s_} => {h}   [ref: {r}]")
     return 0
 
 
@@ -312,9 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed of the train / validation / test split")
     p.set_defaults(func=_cmd_train)
 
+    def beam_opts(p):
+        p.add_argument("--beam", type=int, default=1, metavar="K", help="beam search with K "
+                       "hypotheses per sentence (default 1: greedy decoding)")
+        p.add_argument("--length-penalty", dest="length_penalty", type=float, default=0.75,
+                       metavar="ALPHA", help="beam search scores log P / L^ALPHA (default "
+                       "0.75)")
+
     p = sub.add_parser("translate", help="translate sentences (arguments, or stdin lines)")
     p.add_argument("--model", required=True, help="a checkpoint.npz")
     p.add_argument("sentences", nargs="*", metavar="SENTENCE")
+    beam_opts(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line: source, "
+                   "translation, tokens and (attention models) the attention weights")
+    p.add_argument("--attention-plot", dest="attention_plot", metavar="DIR", help="one heat "
+                   "map per sentence, DIR/sentence_0001.png ... (attention models)")
     backend_opt(p)
     p.set_defaults(func=_cmd_translate)
 
@@ -323,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the corpus the model was trained on")
     p.add_argument("--part", choices=["test", "valid", "train"], default="test")
     p.add_argument("--show", type=int, default=5, help="print this many example translations")
+    beam_opts(p)
+    p.add_argument("--by-length", dest="by_length", action="store_true", help="BLEU and chrF "
+                   "per source-length bucket")
+    p.add_argument("--plot", metavar="PNG", help="draw BLEU and chrF against source length")
+    p.add_argument("--json", action="store_true", help="the scores as one JSON line too")
     backend_opt(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -96,7 +96,7 @@ def test_evaluate_prints_sacrebleus_own_scores(trained, corpus):
     b, c = bleu.corpus_score(hyps, refs), chrf.corpus_score(hyps, refs)
     assert b.score > 1.0  # a trained model: the comparison is not 0 against 0
     lines = r.stdout.splitlines()
-    assert lines[0] == f"train part: {len(part)} pairs"
+    assert lines[0] == f"train part: {len(part)} pairs, seq2seq model, greedy"
     assert lines[1] == f"BLEU {b.score:.2f}  ({bleu.get_signature()})"
     assert lines[2] == f"chrF {c.score:.2f}  ({chrf.get_signature()})"
 
@@ -171,7 +171,7 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
         r = run("evaluate", "--model", str(out / "checkpoint.npz"), "--data", str(corpus),
                 "--part", part)
         assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines()[0] == f"{part} part: 20 pairs"
+        assert r.stdout.splitlines()[0].startswith(f"{part} part: 20 pairs, seq2seq model")
     # the flags given to --resume must agree with the checkpoint's
     r = run("train", "--data", str(corpus), "--num-hiddens", "32", "--epochs", "3",
             "--out", str(out), "--resume")

@@ -1,0 +1,79 @@
+"""Scoring a model on a held-out part: corpus BLEU and chrF (sacrebleu), the seed's
+sentence BLEU, and both scores by source length, the way Bahdanau et al. plot BLEU
+against sentence length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .bleu import bleu, corpus_scores
+
+# source lengths (tokens, <eos> not counted) that share a bucket: 1-3, 4-5, ... 16 and more
+LENGTH_EDGES = (1, 4, 6, 8, 11, 16)
+
+
+@dataclass
+class Bucket:
+    label: str  # "4-5", "16+"
+    pairs: int
+    bleu: float
+    chrf: float
+
+
+@dataclass
+class Report:
+    pairs: int
+    scores: dict  # corpus_scores(): bleu, chrf and their signatures
+    seed_bleu: float  # mean sentence BLEU, the seed's formula with k = 2
+    buckets: list  # Bucket per non-empty source-length bucket
+
+
+def length_label(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else (f"{lo}" if hi - 1 == lo else f"{lo}-{hi - 1}")
+
+
+def score(hyps: list[str], refs: list[str], source_lengths: list[int],
+          edges=LENGTH_EDGES) -> Report:
+    """Every score of ``hyps`` against ``refs`` (tokenized, as the corpus gives them)."""
+    buckets = []
+    bounds = [*edges, None]
+    for lo, hi in zip(bounds, bounds[1:]):
+        picked = [i for i, n in enumerate(source_lengths)
+                  if n >= lo and (hi is None or n < hi)]
+        if picked:
+            s = corpus_scores([hyps[i] for i in picked], [refs[i] for i in picked])
+            buckets.append(Bucket(length_label(lo, hi), len(picked), s["bleu"], s["chrf"]))
+    seed_bleu = sum(bleu(h, r, 2) for h, r in zip(hyps, refs)) / len(refs)
+    return Report(len(refs), corpus_scores(hyps, refs), seed_bleu, buckets)
+
+
+def by_length_table(report: Report) -> str:
+    lines = ["source tokens   pairs    BLEU    chrF"]
+    for b in report.buckets:
+        lines.append(f"{b.label:>13}  {b.pairs:>6}  {b.bleu:6.2f}  {b.chrf:6.2f}")
+    return "\n".join(lines)
+
+
+def plot_by_length(reports: dict[str, Report], path) -> bool:
+    """BLEU and chrF against source length, one line per entry of ``reports``; returns
+    False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, report in reports.items():
+        labels = [b.label for b in report.buckets]
+        axes[0].plot(labels, [b.bleu for b in report.buckets], "o-", label=name)
+        axes[1].plot(labels, [b.chrf for b in report.buckets], "o-", label=name)
+    for ax, what in zip(axes, ("BLEU", "chrF")):
+        ax.set_xlabel("source sentence length (tokens)")
+        ax.set_ylabel(what)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

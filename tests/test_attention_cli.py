@@ -1,0 +1,114 @@
+"""The attention model and beam search through the commands."""
+
+import json
+
+import numpy as np
+import pytest
+
+from minis2s import checkpoint
+from minis2s import gradcheck as gc
+from minis2s.backend import get_backend
+from minis2s.cli import main
+from minis2s.model import ModelConfig, init_params, seq2seq_backward, seq2seq_forward
+
+SHORT = ["--preset", "zh", "--examples", "199", "--quiet", "--min-freq", "1"]
+
+
+@pytest.fixture(scope="module")
+def attention_model(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("attention")
+    assert main(["train", "--data", str(tiny_corpus), *SHORT, "--model", "attention",
+                 "--epochs", "3", "--out", str(out)]) == 0
+    return out / "checkpoint.npz"
+
+
+def test_train_records_the_attention_model(attention_model):
+    ck = checkpoint.load(attention_model)
+    assert ck.config.model == "attention"
+    assert ck.params["decoder.attention.W_q.weight"].shape == (32, 32)
+    assert ck.params["decoder.rnn.weight_ih_l0"].shape == (96, 32 + 32)  # [context ; emb]
+
+
+def test_translate_json_and_heat_maps(attention_model, tmp_path, capsys):
+    sentences = ["i lost .", "you go home .", "he is calm ."]
+    assert main(["translate", "--model", str(attention_model), "--json",
+                 "--attention-plot", str(tmp_path / "maps"), *sentences]) == 0
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["source"] for r in records] == sentences
+    for r in records:
+        w = np.array(r["attention"])
+        assert w.shape == (min(len(r["tokens"]) + 1, 10), len(r["source_tokens"]))
+        np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-6)  # over the source
+        assert r["source_tokens"][-1] == "<eos>"
+    pytest.importorskip("matplotlib")
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert maps == ["sentence_0001.png", "sentence_0002.png", "sentence_0003.png"]
+    assert "3 attention heat maps in" in err
+
+
+def test_beam_search_through_the_commands(attention_model, tiny_corpus, tmp_path, capsys):
+    assert main(["translate", "--model", str(attention_model), "--beam", "4",
+                 "--length-penalty", "0.5", "i lost .", "go ."]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["evaluate", "--model", str(attention_model), "--data", str(tiny_corpus),
+                 "--part", "train", "--beam", "2", "--by-length", "--json",
+                 "--plot", str(tmp_path / "by_length.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("attention model, beam 2, length penalty 0.75")
+    assert out[4].split() == ["source", "tokens", "pairs", "BLEU", "chrF"]
+    report = json.loads(next(line for line in out if line.startswith("{")))
+    assert report["beam"] == 2 and sum(b["pairs"] for b in report["by_length"]) == \
+        report["pairs"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--beam", "0"], "--beam must be a whole number >= 1, got 0"),
+    (["--beam", "-2"], "--beam must be a whole number >= 1, got -2"),
+    (["--length-penalty", "-1"], "--length-penalty must be >= 0, got -1.0"),
+])
+def test_bad_beam_settings_are_one_error_line(attention_model, capsys, args, message):
+    assert main(["translate", "--model", str(attention_model), *args, "go ."]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"minis2s: error: {message}"]
+
+
+def test_heat_maps_of_the_seeds_model_are_refused(tiny_corpus, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_corpus), *SHORT, "--epochs", "1", "--out",
+                 str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    assert main(["translate", "--model", str(tmp_path / "plain" / "checkpoint.npz"),
+                 "--attention-plot", str(tmp_path / "maps"), "go ."]) == 2
+    assert "has no attention weights to draw" in capsys.readouterr().err
+    assert not (tmp_path / "maps").exists()
+
+
+def test_gradflow_reads_an_attention_checkpoint(attention_model, tiny_corpus, capsys):
+    assert main(["gradflow", "--pairs", str(tiny_corpus), "--model", str(attention_model),
+                 "--json", "--batch-size", "8"]) == 0
+    flow = json.loads(capsys.readouterr().out)
+    assert len(flow["encoder"]) == len(flow["decoder"]) == 2
+    assert all(len(row) == 10 for row in flow["decoder"])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recorded_state_gradients_of_the_attention_decoder(bidirectional):
+    """As for the seed's decoder: a zero probe on every h_t has ∂L/∂h_t as its gradient."""
+    F64 = get_backend("numpy", "float64")
+    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, bidirectional, "lstm", "attention")
+    rng = np.random.default_rng(8)
+    params = init_params(cfg, F64, rng)
+    batch = gc.make_batch(rng, cfg, 3, 4, 5)
+    dirs, H, Hd = cfg.num_directions, cfg.num_hiddens, cfg.decoder_hiddens
+    probes = {"encoder": [np.zeros((12, H)) for _ in range(2 * dirs)],
+              "decoder": [np.zeros((15, Hd)) for _ in range(2)]}
+    arrays = {f"{side}[{i}]": p for side, ps in probes.items() for i, p in enumerate(ps)}
+
+    def f():
+        return seq2seq_forward(params, cfg, batch, packed=False, probes=probes)[0]
+
+    _, cache = seq2seq_forward(params, cfg, batch, packed=False, probes=probes)
+    _, recorded = seq2seq_backward(1.0, cache, record=True)
+    analytic = {f"{side}[{i}]": r for side, rs in recorded.items() for i, r in enumerate(rs)}
+    rows = gc.check_arrays("state gradients", f, arrays, analytic)
+    assert max(r.error for r in rows) <= gc.TOLERANCE
+    assert all(np.abs(r).max() > 0 for r in analytic.values())
