@@ -1,6 +1,8 @@
-"""Train the seed's English -> French GRU encoder-decoder and translate four sentences.
+"""Train the seed's English -> French encoder-decoder, and d2l's attention model beside it,
+and translate four sentences with each, as d2l prints them.
 
-    python examples/train_eng_fra.py                      # the seed's experiment (preset zh)
+    python examples/train_eng_fra.py                      # both models, preset zh
+    python examples/train_eng_fra.py --models seq2seq     # the seed's experiment alone
     python examples/train_eng_fra.py --preset en --epochs 10 --out runs/en
 
 Data: --data PATH, else $MINIS2S_DATA, else the cache (~/.cache/minis2s), else a
@@ -32,31 +34,39 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="fra.txt or fra-eng.zip")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="zh")
+    parser.add_argument("--models", nargs="+", choices=["seq2seq", "attention"],
+                        default=["seq2seq", "attention"], help="which models to train")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/eng_fra", help="folder for checkpoint.npz")
+    parser.add_argument("--out", default="runs/eng_fra", help="folder for the checkpoints "
+                        "(OUT/seq2seq/checkpoint.npz, OUT/attention/checkpoint.npz)")
     args = parser.parse_args(argv)
 
     def warn(message):
         print(f"minis2s: {message}", file=sys.stderr)
 
-    try:
-        preset = get_preset(args.preset).with_overrides(epochs=args.epochs)
-        backend = get_backend(args.backend)
-        run = run_experiment(preset, args.data, backend, args.out, seed=args.seed, warn=warn)
-    except Interrupted as exc:
-        warn(str(exc))
-        return 130
-    except INPUT_ERRORS as exc:
-        warn(f"error: {exc}")
-        return 2
-    print(run.trainer.summary_line())
-    tr, data = run.trainer, run.data
-    outputs = translate(tr.params, tr.cfg, data.src_vocab, data.tgt_vocab, ENGLISH,
-                        preset.num_steps, backend)
-    for eng, fra, out in zip(ENGLISH, FRENCH, outputs):
-        print(f"{eng} => {out}, bleu {bleu(out, fra, k=2):.3f}")
+    for number, model in enumerate(args.models):
+        try:
+            preset = get_preset(args.preset).with_overrides(epochs=args.epochs, model=model)
+            backend = get_backend(args.backend)
+            run = run_experiment(preset, args.data, backend, f"{args.out}/{model}",
+                                 seed=args.seed, warn=warn)
+        except Interrupted as exc:
+            warn(str(exc))
+            return 130
+        except INPUT_ERRORS as exc:
+            warn(f"error: {exc}")
+            return 2
+        if number:
+            print()
+        print(f"model: {model}")
+        print(run.trainer.summary_line())
+        tr, data = run.trainer, run.data
+        outputs = translate(tr.params, tr.cfg, data.src_vocab, data.tgt_vocab, ENGLISH,
+                            preset.num_steps, backend)
+        for eng, fra, out in zip(ENGLISH, FRENCH, outputs):
+            print(f"{eng} => {out}, bleu {bleu(out, fra, k=2):.3f}")
     return 0
 
 

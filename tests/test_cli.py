@@ -127,12 +127,17 @@ def test_example_runs(corpus, tmp_path):
                         "--epochs", "2", "--out", str(tmp_path)], capture_output=True,
                        text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
-    assert lines[0].startswith("loss ") and "tokens/sec on cpu" in lines[0]
-    assert [ln.split(" => ")[0] for ln in lines[1:]] == ["go .", "i lost .", "he's calm .",
-                                                          "i'm home ."]
-    assert all(", bleu " in ln for ln in lines[1:])
-    assert (tmp_path / "checkpoint.npz").is_file()
+    blocks = r.stdout.strip().split("\n\n")
+    assert len(blocks) == 2  # the seed's model, then the attention model
+    for block, model in zip(blocks, ["seq2seq", "attention"]):
+        lines = block.splitlines()
+        assert lines[0] == f"model: {model}"
+        assert lines[1].startswith("loss ") and "tokens/sec on cpu" in lines[1]
+        assert [ln.split(" => ")[0] for ln in lines[2:]] == ["go .", "i lost .",
+                                                              "he's calm .", "i'm home ."]
+        assert all(", bleu " in ln for ln in lines[2:])
+        ck = checkpoint.load(tmp_path / model / "checkpoint.npz")
+        assert ck.config.model == model
 
 
 # ------------------------------------------------------------ every knob of a preset

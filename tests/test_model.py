@@ -159,13 +159,14 @@ def test_float32_agrees_with_float64(bidirectional):
         assert float(np.abs(g32[name] - g).max()) <= 1e-5 * scale, name
 
 
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("reduction", ["seq", "token"])
-def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reduction):
+def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reduction, model):
     """Sorting rows by target length, skipping padded decoder steps and computing the dense
     layer and the loss on valid positions only changes nothing: same loss, same gradients
     (dropout included, since the masks are indexed by the batch's own rows and steps)."""
-    cfg = ModelConfig(9, 11, 4, 5, 3, 0.3, bidirectional)
+    cfg = ModelConfig(9, 11, 4, 5, 3, 0.3, bidirectional, model=model)
     rng = np.random.default_rng(11)
     params = init_params(cfg, F64, rng)
     b = gc.make_batch(rng, cfg, 6, 5, 7)

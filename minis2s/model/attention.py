@@ -110,98 +110,143 @@ class AttentionDecoderCache(NamedTuple):
     memory: Memory
     embedded: Any  # EmbedProjectCache of the embeddings' share, every step at once
     steps: list  # StepCache per step
+    rows: list  # (offset, size) of each step's rows in the (M, ·) layout
     dense: Any
     final_state: Any
+    padded: Any  # (T, N) for the padded layout, None when packed
 
 
-def attention_decoder_forward(params, cfg: ModelConfig, tgt_in, state, outputs,
-                              src_valid_len, masks=None, probes=None):
-    """tgt_in (N, T) previous tokens; state: the encoder's final state; outputs
-    (S, N, Hk): the encoder's top-layer outputs -> ``(logits (N, T, V), state after,
-    attention weights (N, T, S)), cache``. ``masks``: a DropoutMasks (its decoder and
-    attention masks are used) or None; ``probes``: as for the plain decoder, (T·N, Hd)
-    rows per layer."""
+def _layout(T, N, batch_sizes):
+    """Each step's (offset, rows) in the (M, ·) layout: padded, every step has all N
+    rows; packed (rows sorted by length, longest first), step t the first batch_sizes[t]."""
+    sizes = [N] * T if batch_sizes is None else list(batch_sizes)
+    offsets = [0]
+    for k in sizes[:-1]:
+        offsets.append(offsets[-1] + k)
+    return list(zip(offsets, sizes))
+
+
+def _rows(state, k):
+    """The first k rows of a state (the sequences still running)."""
+    return map_state(lambda s: s[:, :k], state)
+
+
+def _grown(dstate, k, xp):
+    """A state gradient of fewer rows, zero-padded to k rows: the rows it lacks belong to
+    sequences that ended, whose states nothing later reads."""
+    def grow(d):
+        if d.shape[1] == k:
+            return d
+        pad = xp.zeros((d.shape[0], k - d.shape[1], d.shape[2]), dtype=d.dtype)
+        return xp.concatenate([d, pad], axis=1)
+
+    return None if dstate is None else map_state(grow, dstate)
+
+
+def attention_decoder_forward(params, cfg: ModelConfig, ids, state, outputs, src_valid_len,
+                              masks=None, probes=None, batch_sizes=None):
+    """The decoder over a whole target, step by step.
+
+    Padded (``batch_sizes`` None): ids (N, T) previous tokens; returns ``(logits (N, T, V),
+    state after, attention weights (N, T, S)), cache``. Packed (the training path): ids
+    (M,) in the stacks' packed layout, rows sorted by target length so that step t runs
+    the first ``batch_sizes[t]`` sequences only; returns ``(logits (M, V), None, None),
+    cache``. state: the encoder's final state and outputs (S, N, Hk) its top-layer
+    outputs, both in the rows' order. ``masks``: a DropoutMasks laid out like the rows
+    (decoder masks (T, N, Hd) or (M, Hd), attention masks (T, N, S) or (M, S)), or None;
+    ``probes`` (padded only): as for the plain decoder, (T·N, Hd) rows per layer."""
     xp = array_module(outputs)
     memory = memory_forward(params, outputs, src_valid_len)
     Hk = cfg.decoder_hiddens
     sfx = param_suffix(0, 0)
+    padded = None if batch_sizes is not None else ids.shape[::-1]
     gi_emb, ecache = embed_project_forward(
-        tgt_in.T, params["decoder.embedding.weight"],
+        ids.T if padded else ids, params["decoder.embedding.weight"],
         params["decoder.rnn.weight_ih" + sfx][:, Hk:], params["decoder.rnn.bias_ih" + sfx])
-    T, N = gi_emb.shape[:2]
+    gi_emb = gi_emb.reshape(-1, gi_emb.shape[-1])  # (M, G·Hd), step-major
+    N = state[0].shape[1] if isinstance(state, tuple) else state.shape[1]
+    rows = _layout(padded[0] if padded else len(batch_sizes), N, batch_sizes)
     layer_masks = None if masks is None else masks.decoder
     att_masks = None if masks is None else masks.attention
+    if padded:  # (T, N, ·) masks as rows
+        layer_masks = None if layer_masks is None else [m.reshape(-1, m.shape[-1])
+                                                        for m in layer_masks]
+        att_masks = None if att_masks is None else att_masks.reshape(-1, att_masks.shape[-1])
     steps, outs, alphas = [], [], []
-    for t in range(T):
+    for o, k in rows:
+        e = o + k
         (out, state, alpha), step = attention_step_forward(
-            params, cfg, gi_emb[t], state, memory,
-            None if layer_masks is None else [m[t:t + 1] for m in layer_masks],
-            None if att_masks is None else att_masks[t],
-            None if probes is None else [p[t * N:(t + 1) * N] for p in probes])
+            params, cfg, gi_emb[o:e], _rows(state, k), Memory(*(m[:k] for m in memory)),
+            None if layer_masks is None else [m[o:e][None] for m in layer_masks],
+            None if att_masks is None else att_masks[o:e],
+            None if probes is None else [p[o:e] for p in probes])
         steps.append(step)
         outs.append(out)
         alphas.append(alpha)
-    out = xp.stack(outs) if T else xp.zeros((0, N, Hk), dtype=outputs.dtype)
+    out = xp.concatenate(outs) if outs else xp.zeros((0, Hk), dtype=outputs.dtype)
     logits, dcache = dense_forward(out, params["decoder.dense.weight"],
-                                   params["decoder.dense.bias"])  # (T, N, V)
-    weights = xp.stack(alphas, axis=1) if T else xp.zeros((N, 0, memory.values.shape[1]))
-    cache = AttentionDecoderCache(memory, ecache, steps, dcache, state)
-    return (logits.transpose(1, 0, 2), state, weights), cache
+                                   params["decoder.dense.bias"])  # (M, V)
+    cache = AttentionDecoderCache(memory, ecache, steps, rows, dcache, state, padded)
+    if not padded:
+        return (logits, None, None), cache
+    T, N = padded
+    weights = xp.stack(alphas, axis=1) if alphas else xp.zeros((N, 0, memory.values.shape[1]))
+    return (logits.reshape(T, N, -1).transpose(1, 0, 2), state, weights), cache
 
 
 def attention_decoder_backward(dlogits, cache: AttentionDecoderCache, params,
                                cfg: ModelConfig, record: bool = False):
-    """dlogits (N, T, V) -> ``(dstate, doutputs (S, N, Hk), grads)`` (and, with
-    ``record``, the recorded state gradients per layer, (T·N, Hd) each)."""
+    """dlogits (N, T, V) padded, or (M, V) packed -> ``(dstate, doutputs (S, N, Hk),
+    grads)`` (and, with ``record``, the recorded state gradients per layer, in the rows'
+    layout)."""
     xp = array_module(dlogits)
-    dout, g_dense = dense_backward(dlogits.transpose(1, 0, 2), cache.dense)
+    if cache.padded:
+        dlogits = dlogits.transpose(1, 0, 2).reshape(-1, dlogits.shape[-1])
+    dout, g_dense = dense_backward(dlogits, cache.dense)
     grads = {"decoder.dense." + k: v for k, v in g_dense.items()}
-    T = len(cache.steps)
-    dgi_emb = xp.empty((T, *cache.steps[0].rnn.proj_shape[1:]), dtype=dlogits.dtype) \
-        if T else None
+    memory = cache.memory
+    dgi_emb = xp.empty((dout.shape[0], cache.steps[0].rnn.proj_shape[-1]), dtype=dout.dtype) \
+        if cache.steps else None
+    dkeys, dvalues = xp.zeros_like(memory.keys_proj), xp.zeros_like(memory.values)
     dstate, totals, rec = None, {}, [[] for _ in range(cfg.num_layers)]
-    dkeys = dvalues = None
-    for t in reversed(range(T)):
+    for (o, k), step in zip(reversed(cache.rows), reversed(cache.steps)):
+        e = o + k
         dgi, dstate, ga, g_rnn, dW_c, *recorded = attention_step_backward(
-            dout[t], dstate, cache.steps[t], params, cfg, record)
-        dgi_emb[t] = dgi
+            dout[o:e], _grown(dstate, k, xp), step, params, cfg, record)
+        dgi_emb[o:e] = dgi
         for name, g in [*g_rnn.items(), ("W_c", dW_c), ("W_q", ga["W_q"]),
                         ("w_v", ga["w_v"])]:
             totals[name] = g if name not in totals else totals[name] + g
-        dkeys = ga["keys_proj"] if dkeys is None else dkeys + ga["keys_proj"]
-        dvalues = ga["values"] if dvalues is None else dvalues + ga["values"]
-        for k in range(cfg.num_layers if record else 0):
-            rec[k].insert(0, recorded[0][k])
-    if dstate is None:  # no step: the initial state reaches nothing
-        dstate = map_state(xp.zeros_like, cache.final_state)
-        dkeys = xp.zeros_like(cache.memory.keys_proj)
-        dvalues = xp.zeros_like(cache.memory.values)
+        dkeys[:k] += ga["keys_proj"]
+        dvalues[:k] += ga["values"]
+        for layer in range(cfg.num_layers if record else 0):
+            rec[layer].insert(0, recorded[0][layer])
+    N = memory.values.shape[0]
+    dstate = _grown(dstate, N, xp) if dstate is not None else \
+        map_state(xp.zeros_like, cache.final_state)
     for name in ("weight_hh", "bias_hh", "weight_ih", "bias_ih"):  # the stack's own
-        for k in range(cfg.num_layers):
-            key = name + param_suffix(k, 0)
+        for layer in range(cfg.num_layers):
+            key = name + param_suffix(layer, 0)
             if key in totals:
                 grads["decoder.rnn." + key] = totals[key]
     sfx = param_suffix(0, 0)
     Hk = cfg.decoder_hiddens
     w_ih = params["decoder.rnn.weight_ih" + sfx]
-    if T:
+    if cache.steps:
         ge = embed_project_backward(dgi_emb, cache.embedded)
         demb, dW_e, db = ge["embedding"], ge["weight"], ge["bias"]
-        dW_c = totals["W_c"]
-        grads[ATT + "W_q.weight"] = totals["W_q"]
-        grads[ATT + "w_v.weight"] = totals["w_v"]
-    else:
+        dW_c, dW_q, dw_v = totals["W_c"], totals["W_q"], totals["w_v"]
+    else:  # no step at all: nothing reached these
         demb = xp.zeros_like(params["decoder.embedding.weight"])
-        dW_e, db = xp.zeros_like(w_ih[:, Hk:]), xp.zeros_like(params["decoder.rnn.bias_ih"
-                                                                    + sfx])
-        dW_c = xp.zeros_like(w_ih[:, :Hk])
-        grads[ATT + "W_q.weight"] = xp.zeros_like(params[ATT + "W_q.weight"])
-        grads[ATT + "w_v.weight"] = xp.zeros_like(params[ATT + "w_v.weight"])
+        dW_e, dW_c = xp.zeros_like(w_ih[:, Hk:]), xp.zeros_like(w_ih[:, :Hk])
+        db = xp.zeros_like(params["decoder.rnn.bias_ih" + sfx])
+        dW_q = xp.zeros_like(params[ATT + "W_q.weight"])
+        dw_v = xp.zeros_like(params[ATT + "w_v.weight"])
+    grads[ATT + "W_q.weight"], grads[ATT + "w_v.weight"] = dW_q, dw_v
     grads["decoder.embedding.weight"] = demb
     grads["decoder.rnn.weight_ih" + sfx] = xp.concatenate([dW_c, dW_e], axis=1)
     grads["decoder.rnn.bias_ih" + sfx] = db
-    doutputs, grads[ATT + "W_k.weight"] = memory_backward(dkeys, dvalues, cache.memory,
-                                                          params)
+    doutputs, grads[ATT + "W_k.weight"] = memory_backward(dkeys, dvalues, memory, params)
     if record:
         return dstate, doutputs, grads, [xp.concatenate(r) for r in rec]
     return dstate, doutputs, grads

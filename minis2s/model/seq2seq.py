@@ -41,16 +41,16 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     this backend): src (N, T_src), tgt_in and tgt (N, T_tgt), tgt_valid_len (N,).
 
     ``masks`` (from :func:`draw_dropout_masks`) are indexed by the batch's own rows and
-    steps. With ``packed`` (the default) the seed's decoder, the dense layer and the loss
-    run on the valid target positions only, rows sorted by length (``batch.packing``): the
+    steps. With ``packed`` (the default) the decoder, the dense layer and the loss run on
+    the valid target positions only, rows sorted by length (``batch.packing``): the
     decoder is causal and the loss masked, so the loss and the gradients are those of the
     plain (``packed=False``) computation over every padded position, which the seed's
-    model does. The attention decoder always runs the padded way (its steps go one at a
-    time). ``probes`` (padded only): ``{"encoder": [...], "decoder": [...]}``, see
-    :func:`minis2s.ops.stack_forward`.
+    model does. The same holds for the attention decoder, whose steps then run the
+    sequences still going only. ``probes`` (padded only): ``{"encoder": [...],
+    "decoder": [...]}``, see :func:`minis2s.ops.stack_forward`.
     """
     masks = masks or DropoutMasks(None, None)
-    if not packed or cfg.attention:
+    if not packed:
         probes = probes or {}
         (state, outputs), enc_cache = encoder_forward(params, cfg, batch.src, masks.encoder,
                                                       probes.get("encoder"))
@@ -71,9 +71,17 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     p = batch.packing
     enc_masks = None if masks.encoder is None else [m[:, p.order] for m in masks.encoder]
     dec_masks = None if masks.decoder is None else [m[p.steps, p.rows] for m in masks.decoder]
-    (state, _), enc_cache = encoder_forward(params, cfg, batch.src[p.order], enc_masks)
-    logits, dec_cache = decoder_forward_packed(params, cfg, batch.tgt_in[p.rows, p.steps],
-                                               p.batch_sizes, state, top_h(state), dec_masks)
+    (state, outputs), enc_cache = encoder_forward(params, cfg, batch.src[p.order],
+                                                  enc_masks)
+    ids = batch.tgt_in[p.rows, p.steps]
+    if cfg.attention:
+        att_masks = None if masks.attention is None else masks.attention[p.steps, p.rows]
+        (logits, _, _), dec_cache = attention_decoder_forward(
+            params, cfg, ids, state, outputs, batch.src_valid_len[p.order],
+            DropoutMasks(None, dec_masks, att_masks), batch_sizes=p.batch_sizes)
+    else:
+        logits, dec_cache = decoder_forward_packed(params, cfg, ids, p.batch_sizes, state,
+                                                   top_h(state), dec_masks)
     M, T = logits.shape[0], batch.tgt.shape[1]
     weights = xp.full(M, reduction_scale(reduction, T, M), dtype=logits.dtype)
     loss, loss_cache = softmax_ce_forward(logits, batch.tgt[p.rows, p.steps], weights,
