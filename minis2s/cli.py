@@ -175,22 +175,39 @@ def _cmd_translate(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from .evaluate import plot_by_length
+
+    _check_beam(args)
+    reports = {}
+    for path in args.model:
+        name, report = _evaluate_one(args, path)
+        reports[name if len(args.model) == 1 else f"{path}: {name}"] = report
+    if args.plot:
+        if plot_by_length(reports, args.plot):
+            _warn(f"figure in {args.plot}")
+        else:
+            _warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
+def _evaluate_one(args, path):
+    """Score one checkpoint on its held-out part; print the report; return its name (the
+    model and the decoding) and the report."""
     import json
 
     from .data import DataError, load_data, resolve_data_path
     from .decode import translate
-    from .evaluate import by_length_table, plot_by_length, score
+    from .evaluate import by_length_table, score
 
-    _check_beam(args)
-    ck, params, backend = _load_model(args)
+    ck, params, backend = _load_model(argparse.Namespace(model=path, backend=args.backend))
     meta = ck.data
     if not meta:
-        raise DataError(f"{args.model} does not record how its data was split")
+        raise DataError(f"{path} does not record how its data was split")
     data = load_data(resolve_data_path(args.data), ck.num_steps, meta.get("num_examples"),
                      meta.get("valid_size", 0), meta.get("test_size", 0),
                      meta.get("split_seed", 0), meta.get("min_freq", 2), warn=_warn)
     if data.src_vocab.idx_to_token != ck.src_vocab.idx_to_token:
-        raise DataError("this corpus does not give the vocabulary the model was trained "
+        raise DataError(f"this corpus does not give the vocabulary {path} was trained "
                         "with: it is not the same data")
     part = getattr(data, args.part)
     if not len(part):
@@ -211,17 +228,12 @@ def _cmd_evaluate(args) -> int:
     if args.by_length:
         print(by_length_table(report))
     if args.json:
-        print(json.dumps({"part": args.part, "pairs": report.pairs, "beam": args.beam,
-                          "bleu": scores["bleu"], "chrf": scores["chrf"],
+        print(json.dumps({"model": path, "part": args.part, "pairs": report.pairs,
+                          "beam": args.beam, "bleu": scores["bleu"], "chrf": scores["chrf"],
                           "by_length": [b.__dict__ for b in report.buckets]}))
-    if args.plot:
-        if plot_by_length({f"{ck.config.model}, {decoding}": report}, args.plot):
-            _warn(f"figure in {args.plot}")
-        else:
-            _warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
     for s_, h, r in list(zip(sources, hyps, refs))[: args.show]:
         print(f"  {s_} => {h}   [ref: {r}]")
-    return 0
+    return f"{ck.config.model}, {decoding}", report
 
 
 def _cmd_gradflow(args) -> int:
@@ -383,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("evaluate", help="corpus BLEU and chrF on the held-out test part")
-    p.add_argument("--model", required=True, help="a checkpoint.npz")
+    p.add_argument("--model", required=True, action="append", metavar="CKPT",
+                   help="a checkpoint.npz; give it several times to score several models "
+                   "(and draw them in one --plot)")
     p.add_argument("--data", help="the corpus the model was trained on")
     p.add_argument("--part", choices=["test", "valid", "train"], default="test")
     p.add_argument("--show", type=int, default=5, help="print this many example translations")

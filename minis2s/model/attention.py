@@ -52,9 +52,10 @@ class Memory(NamedTuple):
 def memory_forward(params, outputs, src_valid_len) -> Memory:
     """outputs (S, N, Hk), src_valid_len (N,) -> the :class:`Memory` (its own cache)."""
     xp = array_module(outputs)
-    values = outputs.transpose(1, 0, 2)
-    keys_proj = values @ params[ATT + "W_k.weight"].T  # once per sequence, not per step
-    S = values.shape[1]
+    values = xp.ascontiguousarray(outputs.transpose(1, 0, 2))  # batch-major, one copy
+    S, N, Hk = outputs.shape
+    w_k = params[ATT + "W_k.weight"]  # once per sequence, not per step: one product
+    keys_proj = (values.reshape(N * S, Hk) @ w_k.T).reshape(N, S, w_k.shape[0])
     valid = xp.arange(S)[None, :] < src_valid_len[:, None]
     return Memory(keys_proj, values, valid)
 
