@@ -181,7 +181,7 @@ def _cmd_evaluate(args) -> int:
     reports = {}
     for path in args.model:
         name, report = _evaluate_one(args, path)
-        reports[name if len(args.model) == 1 else f"{path}: {name}"] = report
+        reports[name if name not in reports else f"{path}: {name}"] = report
     if args.plot:
         if plot_by_length(reports, args.plot):
             _warn(f"figure in {args.plot}")
