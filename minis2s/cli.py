@@ -14,6 +14,7 @@ import threading
 
 from .backend import BackendError
 from .presets import PRESETS
+from .train.ranks import launched_rank
 
 ERRORS = (BackendError,)  # extended lazily with the data and checkpoint errors
 
@@ -31,10 +32,10 @@ def _known_errors():
     from .checkpoint import CheckpointError
     from .data import DataError
     from .presets import ConfigError
-    from .train import ResumeError, TrainingError
+    from .train import RankError, ResumeError, TrainingError
 
-    return (BackendError, BenchError, CheckpointError, ConfigError, DataError, ResumeError,
-            TrainingError, OSError)
+    return (BackendError, BenchError, CheckpointError, ConfigError, DataError, RankError,
+            ResumeError, TrainingError, OSError)
 
 
 # --------------------------------------------------------------------------- commands
@@ -67,7 +68,7 @@ def _cmd_train(args) -> int:
 
     from .backend import get_backend
     from .presets import get_preset
-    from .train import Interrupted, run_experiment, settings_to_resume
+    from .train import Interrupted, run_experiment, settings_to_resume, world
 
     _check_seed(args.seed)
     overrides = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
@@ -76,13 +77,17 @@ def _cmd_train(args) -> int:
     else:
         preset = get_preset(args.preset or "zh").with_overrides(**overrides)
     try:
+        ranks = world()
         run = run_experiment(preset, args.data, get_backend(args.backend), args.out,
                              seed=args.seed, progress=not args.quiet, warn=_warn,
-                             resume=args.resume)
+                             resume=args.resume, ranks=ranks)
     except Interrupted as exc:
         _stop_listening_to_ctrl_c()  # a second press must not cut the report or the exit
-        _warn(str(exc))
+        if launched_rank() == 0:
+            _warn(str(exc))
         return 130
+    if not run.trainer.ranks.root:
+        return 0
     print(run.trainer.summary_line())
     last = run.trainer.history[-1]
     if last.valid_loss is not None:
@@ -472,7 +477,8 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         os.close(devnull)
         return 141
     except _known_errors() as exc:
-        print(f"minis2s: error: {exc}", file=sys.stderr)
+        if launched_rank() == 0:  # under mpiexec every rank stops; rank 0 says why
+            print(f"minis2s: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         _stop_listening_to_ctrl_c()

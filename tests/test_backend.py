@@ -109,9 +109,11 @@ def test_import_check_sees_every_form():
 
 def test_import_needs_only_base_dependencies():
     code = ("import sys\n"
-            "for m in ('torch', 'cupy', 'matplotlib', 'hypothesis', 'pytest'):\n"
+            "for m in ('torch', 'cupy', 'matplotlib', 'hypothesis', 'pytest', 'mpi4py',\n"
+            "          'threadpoolctl', 'jupytext'):\n"
             "    sys.modules[m] = None\n"
-            "import minis2s, minis2s.cli, minis2s.model, minis2s.gradcheck\n"
+            "import minis2s, minis2s.cli, minis2s.model, minis2s.gradcheck, minis2s.train\n"
+            "import minis2s.gradflow, minis2s.decode, minis2s.evaluate\n"
             "print('ok')\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

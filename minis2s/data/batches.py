@@ -54,6 +54,12 @@ class Batch(NamedTuple):
         """Valid target tokens: the positions the loss counts."""
         return len(self.packing.steps)
 
+    def take(self, rows) -> Batch:
+        """The batch of rows ``rows`` only (host arrays), with its own packing."""
+        tgt_valid_len = self.tgt_valid_len[rows]
+        return Batch(self.src[rows], self.src_valid_len[rows], self.tgt_in[rows],
+                     self.tgt[rows], tgt_valid_len, pack(tgt_valid_len))
+
     def to(self, xp) -> Batch:
         """The same batch with its arrays on ``xp``'s device (NumPy: no copy)."""
         p = self.packing

@@ -124,6 +124,14 @@ class DropoutMasks(NamedTuple):
     decoder: list | None  # L - 1 masks (T_tgt, N, dirs * H)
     attention: Any = None  # (T_tgt, N, T_src): on each step's attention weights
 
+    def take(self, rows) -> DropoutMasks:
+        """The masks of batch rows ``rows`` (an index array on the masks' device)."""
+        def pick(masks):
+            return None if masks is None else [m[:, rows] for m in masks]
+
+        return DropoutMasks(pick(self.encoder), pick(self.decoder),
+                            None if self.attention is None else self.attention[:, rows])
+
 
 def draw_dropout_masks(cfg: ModelConfig, backend: Backend, gen, N: int, T_src: int,
                        T_tgt: int) -> DropoutMasks:

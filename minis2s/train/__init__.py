@@ -3,11 +3,13 @@
 * :mod:`.trainer` — :class:`Trainer`: teacher-forced steps, Adam, clipping, epochs;
 * :mod:`.signals` — Ctrl-C stops between two steps;
 * :mod:`.resume` — checkpoints of a run, and going on from one exactly;
+* :mod:`.ranks` — the processes training together under ``mpiexec`` (or just one);
 * :mod:`.plot` — the loss curve;
 * :mod:`.run` — :func:`run_experiment`: data, training and saving, end to end.
 """
 
 from .plot import plot_history
+from .ranks import SINGLE, RankError, Ranks, world
 from .resume import (
     ResumeError,
     check_resumable,
@@ -20,6 +22,10 @@ from .signals import Interrupted, InterruptRequest
 from .trainer import EpochStats, Trainer, TrainingError, model_config
 
 __all__ = [
+    "SINGLE",
+    "RankError",
+    "Ranks",
+    "world",
     "EpochStats",
     "InterruptRequest",
     "Interrupted",

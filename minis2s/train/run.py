@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import checkpoint
-from ..backend import Backend
-from ..data import TranslationData, load_data, resolve_data_path
-from ..presets import PRESETS, Preset
+from ..backend import Backend, BackendError
+from ..checkpoint import CheckpointError
+from ..data import DataError, TranslationData, load_data, resolve_data_path
+from ..presets import PRESETS, ConfigError, Preset
 from .plot import plot_history
+from .ranks import SINGLE, Ranks, limit_blas_threads
 from .resume import ResumeError, check_resumable, checkpoint_of, resume_trainer
 from .signals import Interrupted, InterruptRequest, sigint_ignored
 from .trainer import EpochStats, Trainer, TrainingError, model_config
+
+# the errors that are the input's or the machine's fault: every rank stops with them
+INPUT_ERRORS = (BackendError, CheckpointError, ConfigError, DataError, ResumeError, OSError)
 
 
 @dataclass
@@ -23,9 +31,31 @@ class Run:
     checkpoint_path: Path
 
 
+def _data_digest(data: TranslationData) -> str:
+    """What every rank must have read alike: the vocabularies and the training arrays."""
+    h = hashlib.sha1()
+    for vocab in (data.src_vocab, data.tgt_vocab):
+        h.update("\n".join(vocab.idx_to_token).encode())
+    for array in (data.train.src, data.train.tgt, data.valid.src, data.valid.tgt):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _together(ranks: Ranks, what: str, task: Callable):
+    """``task()`` on every rank; if it fails on any with an error of the input or the
+    machine, it fails on all, with that rank's message (no rank is left waiting)."""
+    try:
+        result, error = task(), None
+    except INPUT_ERRORS as exc:
+        result, error = None, exc
+    ranks.raise_any(error, what)
+    return result
+
+
 def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
                    seed: int | None = 0, progress: bool = True,
-                   warn: Callable[[str], None] = print, resume: bool = False) -> Run:
+                   warn: Callable[[str], None] = print, resume: bool = False,
+                   ranks: Ranks = SINGLE) -> Run:
     """Read the data, train ``preset.epochs`` epochs in all, and keep
     ``out_dir/checkpoint.npz`` saved after every epoch (and a loss curve when matplotlib
     is there). With ``resume`` the run goes on from that checkpoint, which must have been
@@ -34,44 +64,71 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     The settings are printed first, through ``warn``. Ctrl-C stops between two steps,
     saves the current state (with SIGINT ignored while it is written) and raises
     :class:`Interrupted`. A NaN or Inf raises :class:`TrainingError` and leaves the last
-    epoch's checkpoint as it was."""
+    epoch's checkpoint as it was.
+
+    With several ``ranks`` (``mpiexec -n R``) every rank runs this; each trains on its
+    shard of every batch, and rank 0 alone prints, draws the progress bar and writes
+    files. The ranks check that they were given the same settings and read the same
+    data, and a rank that fails to start makes every rank stop with its message."""
+    if not ranks.root:
+        warn, progress = (lambda message: None), False
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.npz"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") \
-            from None
+
+    def make_folder():
+        if ranks.root:
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OSError(f"cannot use {out_dir} as the output folder: "
+                              f"{exc.strerror or exc}") from None
+
+    _together(ranks, "make the output folder", make_folder)
     ck = None
     if resume:  # fail before reading the corpus
-        if not ckpt_path.is_file():
-            raise ResumeError(f"cannot resume: no checkpoint at {ckpt_path}")
-        ck = checkpoint.load(ckpt_path)
-        seed = check_resumable(ck, preset, seed, str(ckpt_path))
+
+        def read_checkpoint():
+            if not ckpt_path.is_file():
+                raise ResumeError(f"cannot resume: no checkpoint at {ckpt_path}")
+            found = checkpoint.load(ckpt_path)
+            return found, check_resumable(found, preset, seed, str(ckpt_path))
+
+        ck, seed = _together(ranks, "read the checkpoint", read_checkpoint)
     seed = 0 if seed is None else seed
+    ranks.check_same("the settings", {"preset": preset.to_dict(), "seed": seed,
+                                      "resume": resume, "backend": backend.name})
     warn(f"{preset.describe(PRESETS.get(preset.name))}; random seed {seed}")
-    path = resolve_data_path(data_path)
-    data = load_data(path, preset.num_steps, preset.num_examples, preset.valid_size,
-                     preset.test_size, preset.split_seed, preset.min_freq, warn=warn)
+    threads = limit_blas_threads(ranks)
+    if threads:
+        warn(threads)
+    data = _together(ranks, "read the data", lambda: load_data(
+        resolve_data_path(data_path), preset.num_steps, preset.num_examples,
+        preset.valid_size, preset.test_size, preset.split_seed, preset.min_freq, warn=warn))
+    ranks.check_same("the data", _data_digest(data))
     if ck is not None:
-        trainer = resume_trainer(ck, preset, data, backend, seed, warn, str(ckpt_path))
+        trainer = _together(ranks, "resume", lambda: resume_trainer(
+            ck, preset, data, backend, seed, warn, str(ckpt_path)))
+        trainer.ranks = ranks
     else:
         if ckpt_path.exists():
             warn(f"{ckpt_path} exists and will be replaced (--resume goes on from it)")
-        trainer = Trainer(model_config(preset, data), preset, backend, seed=seed)
+        trainer = Trainer(model_config(preset, data), preset, backend, seed=seed,
+                          ranks=ranks)
     done = len(trainer.history)
     remaining = preset.epochs - done
     if resume:
         warn(f"resuming {trainer.position()} from {ckpt_path}")
+    on = f"{backend.name}" + (f", {ranks.size} ranks" if ranks.size > 1 else "")
     warn(f"{len(data.train)} training pairs, vocabularies {len(data.src_vocab)} / "
-         f"{len(data.tgt_vocab)}, {preset.epochs} epochs on {backend.name}")
+         f"{len(data.tgt_vocab)}, {preset.epochs} epochs on {on}")
     if remaining < 1:
         warn(f"{ckpt_path} already holds {done} finished epochs of the {preset.epochs} "
              "asked for; nothing to train (raise --epochs to go on)")
         return Run(trainer, data, ckpt_path)
 
     def save(tr: Trainer, _stats: EpochStats) -> None:
-        checkpoint.save(ckpt_path, checkpoint_of(tr, data, seed))
+        if ranks.root:
+            checkpoint.save(ckpt_path, checkpoint_of(tr, data, seed))
 
     with InterruptRequest() as interrupt:
         try:
@@ -79,7 +136,8 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
                         interrupt=interrupt)
         except KeyboardInterrupt:
             with sigint_ignored():
-                checkpoint.save(ckpt_path, checkpoint_of(trainer, data, seed))
+                save(trainer, None)
+                ranks.barrier()  # the others wait until the checkpoint is written
             raise Interrupted(f"interrupted {trainer.position()}; "
                               f"checkpoint in {ckpt_path} (go on with --resume)") from None
         except TrainingError as exc:
@@ -90,7 +148,8 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
             else:
                 kept = "no checkpoint was written"
             raise TrainingError(f"{trainer.position()}: {exc}; {kept}") from None
-    if plot_history(trainer.history, out_dir / "loss.png"):
+    if ranks.root and plot_history(trainer.history, out_dir / "loss.png"):
         warn(f"loss curve in {out_dir / 'loss.png'}")
     warn(f"checkpoint in {ckpt_path}")
+    ranks.barrier()  # every rank ends when the last checkpoint is written
     return Run(trainer, data, ckpt_path)

@@ -30,6 +30,7 @@ from ..model import (
 from ..optim import Adam, clip_grad_norm_
 from ..params import ParamSet
 from ..presets import Preset
+from .ranks import SINGLE, Ranks, shard_rows
 from .signals import InterruptRequest
 
 
@@ -89,6 +90,7 @@ class Trainer:
     seed: int = 0
     params: ParamSet = None
     history: list[EpochStats] = field(default_factory=list)
+    ranks: Ranks = SINGLE  # the processes training this model together
 
     def __post_init__(self):
         if self.params is None:
@@ -101,14 +103,30 @@ class Trainer:
         self.interrupt: InterruptRequest | None = None
 
     def step(self, batch: Batch) -> float:
-        """One optimisation step on a batch (its arrays on this backend); returns the
-        batch's summed sequence loss."""
+        """One optimisation step on a batch (host arrays, as :func:`iterate_batches` makes
+        them); returns the batch's summed sequence loss.
+
+        With several ranks, each computes the loss and the gradients of its shard of the
+        batch (every R-th row by target length, :func:`shard_rows`), with its rows of the
+        dropout masks drawn for the whole batch, and both are summed over the ranks: the
+        seed's loss is a sum over sequences, so the sum of the shards' is the batch's.
+        Every rank then clips and steps alike."""
         N, T_src = batch.src.shape
         masks = draw_dropout_masks(self.cfg, self.backend, self.dropout_gen, N, T_src,
                                    batch.tgt.shape[1])
-        loss, cache = seq2seq_forward(self.params, self.cfg, batch, masks)
-        loss = float(loss)
-        self.grads.assign(seq2seq_backward(1.0, cache, consume=True))
+        xp = self.backend.xp
+        if self.ranks.size > 1:
+            rows = shard_rows(batch.packing.order, self.ranks)
+            batch, masks = batch.take(rows), masks.take(xp.asarray(rows))
+        if len(batch.src):
+            loss, cache = seq2seq_forward(self.params, self.cfg, batch.to(xp), masks)
+            loss = float(loss)
+            self.grads.assign(seq2seq_backward(1.0, cache, consume=True))
+        else:  # a shard with no rows (a batch smaller than the ranks): nothing to add
+            loss = 0.0
+            self.grads.flat[...] = 0
+        if self.ranks.size > 1:
+            loss = self._sum_over_ranks(loss)
         norm = clip_grad_norm_(self.grads, self.preset.grad_clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingError(f"loss {loss} / gradient norm {norm} is not finite; "
@@ -116,13 +134,32 @@ class Trainer:
         self.opt.step(self.grads)
         return loss
 
+    def _sum_over_ranks(self, loss: float) -> float:
+        """The gradients (in place) and the loss summed over the ranks."""
+        flat = self.grads.flat
+        host = flat if isinstance(flat, np.ndarray) else to_numpy(flat)
+        self.ranks.sum_(host)
+        if host is not flat:
+            flat[...] = self.backend.xp.asarray(host)
+        total = np.array([loss])
+        self.ranks.sum_(total)
+        return float(total[0])
+
     def evaluate_loss(self, part: Part, bos: int, batch_size: int = 512) -> float:
-        """The seed's loss measure on a part, without dropout or updates."""
+        """The seed's loss measure on a part, without dropout or updates (each rank
+        computes its shard of every batch)."""
         total, tokens = 0.0, 0
         for b in iterate_batches(part, batch_size, None, shuffle=False, bos=bos):
-            loss, _ = seq2seq_forward(self.params, self.cfg, b.to(self.backend.xp))
-            total += float(loss)
             tokens += b.num_tokens
+            if self.ranks.size > 1:
+                b = b.take(shard_rows(b.packing.order, self.ranks))
+            if len(b.src):
+                loss, _ = seq2seq_forward(self.params, self.cfg, b.to(self.backend.xp))
+                total += float(loss)
+        if self.ranks.size > 1:
+            summed = np.array([total])
+            self.ranks.sum_(summed)
+            total = float(summed[0])
         return total / max(tokens, 1)
 
     def run_epoch(self, data: TranslationData, progress=None) -> EpochStats:
@@ -144,9 +181,10 @@ class Trainer:
             for i, b in enumerate(batches):
                 if i < p.batches:
                     continue
-                if self.interrupt is not None and self.interrupt.requested:
+                requested = self.interrupt is not None and self.interrupt.requested
+                if self.ranks.any(requested):  # every rank stops at the same step
                     raise KeyboardInterrupt
-                p.loss_sum += self.step(b.to(self.backend.xp))
+                p.loss_sum += self.step(b)
                 p.tokens += b.num_tokens
                 p.batches += 1
                 if progress is not None:

@@ -1,0 +1,231 @@
+"""Data-parallel training over MPI: the same model at any number of ranks, and faults.
+
+These run ``mpiexec -n 2`` (the ``mpi`` extra: mpi4py and an MPI). Without it they skip,
+unless MINIS2S_REQUIRE_MPI is set (CI sets it: there they must run).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minis2s import checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+MPIEXEC = shutil.which("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+    HAVE_MPI = MPIEXEC is not None
+except ImportError:
+    HAVE_MPI = False
+if not HAVE_MPI:
+    if os.environ.get("MINIS2S_REQUIRE_MPI"):
+        raise RuntimeError("MINIS2S_REQUIRE_MPI is set but mpi4py or mpiexec is missing")
+    pytest.skip("needs mpi4py and mpiexec (pip install 'minis2s[mpi]')",
+                allow_module_level=True)
+
+SHORT = ["--preset", "zh", "--examples", "399", "--quiet"]
+
+
+def mpirun(*parts, ranks=2, timeout=300):
+    """``mpiexec -n R python -m minis2s ...``; ``parts`` may hold ":" for MPMD."""
+    cmd = [MPIEXEC]
+    for i, group in enumerate(_split(parts)):
+        if i:
+            cmd.append(":")
+        cmd += ["-n", str(1 if len(_split(parts)) > 1 else ranks), sys.executable, *group]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT,
+                          timeout=timeout)
+
+
+def _split(parts):
+    groups, group = [], []
+    for p in parts:
+        if p == ":":
+            groups.append(group)
+            group = []
+        else:
+            group.append(str(p))
+    return [*groups, group]
+
+
+def single(*args, timeout=300):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          env=ENV, cwd=ROOT, timeout=timeout)
+
+
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+def test_two_ranks_equal_one_in_float64(corpus, tmp_path, model):
+    """Five steps in float64, dropout included: parameters equal to 1e-12 relative (the
+    sums over the shards only change the order of additions), identical on both ranks."""
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    r = single("tests/mpi_steps.py", corpus, one, 5, model)
+    assert r.returncode == 0, r.stderr
+    r = mpirun("tests/mpi_steps.py", corpus, two, 5, model)
+    assert r.returncode == 0, r.stderr
+    a, b = np.load(one), np.load(two)
+    assert int(b["ranks"]) == 2 and len(a["losses"]) == 5
+    np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-12)
+    scale = np.abs(a["flat"]).max()
+    assert np.abs(b["flat"] - a["flat"]).max() <= 1e-12 * scale
+    other = np.load(tmp_path / "two.rank1.npz")
+    assert np.array_equal(other["flat"], b["flat"])  # the ranks stay identical
+
+
+def test_twenty_epochs_at_two_ranks_in_float32(corpus, tmp_path):
+    """The zh preset's model for 20 epochs: final losses within 1e-3 relative."""
+    r1 = single("-m", "minis2s", "train", "--data", corpus, "--preset", "zh", "--epochs",
+                "20", "--quiet", "--out", tmp_path / "one")
+    assert r1.returncode == 0, r1.stderr
+    r2 = mpirun("-m", "minis2s", "train", "--data", corpus, "--preset", "zh", "--epochs",
+                "20", "--quiet", "--out", tmp_path / "two")
+    assert r2.returncode == 0, r2.stderr
+    l1 = checkpoint.load(tmp_path / "one" / "checkpoint.npz").training["history"][-1]["loss"]
+    l2 = checkpoint.load(tmp_path / "two" / "checkpoint.npz").training["history"][-1]["loss"]
+    assert abs(l1 - l2) <= 1e-3 * l1, (l1, l2)
+    # rank 0 alone speaks: one summary line, each message once, the threads stated
+    assert len(r2.stdout.splitlines()) == 1 and r2.stdout.startswith("loss ")
+    err = r2.stderr.splitlines()
+    assert len(err) == len(set(err))
+    assert any("2 ranks" in line and "BLAS thread" in line for line in err)
+
+
+def test_resume_across_ranks(corpus, tmp_path):
+    """A checkpoint written at 2 ranks resumes at 1 (and the other way round), and at the
+    same number of ranks --resume is bit for bit the run that went straight through."""
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    assert mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--epochs", "3",
+                  "--out", straight).returncode == 0
+    assert mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--epochs", "2",
+                  "--out", cut).returncode == 0
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, "--epochs", "3", "--out", cut,
+               "--resume")
+    assert r.returncode == 0, r.stderr
+    a, b = (checkpoint.load(p / "checkpoint.npz") for p in (straight, cut))
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
+    np.testing.assert_array_equal(a.extra["adam.m"], b.extra["adam.m"])
+    # 2 ranks -> 1 rank, and 1 rank -> 2 ranks: training goes on where it stopped
+    r = single("-m", "minis2s", "train", "--data", corpus, "--epochs", "4", "--out", cut,
+               "--resume")
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.load(cut / "checkpoint.npz").training["epochs"] == 4
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, "--epochs", "5", "--out", cut,
+               "--resume")
+    assert r.returncode == 0, r.stderr
+    ck = checkpoint.load(cut / "checkpoint.npz")
+    assert ck.training["epochs"] == 5 and ck.training["state"]["adam_t"] == 5 * 7
+
+
+def _long_run(corpus, out):
+    return subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "minis2s", "train",
+                             "--data", str(corpus), *SHORT, "--epochs", "100000", "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=ENV, cwd=ROOT)
+
+
+def _wait_for(path, proc, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _rank_pids(mpiexec_pid):
+    """The python processes (the ranks) below an mpiexec."""
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True,
+                         text=True).stdout.splitlines()[1:]
+    children = {}
+    for line in out:
+        pid, ppid, args = line.split(None, 2)
+        children.setdefault(int(ppid), []).append((int(pid), args))
+    found, todo = [], [mpiexec_pid]
+    while todo:
+        for pid, args in children.get(todo.pop(), []):
+            todo.append(pid)
+            if "minis2s" in args and "mpiexec" not in args and "hydra" not in args:
+                found.append(pid)
+    return found
+
+
+def test_a_killed_rank_ends_the_job_and_leaves_the_checkpoint(corpus, tmp_path):
+    out = tmp_path / "run"
+    proc = _long_run(corpus, out)
+    ckpt = out / "checkpoint.npz"
+    _wait_for(ckpt, proc)
+    time.sleep(0.3)
+    ranks = _rank_pids(proc.pid)
+    assert len(ranks) == 2
+    killed = time.monotonic()
+    os.kill(ranks[-1], signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - killed < 10  # no hang
+    assert proc.returncode != 0
+    said = (out + err).decode().upper()  # the launcher's report (MPICH's on stdout)
+    assert "BAD TERMINATION" in said and "KILLED" in said
+    ck = checkpoint.load(ckpt)  # intact: written atomically by rank 0
+    assert ck.training["epochs"] >= 1
+
+
+def test_ctrl_c_under_mpiexec_saves_once_and_every_rank_exits(corpus, tmp_path):
+    out = tmp_path / "run"
+    proc = _long_run(corpus, out)
+    ckpt = out / "checkpoint.npz"
+    _wait_for(ckpt, proc)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # as Ctrl-C in the terminal reaches mpiexec
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 15
+    assert proc.returncode == 130, stderr.decode()
+    lines = [ln for ln in stderr.decode().splitlines() if ln.startswith("minis2s: ")]
+    assert sum("interrupted" in ln for ln in lines) == 1  # rank 0 alone reports
+    assert lines[-1].endswith(f"checkpoint in {ckpt} (go on with --resume)")
+    assert not _rank_pids(proc.pid)
+    ck = checkpoint.load(ckpt)
+    r = single("-m", "minis2s", "train", "--data", corpus, "--epochs",
+               str(ck.training["epochs"] + 1), "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_rank_that_cannot_read_the_corpus_stops_every_rank(corpus, tmp_path):
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--out", tmp_path / "a",
+               ":", "-m", "minis2s", "train", "--data", tmp_path / "missing.txt", *SHORT,
+               "--out", tmp_path / "a")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1] == (f"minis2s: error: rank 1 of 2 could not read the data: "
+                         f"{tmp_path / 'missing.txt'}: data file not found")
+    assert not (tmp_path / "a" / "checkpoint.npz").exists()
+
+
+def test_ranks_that_disagree_are_refused(corpus, tmp_path):
+    other = tmp_path / "other.txt"
+    lines = Path(corpus).read_text(encoding="utf-8").splitlines(keepends=True) \
+        if not str(corpus).endswith(".zip") else None
+    if lines is None:  # the real corpus: another file of the same size, other lines
+        import zipfile
+
+        with zipfile.ZipFile(corpus) as z:
+            lines = z.read("fra-eng/fra.txt").decode("utf-8").splitlines(keepends=True)
+    other.write_text("".join(lines[1000:1400]), encoding="utf-8")
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--out", tmp_path / "a",
+               ":", "-m", "minis2s", "train", "--data", other, *SHORT, "--out",
+               tmp_path / "a")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "minis2s: error: the ranks disagree on the data: rank 1 differs from rank 0; give "
+        "every rank the same settings and the same data")
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--epochs", "2", "--out",
+               tmp_path / "b", ":", "-m", "minis2s", "train", "--data", corpus, *SHORT,
+               "--epochs", "3", "--out", tmp_path / "b")
+    assert r.returncode == 2
+    assert "the ranks disagree on the settings" in r.stderr.strip().splitlines()[-1]
