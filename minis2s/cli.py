@@ -64,29 +64,62 @@ def _stop_listening_to_ctrl_c() -> None:
 
 
 def _cmd_train(args) -> int:
+    """Under ``mpiexec -n R`` every rank runs this. Errors that every rank meets alike
+    (a bad setting, unreadable data, NaN) end every rank the usual way; anything that
+    strikes one rank alone ends the whole job at once, since the others would wait for it
+    forever."""
+    from .train import RankError, TrainingError, world
+
+    ranks = world()
+    try:
+        return _train(args, ranks)
+    except (RankError, TrainingError):
+        raise  # the same on every rank: main reports it (rank 0) and every rank exits
+    except BaseException as exc:
+        if ranks.size == 1:
+            raise
+        import traceback
+
+        kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        print(f"minis2s: {kind} on rank {ranks.rank} of {ranks.size}: "
+              f"{type(exc).__name__}: {exc}; ending every rank", file=sys.stderr)
+        if not isinstance(exc, (KeyboardInterrupt, *_known_errors())):
+            traceback.print_exc()
+        sys.stderr.flush()
+        ranks.abort(130 if kind == "interrupted" else 2)
+        raise
+
+
+def _train(args, ranks) -> int:
     from pathlib import Path
 
     from .backend import get_backend
     from .presets import get_preset
-    from .train import Interrupted, run_experiment, settings_to_resume, world
+    from .train import Interrupted, run_experiment, settings_to_resume
+    from .train.run import INPUT_ERRORS
 
-    _check_seed(args.seed)
-    overrides = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
-    if args.resume:  # the checkpoint's settings, with the flags given
-        preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset, overrides)
-    else:
-        preset = get_preset(args.preset or "zh").with_overrides(**overrides)
+    def start():
+        _check_seed(args.seed)
+        overrides = {f: getattr(args, f) for f in TRAIN_FIELDS
+                     if getattr(args, f) is not None}
+        if args.resume:  # the checkpoint's settings, with the flags given
+            preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset,
+                                        overrides)
+        else:
+            preset = get_preset(args.preset or "zh").with_overrides(**overrides)
+        return preset, get_backend(args.backend)
+
+    preset, backend = ranks.together("start", start, INPUT_ERRORS)
     try:
-        ranks = world()
-        run = run_experiment(preset, args.data, get_backend(args.backend), args.out,
-                             seed=args.seed, progress=not args.quiet, warn=_warn,
-                             resume=args.resume, ranks=ranks)
+        run = run_experiment(preset, args.data, backend, args.out, seed=args.seed,
+                             progress=not args.quiet, warn=_warn, resume=args.resume,
+                             ranks=ranks)
     except Interrupted as exc:
         _stop_listening_to_ctrl_c()  # a second press must not cut the report or the exit
-        if launched_rank() == 0:
+        if ranks.root:
             _warn(str(exc))
         return 130
-    if not run.trainer.ranks.root:
+    if not ranks.root:
         return 0
     print(run.trainer.summary_line())
     last = run.trainer.history[-1]
@@ -137,8 +170,9 @@ def _check_beam(args) -> None:
 
     if args.beam < 1:
         raise ConfigError(f"--beam must be a whole number >= 1, got {args.beam}")
-    if args.length_penalty < 0:
-        raise ConfigError(f"--length-penalty must be >= 0, got {args.length_penalty}")
+    if not args.length_penalty >= 0 or args.length_penalty == float("inf"):  # NaN too
+        raise ConfigError(f"--length-penalty must be a number >= 0, got "
+                          f"{args.length_penalty}")
 
 
 def _cmd_translate(args) -> int:
@@ -183,10 +217,11 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import plot_by_length
 
     _check_beam(args)
-    reports = {}
-    for path in args.model:
-        name, report = _evaluate_one(args, path)
-        reports[name if name not in reports else f"{path}: {name}"] = report
+    named = [_evaluate_one(args, path) for path in args.model]
+    names = [name for name, _ in named]
+    if len(set(names)) < len(names):  # two of a kind: their paths tell them apart
+        names = [f"{path}: {name}" for path, name in zip(args.model, names)]
+    reports = dict(zip(names, (report for _, report in named)))
     if args.plot:
         if plot_by_length(reports, args.plot):
             _warn(f"figure in {args.plot}")
@@ -233,8 +268,10 @@ def _evaluate_one(args, path):
     if args.by_length:
         print(by_length_table(report))
     if args.json:
-        print(json.dumps({"model": path, "part": args.part, "pairs": report.pairs,
-                          "beam": args.beam, "bleu": scores["bleu"], "chrf": scores["chrf"],
+        print(json.dumps({"checkpoint": path, "model": ck.config.model, "part": args.part,
+                          "pairs": report.pairs, "beam": args.beam,
+                          "length_penalty": args.length_penalty, "bleu": scores["bleu"],
+                          "chrf": scores["chrf"],
                           "by_length": [b.__dict__ for b in report.buckets]}))
     for s_, h, r in list(zip(sources, hyps, refs))[: args.show]:
         print(f"  {s_} => {h}   [ref: {r}]")

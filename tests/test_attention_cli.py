@@ -65,7 +65,8 @@ def test_beam_search_through_the_commands(attention_model, tiny_corpus, tmp_path
 @pytest.mark.parametrize(("args", "message"), [
     (["--beam", "0"], "--beam must be a whole number >= 1, got 0"),
     (["--beam", "-2"], "--beam must be a whole number >= 1, got -2"),
-    (["--length-penalty", "-1"], "--length-penalty must be >= 0, got -1.0"),
+    (["--length-penalty", "-1"], "--length-penalty must be a number >= 0, got -1.0"),
+    (["--length-penalty", "nan"], "--length-penalty must be a number >= 0, got nan"),
 ])
 def test_bad_beam_settings_are_one_error_line(attention_model, capsys, args, message):
     assert main(["translate", "--model", str(attention_model), *args, "go ."]) == 2

@@ -229,3 +229,14 @@ def test_ranks_that_disagree_are_refused(corpus, tmp_path):
                "--epochs", "3", "--out", tmp_path / "b")
     assert r.returncode == 2
     assert "the ranks disagree on the settings" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_rank_that_cannot_start_stops_every_rank(corpus, tmp_path):
+    """Rank 1 alone asks for a backend this machine lacks: both stop before any work."""
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--out", tmp_path / "a",
+               ":", "-m", "minis2s", "train", "--data", corpus, *SHORT, "--out",
+               tmp_path / "a", "--backend", "cupy", "--epochs", "0")
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("minis2s: error: rank 1 of 2 could not start: ")
+    assert not (tmp_path / "a").exists()

@@ -6,7 +6,8 @@ their total log-probability and the best K kept. A kept hypothesis whose new tok
 narrows as hypotheses finish and finished ones cost no more decoder work. The search
 ends when no hypothesis is live or after num_steps tokens. The output is, among the
 finished and the still-live hypotheses, the one with the highest score
-``log P(y) / L^alpha``, L counting its tokens, ``<eos>`` included.
+``log P(y) / L^alpha``, L counting its tokens, ``<eos>`` included (a hypothesis still
+live after num_steps tokens has no ``<eos>`` term in log P(y), as in d2l's rule).
 
 All live hypotheses of all sentences are rows of one batch (at most N·K rows); one
 decoder step serves them all, and ranking happens on (N, K·V) arrays, not in a Python
@@ -47,6 +48,8 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
     decoding. ``beam_size`` K >= 1; K = 1 is greedy decoding."""
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     xp = backend.xp
     src = xp.asarray(src)
     N, S = src.shape
@@ -69,22 +72,29 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
     for t in range(num_steps):
         logits, state, alpha = step(params, cfg, prev, state, memory)
         cand = logp[:, None] + _log_softmax(logits)  # (B, V) every one-token extension
-        # each sentence's rows side by side: (N, K, V), -inf where a sentence has fewer
-        # than K live rows, then the K best of its K·V extensions
+        # a sentence's K best extensions are among its rows' K best each: take those
+        # first (B, k), then rank each sentence's rows side by side, (N, K, k), -inf where
+        # a sentence has fewer than K live rows
+        k = min(K, V)
+        best_tok = np.argpartition(-cand, k - 1, axis=1)[:, :k] if k < V else \
+            np.tile(np.arange(V), (len(cand), 1))
         slot = np.arange(len(sent)) - np.searchsorted(sent, sent)  # row's place in its group
-        table = np.full((N, K, V), -np.inf)
-        table[sent, slot] = cand
-        flat = table.reshape(N, K * V)
-        top = np.argpartition(-flat, K - 1, axis=1)[:, :K] if K < K * V else \
-            np.tile(np.arange(K * V), (N, 1))
+        table = np.full((N, K, k), -np.inf)
+        table[sent, slot] = np.take_along_axis(cand, best_tok, axis=1)
+        tokens_of = np.zeros((N, K, k), dtype=np.int64)
+        tokens_of[sent, slot] = best_tok
+        flat = table.reshape(N, K * k)
+        top = np.argpartition(-flat, K - 1, axis=1)[:, :K] if K < K * k else \
+            np.tile(np.arange(K * k), (N, 1))
         order = np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)  # (N, K) best first
         scores = np.take_along_axis(flat, top, axis=1)
         row_of = np.full((N, K), -1)
         row_of[sent, slot] = np.arange(len(sent))
         n_idx, k_idx = np.nonzero(np.isfinite(scores))
-        parent = row_of[n_idx, top[n_idx, k_idx] // V]  # flat index = slot · V + token
-        new_tok = top[n_idx, k_idx] % V
+        chosen = top[n_idx, k_idx]  # flat index = slot · k + place among that row's best
+        parent = row_of[n_idx, chosen // k]
+        new_tok = tokens_of[n_idx, chosen // k, chosen % k]
         new_logp = scores[n_idx, k_idx]
         alpha_np = to_numpy(alpha)[parent] if want_weights else None
         ends = new_tok == tgt_vocab.eos

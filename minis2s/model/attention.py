@@ -113,7 +113,8 @@ class AttentionDecoderCache(NamedTuple):
     steps: list  # StepCache per step
     rows: list  # (offset, size) of each step's rows in the (M, ·) layout
     dense: Any
-    final_state: Any
+    final_state: Any  # the state after the last step (packed: its rows only); when no
+    #                   step ran, the initial state, whose zeros the backward then returns
     padded: Any  # (T, N) for the padded layout, None when packed
 
 
@@ -162,14 +163,14 @@ def attention_decoder_forward(params, cfg: ModelConfig, ids, state, outputs, src
     sfx = param_suffix(0, 0)
     padded = None if batch_sizes is not None else ids.shape[::-1]
     gi_emb, ecache = embed_project_forward(
-        ids.T if padded else ids, params["decoder.embedding.weight"],
+        ids.T if padded is not None else ids, params["decoder.embedding.weight"],
         params["decoder.rnn.weight_ih" + sfx][:, Hk:], params["decoder.rnn.bias_ih" + sfx])
     gi_emb = gi_emb.reshape(-1, gi_emb.shape[-1])  # (M, G·Hd), step-major
     N = state[0].shape[1] if isinstance(state, tuple) else state.shape[1]
-    rows = _layout(padded[0] if padded else len(batch_sizes), N, batch_sizes)
+    rows = _layout(padded[0] if padded is not None else len(batch_sizes), N, batch_sizes)
     layer_masks = None if masks is None else masks.decoder
     att_masks = None if masks is None else masks.attention
-    if padded:  # (T, N, ·) masks as rows
+    if padded is not None:  # (T, N, ·) masks as rows
         layer_masks = None if layer_masks is None else [m.reshape(-1, m.shape[-1])
                                                         for m in layer_masks]
         att_masks = None if att_masks is None else att_masks.reshape(-1, att_masks.shape[-1])
@@ -188,11 +189,13 @@ def attention_decoder_forward(params, cfg: ModelConfig, ids, state, outputs, src
     logits, dcache = dense_forward(out, params["decoder.dense.weight"],
                                    params["decoder.dense.bias"])  # (M, V)
     cache = AttentionDecoderCache(memory, ecache, steps, rows, dcache, state, padded)
-    if not padded:
+    if padded is None:
         return (logits, None, None), cache
     T, N = padded
-    weights = xp.stack(alphas, axis=1) if alphas else xp.zeros((N, 0, memory.values.shape[1]))
-    return (logits.reshape(T, N, -1).transpose(1, 0, 2), state, weights), cache
+    weights = xp.stack(alphas, axis=1) if alphas else \
+        xp.zeros((N, 0, memory.values.shape[1]), dtype=outputs.dtype)
+    V = logits.shape[-1]
+    return (logits.reshape(T, N, V).transpose(1, 0, 2), state, weights), cache
 
 
 def attention_decoder_backward(dlogits, cache: AttentionDecoderCache, params,
@@ -201,7 +204,7 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache, params,
     grads)`` (and, with ``record``, the recorded state gradients per layer, in the rows'
     layout)."""
     xp = array_module(dlogits)
-    if cache.padded:
+    if cache.padded is not None:
         dlogits = dlogits.transpose(1, 0, 2).reshape(-1, dlogits.shape[-1])
     dout, g_dense = dense_backward(dlogits, cache.dense)
     grads = {"decoder.dense." + k: v for k, v in g_dense.items()}

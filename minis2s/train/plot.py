@@ -10,8 +10,10 @@ from .trainer import EpochStats
 LOSS_LABEL = "loss per token / num_steps (the seed's)"
 
 
-def plot_history(history: list[EpochStats], path) -> bool:
-    """Save a loss curve as PNG when matplotlib is installed; returns whether it did."""
+def plot_history(history: list[EpochStats], path, warn=None) -> bool:
+    """Save a loss curve as PNG when matplotlib is installed; returns whether it did. A
+    figure that cannot be written is reported through ``warn`` (the checkpoint matters,
+    the figure does not)."""
     try:
         import matplotlib
 
@@ -28,6 +30,12 @@ def plot_history(history: list[EpochStats], path) -> bool:
     ax.set_ylabel(LOSS_LABEL)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:
+        if warn is not None:
+            warn(f"no loss curve: cannot write {path} ({exc})")
+        return False
+    finally:
+        plt.close(fig)
     return True

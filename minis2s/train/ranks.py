@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 # environment variables by which MPI launchers tell a process how many ranks there are
-_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 
 
 class RankError(RuntimeError):
@@ -73,6 +73,21 @@ class Ranks:
             raise RankError(errors[0])  # every rank failed alike: the message is enough
         r, message = failed[0]
         raise RankError(f"rank {r} of {self.size} could not {what}: {message}")
+
+    def together(self, what: str, task, errors: tuple):
+        """``task()`` on every rank; if it fails on any with one of ``errors``, it fails on
+        all, with that rank's message (no rank is left waiting for the others)."""
+        try:
+            result, error = task(), None
+        except errors as exc:
+            result, error = None, exc
+        self.raise_any(error, what)
+        return result
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job now (one rank failed alone; the others would wait)."""
+        if self.size > 1:
+            self.comm.Abort(code)
 
     def check_same(self, what: str, value) -> None:
         """Refuse unless every rank has the same ``value`` (compared by a digest)."""
@@ -133,7 +148,7 @@ def limit_blas_threads(ranks: Ranks) -> str:
     if ranks.size == 1:
         return ""
     cores = os.cpu_count() or 1
-    local = int(os.environ.get("MPI_LOCALNRANKS", "0") or 0) or ranks.size
+    local = ranks.comm.Split_type(_mpi().COMM_TYPE_SHARED).Get_size()  # on this machine
     threads = max(1, cores // local)
     try:
         from threadpoolctl import threadpool_limits

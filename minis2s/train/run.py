@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +42,21 @@ def _data_digest(data: TranslationData) -> str:
     return h.hexdigest()
 
 
+def _checkpoint_digest(ck) -> str:
+    """What every rank must resume from alike: the parameters, Adam's moments and the
+    training state (a stale copy on another machine would differ)."""
+    h = hashlib.sha1()
+    for name in sorted(ck.params):
+        h.update(np.ascontiguousarray(ck.params[name]).tobytes())
+    for name in sorted(ck.extra):
+        h.update(np.ascontiguousarray(ck.extra[name]).tobytes())
+    h.update(json.dumps(ck.training, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def _together(ranks: Ranks, what: str, task: Callable):
-    """``task()`` on every rank; if it fails on any with an error of the input or the
-    machine, it fails on all, with that rank's message (no rank is left waiting)."""
-    try:
-        result, error = task(), None
-    except INPUT_ERRORS as exc:
-        result, error = None, exc
-    ranks.raise_any(error, what)
-    return result
+    """``task()`` on every rank, failing on all if it fails on any (see Ranks.together)."""
+    return ranks.together(what, task, INPUT_ERRORS)
 
 
 def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
@@ -94,6 +101,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
             return found, check_resumable(found, preset, seed, str(ckpt_path))
 
         ck, seed = _together(ranks, "read the checkpoint", read_checkpoint)
+        ranks.check_same("the checkpoint", _checkpoint_digest(ck))
     seed = 0 if seed is None else seed
     ranks.check_same("the settings", {"preset": preset.to_dict(), "seed": seed,
                                       "resume": resume, "backend": backend.name})
@@ -127,8 +135,12 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
         return Run(trainer, data, ckpt_path)
 
     def save(tr: Trainer, _stats: EpochStats) -> None:
-        if ranks.root:
-            checkpoint.save(ckpt_path, checkpoint_of(tr, data, seed))
+        """Rank 0 writes; if it cannot, every rank stops with its message."""
+        def write():
+            if ranks.root:
+                checkpoint.save(ckpt_path, checkpoint_of(tr, data, seed))
+
+        _together(ranks, "write the checkpoint", write)
 
     with InterruptRequest() as interrupt:
         try:
@@ -148,7 +160,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
             else:
                 kept = "no checkpoint was written"
             raise TrainingError(f"{trainer.position()}: {exc}; {kept}") from None
-    if ranks.root and plot_history(trainer.history, out_dir / "loss.png"):
+    if ranks.root and plot_history(trainer.history, out_dir / "loss.png", warn):
         warn(f"loss curve in {out_dir / 'loss.png'}")
     warn(f"checkpoint in {ckpt_path}")
     ranks.barrier()  # every rank ends when the last checkpoint is written
