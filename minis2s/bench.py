@@ -6,14 +6,22 @@ fresh process, alternating minis2s and PyTorch (A B A B ...) so that drift of th
 hits both. It reports valid target tokens per second over whole epochs (the measure of
 ``minis2s train``'s closing line), the ratio, each process's peak resident memory and the
 final losses.
+
+``--ranks R`` adds a third contender to the alternation: minis2s on R processes under
+``mpiexec -n R`` (one BLAS thread each on a machine of R cores), against one process and
+against PyTorch with its default threads; it also reports the time each step spends
+summing the gradients over the ranks, the same sum measured alone, and the bytes each
+rank sends per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .presets import Preset, get_preset
+from .train.ranks import launched_rank
 
 
 class BenchError(RuntimeError):
@@ -41,6 +50,11 @@ class Result:
     peak_rss_mb: float
     seconds: float
     epochs: int
+    ranks: int = 1
+    step_ms: float = 0.0  # training time per optimisation step
+    allreduce_ms: float = 0.0  # per step, in training: the sums, and waiting for them
+    pure_allreduce_ms: float = 0.0  # the gradients' sum alone, ranks lined up first
+    gradient_bytes: int = 0  # each rank's gradient buffer (what one sum adds up)
 
 
 def _peak_rss_mb() -> float:
@@ -68,15 +82,40 @@ def _bench_data(preset: Preset, data_path):
 
 
 def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
+    """Train in this process, or as one of the ranks when started by ``mpiexec``."""
     from .backend import get_backend
     from .train import Trainer, model_config
+    from .train.ranks import limit_blas_threads, world
 
-    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed)
+    ranks = world()
+    limit_blas_threads(ranks)
+    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed,
+                      ranks=ranks)
     trainer.fit(data, epochs, progress=False)
     tokens = sum(s.tokens for s in trainer.history)
     seconds = sum(s.seconds for s in trainer.history)
-    return Result("minis2s", tokens / seconds, trainer.history[-1].loss, _peak_rss_mb(),
-                  seconds, epochs)
+    steps = epochs * math.ceil(len(data.train) / preset.batch_size)
+    result = Result("minis2s", tokens / seconds, trainer.history[-1].loss, _peak_rss_mb(),
+                    seconds, epochs, ranks.size, 1e3 * seconds / steps)
+    if ranks.size > 1:
+        flat = trainer.grads.flat
+        result.allreduce_ms = 1e3 * trainer.allreduce_seconds / trainer.allreduce_steps
+        result.pure_allreduce_ms = 1e3 * time_allreduce(ranks, np.zeros_like(flat))
+        result.gradient_bytes = int(flat.nbytes)
+        result.impl = f"minis2s-{ranks.size}ranks"
+    return result
+
+
+def time_allreduce(ranks, buffer, repeats: int = 20) -> float:
+    """Median seconds of one sum of ``buffer`` over the ranks, every rank lined up at a
+    barrier first (so no rank's lateness is counted)."""
+    times = []
+    for _ in range(repeats):
+        ranks.barrier()
+        start = time.perf_counter()
+        ranks.sum_(buffer)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
@@ -124,14 +163,31 @@ def _worker(args) -> int:
     data = _bench_data(preset, args.data)
     run = run_minis2s if args.worker == "minis2s" else run_torch
     result = run(preset, data, args.epochs, args.seed)
-    print(json.dumps(result.__dict__))
-    sys.stdout.flush()
+    if result.ranks == 1 or launched_rank() == 0:  # one line, from the root
+        print(json.dumps(result.__dict__))
+        sys.stdout.flush()
     return 0
 
 
-def _spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None) -> Result:
-    cmd = [sys.executable, "-m", "minis2s.bench", "--worker", impl, "--preset", preset,
-           "--epochs", str(epochs), "--seed", str(seed)]
+def mpiexec_command(ranks: int) -> list[str]:
+    """The launcher for ``ranks`` processes; a clear error without MPI."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise BenchError("--ranks needs mpi4py and an MPI: pip install 'minis2s[mpi]'") \
+            from None
+    launcher = shutil.which("mpiexec") or shutil.which("mpirun")
+    if launcher is None:
+        raise BenchError("--ranks needs an MPI launcher (mpiexec) on the PATH: pip "
+                         "install 'minis2s[mpi]' brings MPICH's")
+    return [launcher, "-n", str(ranks)]
+
+
+def _spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
+           ranks: int = 1) -> Result:
+    launcher = mpiexec_command(ranks) if ranks > 1 else []
+    cmd = [*launcher, sys.executable, "-m", "minis2s.bench", "--worker", impl, "--preset",
+           preset, "--epochs", str(epochs), "--seed", str(seed)]
     if data:
         cmd += ["--data", str(data)]
     if overrides:
@@ -195,43 +251,59 @@ def have_torch() -> bool:
 
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
           seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
-          model: str = "seq2seq") -> dict:
+          model: str = "seq2seq", ranks: int = 1) -> dict:
     """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
-    returns the medians."""
+    returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes."""
     epochs = epochs or BENCH_EPOCHS.get(preset, 1)
-    impls = ["minis2s"] + (["pytorch"] if vs_torch else [])
-    if vs_torch and not have_torch():
-        raise BenchError("--vs-torch needs PyTorch, which is not installed: pip install torch")
-    results: dict[str, list[Result]] = {i: [] for i in impls}
+    if ranks < 1:
+        raise BenchError(f"--ranks must be at least 1, got {ranks}")
+    contenders = [("minis2s", 1)]
+    if ranks > 1:
+        mpiexec_command(ranks)  # before any run: a missing MPI is said at once
+        contenders.append((f"minis2s-{ranks}ranks", ranks))
+    if vs_torch:
+        if not have_torch():
+            raise BenchError("--vs-torch needs PyTorch, which is not installed: pip install "
+                             "torch")
+        contenders.append(("pytorch", 1))
+    results: dict[str, list[Result]] = {name: [] for name, _ in contenders}
+    width = max(len(name) for name in results)
     for r in range(repeats):
-        for impl in impls:
-            res = _spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model})
-            results[impl].append(res)
-            print(f"run {r + 1}/{repeats} {impl:8s} {res.tokens_per_sec:10.1f} tokens/sec  "
-                  f"loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB", file=out)
+        for name, n in contenders:
+            impl = "pytorch" if name == "pytorch" else "minis2s"
+            res = _spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model},
+                         ranks=n)
+            results[name].append(res)
+            print(f"run {r + 1}/{repeats} {name:{width}s} {res.tokens_per_sec:10.1f} "
+                  f"tokens/sec  loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB",
+                  file=out)
     summary = {}
-    for impl, rs in results.items():
-        summary[impl] = {
+    for name, rs in results.items():
+        summary[name] = {
             "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
             "loss": statistics.median(x.loss for x in rs),
-            "peak_rss_mb": max(x.peak_rss_mb for x in rs)}
+            "peak_rss_mb": max(x.peak_rss_mb for x in rs),
+            "step_ms": statistics.median(x.step_ms for x in rs)}
     print(f"preset {preset}, {model} model, cell {cell}, {epochs} epochs per run, "
           f"{repeats} runs each "
-          f"(medians; peak RSS is the largest)", file=out)
-    for impl, s in summary.items():
-        print(f"  {impl:8s} {s['tokens_per_sec']:10.1f} tokens/sec  loss {s['loss']:.4f}  "
-              f"peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
+          f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
+    for name, s in summary.items():
+        print(f"  {name:{width}s} {s['tokens_per_sec']:10.1f} tokens/sec  loss "
+              f"{s['loss']:.4f}  peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
+    if ranks > 1:
+        summary["ranks"] = _ranks_summary(results[f"minis2s-{ranks}ranks"],
+                                          summary["minis2s"], ranks, out)
     full = get_preset(preset).with_overrides(cell=cell, model=model)
     flops = nominal_flops_per_token(full, _bench_data(full, data))
     ceiling = gemm_ceiling_gflops()
     summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
     print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "
           f"{ceiling:.0f} GFLOP/s", file=out)
-    for impl in impls:
-        rate = summary[impl]["tokens_per_sec"] * flops / 1e9
-        summary[impl]["nominal_gflops"] = rate
-        print(f"  {impl:8s} {rate:6.1f} nominal GFLOP/s = {100 * rate / ceiling:.0f}% of the "
-              f"ceiling", file=out)
+    for name in results:
+        rate = summary[name]["tokens_per_sec"] * flops / 1e9
+        summary[name]["nominal_gflops"] = rate
+        print(f"  {name:{width}s} {rate:6.1f} nominal GFLOP/s = {100 * rate / ceiling:.0f}% "
+              f"of the ceiling", file=out)
     if vs_torch:
         ratio = summary["minis2s"]["tokens_per_sec"] / summary["pytorch"]["tokens_per_sec"]
         lm, lt = summary["minis2s"]["loss"], summary["pytorch"]["loss"]
@@ -239,7 +311,32 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
         summary["loss_gap"] = abs(lm - lt) / max(lt, 1e-12)
         print(f"  ratio minis2s / pytorch: {ratio:.2f}x; final losses differ by "
               f"{100 * summary['loss_gap']:.1f}%", file=out)
+        if ranks > 1:
+            name = f"minis2s-{ranks}ranks"
+            summary["ranks_ratio"] = (summary[name]["tokens_per_sec"]
+                                      / summary["pytorch"]["tokens_per_sec"])
+            print(f"  ratio {name} / pytorch: {summary['ranks_ratio']:.2f}x", file=out)
     return summary
+
+
+def _ranks_summary(runs: list[Result], single: dict, ranks: int, out) -> dict:
+    """What R ranks gain over one process, and what their sums cost."""
+    med = statistics.median
+    step = med(x.step_ms for x in runs)
+    summed = med(x.allreduce_ms for x in runs)
+    pure = med(x.pure_allreduce_ms for x in runs)
+    nbytes = runs[0].gradient_bytes
+    ring = 2 * (ranks - 1) / ranks * nbytes  # what a ring allreduce sends from each rank
+    info = {"speedup": med(x.tokens_per_sec for x in runs) / single["tokens_per_sec"],
+            "step_ms": step, "allreduce_ms": summed, "pure_allreduce_ms": pure,
+            "allreduce_share": summed / step, "gradient_bytes": nbytes,
+            "ring_bytes_per_rank": ring}
+    print(f"  {ranks} ranks / 1 process: {info['speedup']:.2f}x; a step takes {step:.1f} ms, "
+          f"of which {summed:.2f} ms ({100 * summed / step:.1f}%) in the sums over the ranks "
+          f"(waiting included); the gradients' sum alone takes {pure:.2f} ms", file=out)
+    print(f"  the gradients are {nbytes / 1e6:.2f} MB; a ring allreduce sends "
+          f"{ring / 1e6:.2f} MB from each rank per step", file=out)
+    return info
 
 
 def build_parser(parser=None) -> argparse.ArgumentParser:
@@ -254,6 +351,8 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
                         help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
     parser.add_argument("--model", choices=["seq2seq", "attention"], default="seq2seq",
                         help="the decoder (PyTorch: d2l's, a loop over steps for attention)")
+    parser.add_argument("--ranks", type=int, default=1, help="also train minis2s on this "
+                        "many processes under mpiexec (needs the mpi extra)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
@@ -266,7 +365,7 @@ def main(argv=None) -> int:
     if args.worker:
         return _worker(args)
     bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-          cell=args.cell, model=args.model)
+          cell=args.cell, model=args.model, ranks=args.ranks)
     return 0
 
 

@@ -52,7 +52,7 @@ def _cmd_bench(args) -> int:
     from . import bench
 
     bench.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-                cell=args.cell, model=args.model)
+                cell=args.cell, model=args.model, ranks=args.ranks)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Run by tests/test_mpi.py, under ``mpiexec -n R`` or alone: a few training steps in
-float64 (dropout included) on a corpus; rank 0 writes the parameters to an .npz."""
+float64 (dropout included) on a corpus; rank 0 writes the parameters and Adam's moments to
+an .npz."""
 
 import sys
 
@@ -24,8 +25,8 @@ def main(corpus, out, steps, model="seq2seq"):
         losses.append(trainer.step(batch))
     if ranks.root:
         np.savez(out, flat=trainer.params.flat, losses=np.array(losses),
-                 ranks=ranks.size)
-    else:  # every rank holds the same parameters: rank 1 writes its own beside
+                 ranks=ranks.size, m=trainer.opt.m.flat, v=trainer.opt.v.flat)
+    else:  # every rank holds the same parameters: the others write theirs beside
         np.savez(out.replace(".npz", f".rank{ranks.rank}.npz"), flat=trainer.params.flat)
 
 

@@ -24,3 +24,15 @@ def test_vs_torch_without_torch_is_a_clear_error(monkeypatch, tiny_corpus):
     monkeypatch.setattr(bench, "have_torch", lambda: False)
     with pytest.raises(bench.BenchError, match="PyTorch"):
         bench.bench("zh", epochs=1, repeats=1, vs_torch=True, data=tiny_corpus)
+
+
+def test_ranks_without_a_launcher_is_a_clear_error_before_any_run(monkeypatch, tiny_corpus):
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bench, "_spawn", lambda *a, **k: pytest.fail("a run was started"))
+    with pytest.raises(bench.BenchError, match="--ranks needs"):
+        bench.bench("zh", epochs=1, repeats=1, vs_torch=False, data=tiny_corpus, ranks=2)
+
+
+def test_ranks_below_one_are_refused(tiny_corpus):
+    with pytest.raises(bench.BenchError, match="at least 1"):
+        bench.bench("zh", epochs=1, repeats=1, vs_torch=False, data=tiny_corpus, ranks=0)
