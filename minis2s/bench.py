@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import shutil
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .presets import Preset, get_preset
-from .train.ranks import launched_rank
+from .train.ranks import RankError, launched_rank
 
 
 class BenchError(RuntimeError):
@@ -88,20 +87,22 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
     from .train.ranks import limit_blas_threads, world
 
     ranks = world()
-    limit_blas_threads(ranks)
+    said = limit_blas_threads(ranks)
+    if said and ranks.rank == 0:
+        print(said, file=sys.stderr)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed,
                       ranks=ranks)
     trainer.fit(data, epochs, progress=False)
     tokens = sum(s.tokens for s in trainer.history)
     seconds = sum(s.seconds for s in trainer.history)
-    steps = epochs * math.ceil(len(data.train) / preset.batch_size)
+    steps = trainer.opt.t
     result = Result("minis2s", tokens / seconds, trainer.history[-1].loss, _peak_rss_mb(),
                     seconds, epochs, ranks.size, 1e3 * seconds / steps)
     if ranks.size > 1:
-        flat = trainer.grads.flat
-        result.allreduce_ms = 1e3 * trainer.allreduce_seconds / trainer.allreduce_steps
-        result.pure_allreduce_ms = 1e3 * time_allreduce(ranks, np.zeros_like(flat))
-        result.gradient_bytes = int(flat.nbytes)
+        summed = np.zeros_like(trainer.grads.flat)  # what every step sums over the ranks
+        result.allreduce_ms = 1e3 * trainer.allreduce_seconds / steps
+        result.pure_allreduce_ms = 1e3 * time_allreduce(ranks, summed)
+        result.gradient_bytes = int(summed.nbytes)
         result.impl = f"minis2s-{ranks.size}ranks"
     return result
 
@@ -136,7 +137,7 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
     shuffle = np.random.default_rng([seed, 1])  # the same batch order as minis2s
     bos = data.tgt_vocab.bos
-    tokens, seconds, loss_sum, epoch_tokens = 0, 0.0, 0.0, 0
+    tokens, seconds, loss_sum, epoch_tokens, steps = 0, 0.0, 0.0, 0, 0
     for _ in range(epochs):
         start = time.perf_counter()
         loss_sum, epoch_tokens = 0.0, 0
@@ -152,10 +153,11 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
             opt.step()
             loss_sum += loss.item()
             epoch_tokens += b.num_tokens
+            steps += 1
         seconds += time.perf_counter() - start
         tokens += epoch_tokens
     return Result("pytorch", tokens / seconds, loss_sum / epoch_tokens, _peak_rss_mb(),
-                  seconds, epochs)
+                  seconds, epochs, step_ms=1e3 * seconds / steps)
 
 
 def _worker(args) -> int:
@@ -163,7 +165,7 @@ def _worker(args) -> int:
     data = _bench_data(preset, args.data)
     run = run_minis2s if args.worker == "minis2s" else run_torch
     result = run(preset, data, args.epochs, args.seed)
-    if result.ranks == 1 or launched_rank() == 0:  # one line, from the root
+    if launched_rank() == 0:  # one line, from the root
         print(json.dumps(result.__dict__))
         sys.stdout.flush()
     return 0
@@ -195,7 +197,15 @@ def _spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         raise BenchError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
-    return Result(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    try:
+        result = Result(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        raise BenchError(f"{impl} run gave no result line:\n{proc.stdout[-1500:]}"
+                         f"{proc.stderr[-1500:]}") from None
+    if result.ranks != ranks:
+        raise BenchError(f"{impl} ran on {result.ranks} process(es), not {ranks}: "
+                         f"{' '.join(launcher)} did not start one MPI job")
+    return result
 
 
 def measure_pair(preset: str, epochs: int, seed: int = 0, data=None,
@@ -362,10 +372,14 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.worker:
-        return _worker(args)
-    bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-          cell=args.cell, model=args.model, ranks=args.ranks)
+    try:
+        if args.worker:
+            return _worker(args)
+        bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
+              cell=args.cell, model=args.model, ranks=args.ranks)
+    except (BenchError, RankError) as e:
+        print(f"minis2s bench: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -81,9 +81,14 @@ def _cmd_train(args) -> int:
         import traceback
 
         kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-        print(f"minis2s: {kind} on rank {ranks.rank} of {ranks.size}: "
-              f"{type(exc).__name__}: {exc}; ending every rank", file=sys.stderr)
-        if not isinstance(exc, (KeyboardInterrupt, *_known_errors())):
+        from_mpi = type(exc).__module__.startswith("mpi4py")  # a sum over the ranks failed
+        if from_mpi:  # a collective failed: its peer is gone, or MPI itself broke
+            said = "lost contact with another rank during a sum over the ranks (did it die?)"
+        else:
+            said = f"{type(exc).__name__}: {exc}"
+        print(f"minis2s: {kind} on rank {ranks.rank} of {ranks.size}: {said}; ending every "
+              "rank", file=sys.stderr)
+        if not (from_mpi or isinstance(exc, (KeyboardInterrupt, *_known_errors()))):
             traceback.print_exc()
         sys.stderr.flush()
         ranks.abort(130 if kind == "interrupted" else 2)
@@ -486,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import build_parser as bench_parser
 
     p = sub.add_parser("bench", help="training speed against a PyTorch reference of the "
-                       "same model (--vs-torch)")
+                       "same model (--vs-torch), and on several ranks (--ranks R)")
     bench_parser(p)
     p.set_defaults(func=_cmd_bench)
     return parser

@@ -1,6 +1,8 @@
 """The benchmark runs end to end (its figures are not asserted: no timed tests)."""
 
 import io
+import json
+import subprocess
 
 import pytest
 
@@ -36,3 +38,42 @@ def test_ranks_without_a_launcher_is_a_clear_error_before_any_run(monkeypatch, t
 def test_ranks_below_one_are_refused(tiny_corpus):
     with pytest.raises(bench.BenchError, match="at least 1"):
         bench.bench("zh", epochs=1, repeats=1, vs_torch=False, data=tiny_corpus, ranks=0)
+
+
+def test_what_four_ranks_gain_and_what_their_sums_cost():
+    """The ranks' summary from made-up runs: the speedup is the ratio of the tokens/sec
+    medians, the sums' share is per step, and a ring over 4 ranks sends 2 (4 - 1) / 4 =
+    1.5 times the gradient buffer from each rank."""
+    runs = [bench.Result("minis2s-4ranks", tps, 1.0, 10.0, 1.0, 1, 4, step, summed, 1.5,
+                         8_000_000)
+            for tps, step, summed in [(300.0, 50.0, 5.0), (280.0, 52.0, 6.0),
+                                      (400.0, 40.0, 2.0)]]  # medians, not means
+    info = bench._ranks_summary(runs, {"tokens_per_sec": 100.0}, 4, io.StringIO())
+    assert info["speedup"] == pytest.approx(3.0)
+    assert info["step_ms"] == 50.0 and info["allreduce_ms"] == 5.0
+    assert info["allreduce_share"] == pytest.approx(0.1)
+    assert info["ring_bytes_per_rank"] == pytest.approx(12_000_000)
+
+
+def test_a_launcher_that_starts_no_mpi_job_is_a_clear_error(monkeypatch):
+    """mpiexec from another MPI than mpi4py's starts R lone processes: each reports one
+    rank, and the benchmark says so rather than printing a lone process's figures."""
+    lone = bench.Result("minis2s", 100.0, 1.0, 10.0, 1.0, 1)
+
+    def run(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(lone.__dict__) + "\n", "")
+
+    monkeypatch.setattr(bench, "mpiexec_command", lambda ranks: ["mpiexec", "-n", "2"])
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    with pytest.raises(bench.BenchError, match="did not start one MPI job"):
+        bench._spawn("minis2s", "zh", 1, 0, None, ranks=2)
+
+
+@pytest.mark.parametrize("stdout", ["", "not json\n", '{"impl": "minis2s"}\n'])
+def test_a_worker_without_its_result_line_is_a_clear_error(monkeypatch, stdout):
+    def run(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 0, stdout, "a warning")
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    with pytest.raises(bench.BenchError, match="gave no result line"):
+        bench._spawn("minis2s", "zh", 1, 0, None)

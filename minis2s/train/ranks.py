@@ -88,6 +88,7 @@ class Ranks:
         """End every rank of the job now (one rank failed alone; the others would wait)."""
         if self.size > 1:
             self.comm.Abort(code)
+            os._exit(code)  # Abort returns only when MPI cannot reach the launcher: leave
 
     def check_same(self, what: str, value) -> None:
         """Refuse unless every rank has the same ``value`` (compared by a digest)."""
@@ -138,7 +139,12 @@ def world() -> Ranks:
         raise RankError("this process was started by mpiexec with several ranks, but "
                         "mpi4py is not installed: pip install 'minis2s[mpi]'") from None
     comm = MPI.COMM_WORLD
-    return SINGLE if comm.Get_size() == 1 else Ranks(comm)
+    if comm.Get_size() != launched_ranks():
+        raise RankError(f"mpiexec started {launched_ranks()} ranks, but MPI sees a job of "
+                        f"{comm.Get_size()}: the mpiexec on the PATH belongs to another MPI "
+                        "than mpi4py's ('mpiexec -n 2 python -m mpi4py.bench helloworld' "
+                        "shows what each rank sees)")
+    return Ranks(comm)
 
 
 def limit_blas_threads(ranks: Ranks) -> str:

@@ -101,9 +101,9 @@ class Trainer:
         self.dropout_gen = self.backend.generator(self.seed + 2)  # dropout masks
         self.epoch_progress: EpochProgress | None = None  # set while an epoch is unfinished
         self.interrupt: InterruptRequest | None = None
-        # time in the sums over the ranks (waiting for the slowest rank included), and
-        # over how many steps; read by the benchmark
-        self.allreduce_seconds, self.allreduce_steps = 0.0, 0
+        # time in the sums over the ranks, one per step (waiting for the slowest rank
+        # included); read by the benchmark
+        self.allreduce_seconds = 0.0
 
     def step(self, batch: Batch) -> float:
         """One optimisation step on a batch (host arrays, as :func:`iterate_batches` makes
@@ -132,7 +132,6 @@ class Trainer:
             start = time.perf_counter()
             loss = self._sum_over_ranks(loss)
             self.allreduce_seconds += time.perf_counter() - start
-            self.allreduce_steps += 1
         norm = clip_grad_norm_(self.grads, self.preset.grad_clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingError(f"loss {loss} / gradient norm {norm} is not finite; "
