@@ -14,17 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minis2s.backend import BackendError, get_backend
+from minis2s.backend import get_backend
 from minis2s.bleu import bleu
-from minis2s.checkpoint import CheckpointError
-from minis2s.data import DataError
 from minis2s.decode import translate
-from minis2s.presets import PRESETS, ConfigError, get_preset
-from minis2s.train import Interrupted, ResumeError, TrainingError, run_experiment
-
-# the errors that are the input's fault: one line, no traceback
-INPUT_ERRORS = (BackendError, CheckpointError, ConfigError, DataError, ResumeError,
-                TrainingError, OSError)
+from minis2s.presets import PRESETS, get_preset
+from minis2s.train import INPUT_ERRORS, Interrupted, TrainingError, run_experiment
 
 ENGLISH = ["go .", "i lost .", "he's calm .", "i'm home ."]
 FRENCH = ["va !", "j'ai perdu .", "il est calme .", "je suis chez moi ."]
@@ -55,7 +49,7 @@ def main(argv=None) -> int:
         except Interrupted as exc:
             warn(str(exc))
             return 130
-        except INPUT_ERRORS as exc:
+        except (*INPUT_ERRORS, TrainingError) as exc:  # the input's fault: one line
             warn(f"error: {exc}")
             return 2
         if number:

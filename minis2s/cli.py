@@ -12,11 +12,8 @@ import signal
 import sys
 import threading
 
-from .backend import BackendError
 from .presets import PRESETS
 from .train.ranks import launched_rank
-
-ERRORS = (BackendError,)  # extended lazily with the data and checkpoint errors
 
 
 def _warn(message: str) -> None:
@@ -29,13 +26,9 @@ def _warn(message: str) -> None:
 def _known_errors():
     """Errors that are the input's or the machine's fault: one line, no traceback."""
     from .bench import BenchError
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .presets import ConfigError
-    from .train import RankError, ResumeError, TrainingError
+    from .train import INPUT_ERRORS, RankError, TrainingError
 
-    return (BackendError, BenchError, CheckpointError, ConfigError, DataError, RankError,
-            ResumeError, TrainingError, OSError)
+    return (*INPUT_ERRORS, BenchError, RankError, TrainingError)
 
 
 # --------------------------------------------------------------------------- commands
@@ -100,8 +93,7 @@ def _train(args, ranks) -> int:
 
     from .backend import get_backend
     from .presets import get_preset
-    from .train import Interrupted, run_experiment, settings_to_resume
-    from .train.run import INPUT_ERRORS
+    from .train import INPUT_ERRORS, Interrupted, run_experiment, settings_to_resume
 
     def start():
         _check_seed(args.seed)

@@ -137,13 +137,13 @@ def batch_of_pairs(pairs, src_vocab, tgt_vocab, num_steps: int, backend):
 
 
 def fresh_model(preset, cell: str, pairs, backend, seed: int = 0):
-    """A freshly initialised model of ``preset``'s shape with ``cell``, its
-    vocabularies built from ``pairs`` (with the preset's min_freq)."""
+    """A freshly initialised model of ``preset``'s shape and decoder (``preset.model``)
+    with ``cell``, its vocabularies built from ``pairs`` (with the preset's min_freq)."""
     from .data import Vocab
     from .model import init_params
 
     src_vocab = Vocab([p[0] for p in pairs], min_freq=preset.min_freq)
     tgt_vocab = Vocab([p[1] for p in pairs], min_freq=preset.min_freq)
     cfg = ModelConfig(len(src_vocab), len(tgt_vocab), preset.embed_size, preset.num_hiddens,
-                      preset.num_layers, 0.0, preset.bidirectional, cell)
+                      preset.num_layers, 0.0, preset.bidirectional, cell, preset.model)
     return init_params(cfg, backend, np.random.default_rng(seed)), cfg, src_vocab, tgt_vocab

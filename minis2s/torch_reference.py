@@ -121,9 +121,9 @@ class TorchSeq2Seq(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
-        cell = getattr(cfg, "cell", "gru")
+        cell = cfg.cell
         self.paired = cell == "lstm"
-        self.attention = getattr(cfg, "model", "seq2seq") == "attention"
+        self.attention = cfg.model == "attention"
         self.encoder = Encoder(cell, cfg.src_vocab_size, cfg.embed_size, cfg.num_hiddens,
                                cfg.num_layers, cfg.dropout, cfg.bidirectional)
         if self.attention:
@@ -184,7 +184,7 @@ class TorchSeq2Seq(nn.Module):
         for t, x_t in enumerate(x):  # d2l's loop over the decoder's steps
             h = state[0] if self.paired else state
             mask = None if masks is None else (
-                torch.zeros_like(values[:, :, 0]) + 1 if att_masks is None
+                torch.ones_like(values[:, :, 0]) if att_masks is None
                 else _as_mask(att_masks[t], values))
             context = self.decoder.attention(h[-1].unsqueeze(1), values, values,
                                              src_valid_len, mask)  # (N, 1, Hk)

@@ -1,6 +1,6 @@
 """Run by tests/test_mpi.py, under ``mpiexec -n R`` or alone: a few training steps in
-float64 (dropout included) on a corpus; rank 0 writes the parameters and Adam's moments to
-an .npz."""
+float64 (dropout included) on a corpus; rank 0 writes the parameters, Adam's moments and
+the validation loss after the steps to an .npz."""
 
 import sys
 
@@ -15,7 +15,8 @@ from minis2s.train import Trainer, model_config, world
 def main(corpus, out, steps, model="seq2seq"):
     ranks = world()
     preset = get_preset("zh").with_overrides(num_examples=399, dropout=0.3, model=model)
-    data = load_data(corpus, preset.num_steps, preset.num_examples, warn=lambda m: None)
+    data = load_data(corpus, preset.num_steps, preset.num_examples, valid_size=50,
+                     warn=lambda m: None)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy", "float64"),
                       seed=3, ranks=ranks)
     losses = []
@@ -23,8 +24,9 @@ def main(corpus, out, steps, model="seq2seq"):
                               bos=data.tgt_vocab.bos)
     for _, batch in zip(range(steps), batches):
         losses.append(trainer.step(batch))
+    valid = trainer.evaluate_loss(data.valid, data.tgt_vocab.bos, batch_size=16)
     if ranks.root:
-        np.savez(out, flat=trainer.params.flat, losses=np.array(losses),
+        np.savez(out, flat=trainer.params.flat, losses=np.array(losses), valid=valid,
                  ranks=ranks.size, m=trainer.opt.m.flat, v=trainer.opt.v.flat)
     else:  # every rank holds the same parameters: the others write theirs beside
         np.savez(out.replace(".npz", f".rank{ranks.rank}.npz"), flat=trainer.params.flat)

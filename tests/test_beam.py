@@ -125,8 +125,32 @@ def test_finished_hypotheses_cost_no_more_compute(model, monkeypatch):
     assert all(h is not None for h in hyps)
 
 
-def test_a_beam_of_zero_is_refused():
+@pytest.mark.parametrize(("beam", "alpha", "message"), [
+    (0, 0.75, "beam size must be at least 1"),
+    (2, float("nan"), "length penalty must be a number >= 0"),
+    (2, -0.5, "length penalty must be a number >= 0"),
+    (2, float("inf"), "length penalty must be a number >= 0")])
+def test_a_bad_beam_or_length_penalty_is_refused(beam, alpha, message):
     cfg, params, vocab = _model("seq2seq")
     src, valid = _sources(n=2)
-    with pytest.raises(ValueError, match="beam size must be at least 1"):
-        beam_search(params, cfg, src, vocab, 5, F64, 0)
+    with pytest.raises(ValueError, match=message):
+        beam_search(params, cfg, src, vocab, 5, F64, beam, alpha)
+
+
+def test_each_hypothesis_carries_the_attention_weights_of_its_own_steps():
+    """A hypothesis's weights (L, S) are those of the decoder fed its own tokens one at a
+    time: row t is the attention paid while emitting token t (<eos> included)."""
+    cfg, params, vocab = _model("attention", seed=5, eos_bias=0.2)
+    src, valid = _sources(n=6)
+    hyps = beam_search(params, cfg, src, vocab, 4, F64, 3, 0.75, valid, return_weights=True)
+    assert {h.finished for h in hyps} == {True, False}
+    for i, h in enumerate(hyps):
+        emitted = [*h.tokens, EOS] if h.finished else h.tokens
+        state, memory = start(params, cfg, src[i][None], np.asarray([valid[i]]))
+        prev, replay = 2, []
+        for tok in emitted:
+            _, state, alpha = step(params, cfg, np.asarray([prev]), state, memory)
+            replay.append(alpha[0])
+            prev = tok
+        assert h.weights.shape == (len(emitted), src.shape[1])
+        np.testing.assert_allclose(h.weights, np.stack(replay), rtol=0, atol=1e-12)

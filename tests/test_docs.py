@@ -1,4 +1,4 @@
-"""The documentation names only tests that exist.
+"""The documentation names only tests and files that exist.
 
 README.md and docs/**/*.md cite tests as `test_x.py::name` or `test_x.py::name[id]`
 (backticked, optionally with a leading ``tests/``). Each name must be a test function of
@@ -87,3 +87,18 @@ def test_every_cited_test_exists():
                 for doc, number, test_file, name, case in found
                 if (why := problem(test_file, name, case)) is not None]
     assert not problems, "the docs cite tests that do not exist:\n" + "\n".join(problems)
+
+
+# a file of the project named in backticks: `minis2s/ops/gru.py`, `docs/bptt.md`,
+# `minis2s/model/` or a pattern such as `minis2s/ops/*.py`
+PROJECT_PATH = re.compile(r"`((?:minis2s|docs|tests|benchmarks|examples)/[\w./*-]*)`")
+
+
+def test_every_file_the_documentation_names_exists():
+    missing = []
+    for doc in doc_files():
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for m in PROJECT_PATH.finditer(line):
+                if not any(ROOT.glob(m.group(1).rstrip("/"))):
+                    missing.append(f"{doc.relative_to(ROOT)}:{number}: {m.group(1)}")
+    assert not missing, "named but not in the project:\n" + "\n".join(missing)

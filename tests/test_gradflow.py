@@ -14,13 +14,15 @@ from minis2s.model import ModelConfig, init_params, seq2seq_backward, seq2seq_fo
 F64 = get_backend("numpy", "float64")
 
 
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_recorded_state_gradients_match_finite_differences(cell, bidirectional):
+def test_recorded_state_gradients_match_finite_differences(cell, bidirectional, model):
     """A probe added to every state h_t as it is made (zeros: the forward is unchanged)
     has, as its gradient, the whole gradient reaching h_t. Finite differences of the loss
-    in each probe entry must equal what backprop through time recorded."""
-    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, bidirectional, cell)
+    in each probe entry must equal what backprop through time recorded (with attention,
+    h_t also reaches the loss as the next step's query)."""
+    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, bidirectional, cell, model)
     rng = np.random.default_rng(5)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 3, 4, 5)

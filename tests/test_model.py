@@ -238,10 +238,12 @@ def _arrays(obj) -> list:
     return []
 
 
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("packed", [True, False])
-def test_a_backward_leaves_its_cache_intact(packed):
+def test_a_backward_leaves_its_cache_intact(packed, cell, model):
     """Backward twice from one forward: bit-identical gradients, the cache unchanged."""
-    cfg = ModelConfig(9, 11, 4, 5, 2, 0.3, True)
+    cfg = ModelConfig(9, 11, 4, 5, 2, 0.3, True, cell, model)
     rng = np.random.default_rng(4)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 5, 4, 6)
@@ -256,6 +258,25 @@ def test_a_backward_leaves_its_cache_intact(packed):
     second = seq2seq_backward(1.0, cache)
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_batch_of_empty_targets_gives_every_gradient_as_zeros(packed, cell, model):
+    """No target token: loss 0, and every parameter's gradient present, shaped like the
+    parameter, and exactly zero (the decoder ran no step)."""
+    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, False, cell, model)
+    rng = np.random.default_rng(0)
+    params = init_params(cfg, F64, rng)
+    batch = make_batch(rng.integers(0, 7, (3, 4)), np.array([4, 2, 3]),
+                       rng.integers(0, 6, (3, 5)), np.zeros(3, dtype=np.int64), bos=2)
+    loss, cache = seq2seq_forward(params, cfg, batch, packed=packed)
+    grads = seq2seq_backward(1.0, cache)
+    assert float(loss) == 0.0
+    assert sorted(grads) == sorted(params)
+    for name, g in grads.items():
+        assert g.shape == params[name].shape and not np.any(g), name
 
 
 def test_a_consumed_cache_refuses_another_backward():

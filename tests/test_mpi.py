@@ -66,7 +66,8 @@ def single(*args, timeout=300):
 def test_several_ranks_equal_one_in_float64(corpus, tmp_path, model, ranks):
     """Five steps in float64, dropout included: parameters and Adam's moments equal to
     1e-12 relative (the sums over the shards only change the order of additions),
-    identical on every rank. Three ranks split a batch into shards of unequal rows."""
+    identical on every rank, and so is the validation loss the ranks compute together.
+    Three ranks split a batch into shards of unequal rows."""
     one, many = tmp_path / "one.npz", tmp_path / "many.npz"
     r = single("tests/mpi_steps.py", corpus, one, 5, model)
     assert r.returncode == 0, r.stderr
@@ -75,6 +76,7 @@ def test_several_ranks_equal_one_in_float64(corpus, tmp_path, model, ranks):
     a, b = np.load(one), np.load(many)
     assert int(b["ranks"]) == ranks and len(a["losses"]) == 5
     np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-12)
+    np.testing.assert_allclose(b["valid"], a["valid"], rtol=1e-12)
     for name in ("flat", "m", "v"):
         scale = np.abs(a[name]).max()
         assert np.abs(b[name] - a[name]).max() <= 1e-12 * scale, name
@@ -259,14 +261,41 @@ def test_ranks_that_disagree_are_refused(corpus, tmp_path):
     assert "the ranks disagree on the settings" in r.stderr.strip().splitlines()[-1]
 
 
+def test_ranks_resuming_from_different_checkpoints_are_refused(corpus, tmp_path):
+    """Each rank reads the checkpoint in its own --out: here one is an epoch ahead of the
+    other (same settings, same data). Refused before any step, rather than ranks that
+    train different epochs and wait for each other."""
+    for out, epochs in (("a", "1"), ("b", "2")):
+        r = single("-m", "minis2s", "train", "--data", corpus, *SHORT, "--epochs", epochs,
+                   "--out", tmp_path / out)
+        assert r.returncode == 0, r.stderr
+    before = (tmp_path / "a" / "checkpoint.npz").read_bytes()
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, "--epochs", "3", "--quiet",
+               "--resume", "--out", tmp_path / "a", ":", "-m", "minis2s", "train", "--data",
+               corpus, "--epochs", "3", "--quiet", "--resume", "--out", tmp_path / "b",
+               timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "minis2s: error: the ranks disagree on the checkpoint: rank 1 differs from rank 0; "
+        "give every rank the same settings and the same data")
+    assert (tmp_path / "a" / "checkpoint.npz").read_bytes() == before
+
+
 def test_a_rank_that_cannot_start_stops_every_rank(corpus, tmp_path):
     """Rank 1 alone asks for a backend this machine lacks: both stop before any work."""
+    from minis2s.backend import BackendError, get_backend
+
+    try:
+        get_backend("cupy")
+        pytest.skip("this machine has CuPy: the backend is no fault here")
+    except BackendError as e:
+        lacks = str(e)
     r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--out", tmp_path / "a",
                ":", "-m", "minis2s", "train", "--data", corpus, *SHORT, "--out",
-               tmp_path / "a", "--backend", "cupy", "--epochs", "0")
+               tmp_path / "a", "--backend", "cupy")
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("minis2s: error: rank 1 of 2 could not start: ")
+    assert last == f"minis2s: error: rank 1 of 2 could not start: {lacks}"
     assert not (tmp_path / "a").exists()
 
 

@@ -48,6 +48,8 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
     decoding. ``beam_size`` K >= 1; K = 1 is greedy decoding."""
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    if not 0 <= length_penalty < float("inf"):  # NaN fails too
+        raise ValueError(f"length penalty must be a number >= 0, got {length_penalty}")
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     xp = backend.xp
@@ -65,29 +67,27 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
     prev = xp.full(N, tgt_vocab.bos, dtype=src.dtype)
     best: list[Hypothesis | None] = [None] * N
 
-    def offer(i, hyp):
-        if best[i] is None or hyp.score > best[i].score:
-            best[i] = hyp
+    def offer(i, tokens, log_prob, finished, weights):
+        """Hypothesis of sentence i, kept if it scores above the best so far."""
+        score = log_prob / (len(tokens) + finished) ** length_penalty  # L counts <eos>
+        if best[i] is None or score > best[i].score:
+            best[i] = Hypothesis(tokens, log_prob, score, finished, weights)
 
-    for t in range(num_steps):
+    for _ in range(num_steps):
         logits, state, alpha = step(params, cfg, prev, state, memory)
         cand = logp[:, None] + _log_softmax(logits)  # (B, V) every one-token extension
         # a sentence's K best extensions are among its rows' K best each: take those
         # first (B, k), then rank each sentence's rows side by side, (N, K, k), -inf where
         # a sentence has fewer than K live rows
         k = min(K, V)
-        best_tok = np.argpartition(-cand, k - 1, axis=1)[:, :k] if k < V else \
-            np.tile(np.arange(V), (len(cand), 1))
+        best_tok = np.argpartition(-cand, k - 1, axis=1)[:, :k]
         slot = np.arange(len(sent)) - np.searchsorted(sent, sent)  # row's place in its group
         table = np.full((N, K, k), -np.inf)
         table[sent, slot] = np.take_along_axis(cand, best_tok, axis=1)
         tokens_of = np.zeros((N, K, k), dtype=np.int64)
         tokens_of[sent, slot] = best_tok
         flat = table.reshape(N, K * k)
-        top = np.argpartition(-flat, K - 1, axis=1)[:, :K] if K < K * k else \
-            np.tile(np.arange(K * k), (N, 1))
-        order = np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)  # (N, K) best first
+        top = np.argpartition(-flat, K - 1, axis=1)[:, :K]  # (N, K) each sentence's best
         scores = np.take_along_axis(flat, top, axis=1)
         row_of = np.full((N, K), -1)
         row_of[sent, slot] = np.arange(len(sent))
@@ -99,11 +99,9 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
         alpha_np = to_numpy(alpha)[parent] if want_weights else None
         ends = new_tok == tgt_vocab.eos
         for j in np.flatnonzero(ends):  # finished: they leave the beam
-            L = t + 1  # its tokens, <eos> included
             w = np.concatenate([history[parent[j]], alpha_np[j][None]]) if want_weights \
                 else None
-            offer(n_idx[j], Hypothesis(tokens[parent[j]].tolist(), float(new_logp[j]),
-                                       float(new_logp[j] / L ** length_penalty), True, w))
+            offer(n_idx[j], tokens[parent[j]].tolist(), float(new_logp[j]), True, w)
         keep = ~ends
         if not keep.any():
             break
@@ -116,8 +114,6 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
         prev = xp.asarray(new_tok[keep]).astype(src.dtype)
     else:  # num_steps tokens and still live: these compete too
         for j in range(len(sent)):
-            L = tokens.shape[1]
-            offer(sent[j], Hypothesis(tokens[j].tolist(), float(logp[j]),
-                                      float(logp[j] / L ** length_penalty), False,
-                                      history[j] if want_weights else None))
+            offer(sent[j], tokens[j].tolist(), float(logp[j]), False,
+                  history[j] if want_weights else None)
     return best

@@ -66,8 +66,6 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
     num_steps is truncated with a warning that gives its 1-based position in
     ``sentences``.
     """
-    if beam < 1:
-        raise ValueError(f"beam size must be at least 1, got {beam}")
     results = [Translation([], [], "", None)] * len(sentences)
     todo = [i for i, s in enumerate(sentences) if s.strip()]
     for first in range(0, len(todo), batch_size):
@@ -76,8 +74,9 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
                                numbers=[i + 1 for i in chunk])
         valid = (src != src_vocab.pad).sum(axis=1)
         if beam == 1:
-            outs, weights = greedy_decode(params, cfg, src, tgt_vocab, num_steps, backend,
-                                          valid, return_weights=True)
+            found = greedy_decode(params, cfg, src, tgt_vocab, num_steps, backend, valid,
+                                  return_weights=attention)
+            outs, weights = found if attention else (found, [None] * len(found))
         else:
             hyps = beam_search(params, cfg, src, tgt_vocab, num_steps, backend, beam,
                                length_penalty, valid, return_weights=attention)
@@ -86,8 +85,7 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
             words = tgt_vocab.to_tokens(ids)
             source = src_vocab.to_tokens(src[row, :valid[row]])
             results[i] = Translation(source, words, " ".join(words),
-                                     w[:, :valid[row]] if attention and w is not None
-                                     else None)
+                                     None if w is None else w[:, :valid[row]])
     return results
 
 

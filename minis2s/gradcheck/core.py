@@ -21,14 +21,14 @@ import numpy as np
 TOLERANCE = 1e-6
 
 
-def rel_error(analytic, numeric) -> float:
-    """``max|a - n| / max(max(|a| + |n|), 1e-12)`` over all elements."""
+def rel_error(analytic, numeric, floor: float = 1e-12) -> float:
+    """``max|a - n| / max(max(|a| + |n|), floor)`` over all elements."""
     a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     if a.shape != n.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {n.shape}")
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), 1e-12))
+    return float(np.max(np.abs(a - n)) / max(float(np.max(np.abs(a) + np.abs(n))), floor))
 
 
 def _derivative(f: Callable[[], float], set_x: Callable[[float], None], h: float) -> float:
@@ -97,12 +97,13 @@ class Row:
 
 
 def check_arrays(case: str, f: Callable[[], float], arrays: Mapping, grads: Mapping,
-                 eps: float = 1e-3) -> list[Row]:
-    """One :class:`Row` per entry of ``grads``, comparing it with finite differences of f."""
+                 eps: float = 1e-3, floor: float = 1e-12) -> list[Row]:
+    """One :class:`Row` per entry of ``grads``, comparing it with finite differences of f
+    (:func:`rel_error`, whose denominator is at least ``floor``)."""
     rows = []
     for name, g in grads.items():
         numeric = numerical_grad(f, arrays[name], eps)
-        rows.append(Row(case, name, tuple(arrays[name].shape), rel_error(g, numeric)))
+        rows.append(Row(case, name, tuple(arrays[name].shape), rel_error(g, numeric, floor)))
     return rows
 
 

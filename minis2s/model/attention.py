@@ -102,8 +102,7 @@ def attention_step_backward(dout, dstate, cache: StepCache, params, cfg: ModelCo
     w_c = params["decoder.rnn.weight_ih" + param_suffix(0, 0)][:, :cfg.decoder_hiddens]
     dW_c = dgi.T @ cache.context  # gi = gi_emb + context W_cᵀ
     ga = additive_attention_backward(dgi @ w_c, cache.attention)
-    dh = dprev[0] if isinstance(dprev, tuple) else dprev
-    dh[-1] += ga["query"]  # the query is the top layer's h before the step
+    top_h(dprev)[...] += ga["query"]  # the query is the top layer's h before the step
     return (dgi, dprev, ga, g_rnn, dW_c, *recorded)
 
 
@@ -166,7 +165,7 @@ def attention_decoder_forward(params, cfg: ModelConfig, ids, state, outputs, src
         ids.T if padded is not None else ids, params["decoder.embedding.weight"],
         params["decoder.rnn.weight_ih" + sfx][:, Hk:], params["decoder.rnn.bias_ih" + sfx])
     gi_emb = gi_emb.reshape(-1, gi_emb.shape[-1])  # (M, G·Hd), step-major
-    N = state[0].shape[1] if isinstance(state, tuple) else state.shape[1]
+    N = top_h(state).shape[0]
     rows = _layout(padded[0] if padded is not None else len(batch_sizes), N, batch_sizes)
     layer_masks = None if masks is None else masks.decoder
     att_masks = None if masks is None else masks.attention
@@ -209,48 +208,41 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache, params,
     dout, g_dense = dense_backward(dlogits, cache.dense)
     grads = {"decoder.dense." + k: v for k, v in g_dense.items()}
     memory = cache.memory
-    dgi_emb = xp.empty((dout.shape[0], cache.steps[0].rnn.proj_shape[-1]), dtype=dout.dtype) \
-        if cache.steps else None
-    dkeys, dvalues = xp.zeros_like(memory.keys_proj), xp.zeros_like(memory.values)
-    dstate, totals, rec = None, {}, [[] for _ in range(cfg.num_layers)]
-    for (o, k), step in zip(reversed(cache.rows), reversed(cache.steps)):
-        e = o + k
-        dgi, dstate, ga, g_rnn, dW_c, *recorded = attention_step_backward(
-            dout[o:e], _grown(dstate, k, xp), step, params, cfg, record)
-        dgi_emb[o:e] = dgi
-        for name, g in [*g_rnn.items(), ("W_c", dW_c), ("W_q", ga["W_q"]),
-                        ("w_v", ga["w_v"])]:
-            totals[name] = g if name not in totals else totals[name] + g
-        dkeys[:k] += ga["keys_proj"]
-        dvalues[:k] += ga["values"]
-        for layer in range(cfg.num_layers if record else 0):
-            rec[layer].insert(0, recorded[0][layer])
-    N = memory.values.shape[0]
-    dstate = _grown(dstate, N, xp) if dstate is not None else \
-        map_state(xp.zeros_like, cache.final_state)
-    for name in ("weight_hh", "bias_hh", "weight_ih", "bias_ih"):  # the stack's own
-        for layer in range(cfg.num_layers):
-            key = name + param_suffix(layer, 0)
-            if key in totals:
-                grads["decoder.rnn." + key] = totals[key]
     sfx = param_suffix(0, 0)
     Hk = cfg.decoder_hiddens
     w_ih = params["decoder.rnn.weight_ih" + sfx]
-    if cache.steps:
-        ge = embed_project_backward(dgi_emb, cache.embedded)
-        demb, dW_e, db = ge["embedding"], ge["weight"], ge["bias"]
-        dW_c, dW_q, dw_v = totals["W_c"], totals["W_q"], totals["w_v"]
-    else:  # no step at all: nothing reached these
-        demb = xp.zeros_like(params["decoder.embedding.weight"])
-        dW_e, dW_c = xp.zeros_like(w_ih[:, Hk:]), xp.zeros_like(w_ih[:, :Hk])
-        db = xp.zeros_like(params["decoder.rnn.bias_ih" + sfx])
-        dW_q = xp.zeros_like(params[ATT + "W_q.weight"])
-        dw_v = xp.zeros_like(params[ATT + "w_v.weight"])
+    dgi_emb = xp.empty((dout.shape[0], w_ih.shape[0]), dtype=dout.dtype)  # (M, G·Hd)
+    dkeys, dvalues = xp.zeros_like(memory.keys_proj), xp.zeros_like(memory.values)
+    # the weights every step uses, their gradients summed over the steps
+    dstack = {k: xp.zeros_like(v) for k, v in scope(params, "decoder.rnn.").items()}
+    dW_c = xp.zeros_like(w_ih[:, :Hk])
+    dW_q = xp.zeros_like(params[ATT + "W_q.weight"])
+    dw_v = xp.zeros_like(params[ATT + "w_v.weight"])
+    dstate, rec = None, [[] for _ in range(cfg.num_layers)]
+    for (o, k), step in zip(reversed(cache.rows), reversed(cache.steps)):
+        e = o + k
+        dgi, dstate, ga, g_rnn, dW_c_step, *recorded = attention_step_backward(
+            dout[o:e], _grown(dstate, k, xp), step, params, cfg, record)
+        dgi_emb[o:e] = dgi
+        for name, g in g_rnn.items():  # the stack's own (not layer 0's input weights)
+            dstack[name] += g
+        dW_c += dW_c_step
+        dW_q += ga["W_q"]
+        dw_v += ga["w_v"]
+        dkeys[:k] += ga["keys_proj"]
+        dvalues[:k] += ga["values"]
+        for layer in range(cfg.num_layers if record else 0):
+            rec[layer].append(recorded[0][layer])
+    N = memory.values.shape[0]
+    dstate = _grown(dstate, N, xp) if dstate is not None else \
+        map_state(xp.zeros_like, cache.final_state)  # no step ran: nothing reached it
+    grads.update({"decoder.rnn." + k: g for k, g in dstack.items()})
+    ge = embed_project_backward(dgi_emb, cache.embedded)
     grads[ATT + "W_q.weight"], grads[ATT + "w_v.weight"] = dW_q, dw_v
-    grads["decoder.embedding.weight"] = demb
-    grads["decoder.rnn.weight_ih" + sfx] = xp.concatenate([dW_c, dW_e], axis=1)
-    grads["decoder.rnn.bias_ih" + sfx] = db
+    grads["decoder.embedding.weight"] = ge["embedding"]
+    grads["decoder.rnn.weight_ih" + sfx] = xp.concatenate([dW_c, ge["weight"]], axis=1)
+    grads["decoder.rnn.bias_ih" + sfx] = ge["bias"]
     doutputs, grads[ATT + "W_k.weight"] = memory_backward(dkeys, dvalues, memory, params)
-    if record:
-        return dstate, doutputs, grads, [xp.concatenate(r) for r in rec]
+    if record:  # steps were visited last to first
+        return dstate, doutputs, grads, [xp.concatenate(r[::-1]) for r in rec]
     return dstate, doutputs, grads

@@ -110,8 +110,9 @@ def seq2seq_backward(dloss, cache: Seq2SeqCache, consume: bool = False,
     else:
         dstate, dcontext, grads, *dec_recorded = decoder_backward(dlogits, cache.decoder,
                                                                   record)
-        dh = dstate[0] if isinstance(dstate, tuple) else dstate
-        dh[-1] += dcontext  # the context is the top layer's h: its gradient joins the state's
+        # the context is the top layer's h: its gradient joins the state's (in place,
+        # through top_h's view)
+        top_h(dstate)[...] += dcontext
         doutputs = None  # the seed's decoder reads only the encoder's final state
     enc = encoder_backward(dstate, cache.encoder, record, doutputs)
     if not record:

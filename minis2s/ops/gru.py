@@ -29,14 +29,7 @@ from .recurrent import (
     previous_rows,
     stack_backward,
     stack_forward,
-    stack_param_shapes,
 )
-
-
-def gru_param_shapes(input_size: int, hidden: int, layers: int, dirs: int = 1,
-                     prefix: str = "") -> dict[str, tuple]:
-    """``torch.nn.GRU``'s parameters by name and shape (see :func:`stack_param_shapes`)."""
-    return stack_param_shapes(3, input_size, hidden, layers, dirs, prefix)
 
 
 class GRULayerCache(NamedTuple):

@@ -31,16 +31,10 @@ from .recurrent import (
     previous_rows,
     stack_backward,
     stack_forward,
-    stack_param_shapes,
 )
 
 _INNER = (0, 1, 3, 2)  # the inner gate order i, f, o, g, as PyTorch block numbers
 
-
-def lstm_param_shapes(input_size: int, hidden: int, layers: int, dirs: int = 1,
-                      prefix: str = "") -> dict[str, tuple]:
-    """``torch.nn.LSTM``'s parameters by name and shape (see :func:`stack_param_shapes`)."""
-    return stack_param_shapes(4, input_size, hidden, layers, dirs, prefix)
 
 
 class LSTMLayerCache(NamedTuple):

@@ -21,14 +21,7 @@ from .recurrent import (
     previous_rows,
     stack_backward,
     stack_forward,
-    stack_param_shapes,
 )
-
-
-def rnn_param_shapes(input_size: int, hidden: int, layers: int, dirs: int = 1,
-                     prefix: str = "") -> dict[str, tuple]:
-    """``torch.nn.RNN``'s parameters by name and shape (see :func:`stack_param_shapes`)."""
-    return stack_param_shapes(1, input_size, hidden, layers, dirs, prefix)
 
 
 class RNNLayerCache(NamedTuple):

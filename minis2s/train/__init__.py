@@ -17,11 +17,12 @@ from .resume import (
     resume_trainer,
     settings_to_resume,
 )
-from .run import Run, run_experiment
+from .run import INPUT_ERRORS, Run, run_experiment
 from .signals import Interrupted, InterruptRequest
 from .trainer import EpochStats, Trainer, TrainingError, model_config
 
 __all__ = [
+    "INPUT_ERRORS",
     "SINGLE",
     "RankError",
     "Ranks",

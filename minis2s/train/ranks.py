@@ -16,7 +16,9 @@ import os
 
 import numpy as np
 
-# environment variables by which MPI launchers tell a process how many ranks there are
+# environment variables by which MPI launchers (MPICH's, Open MPI's, PMIx ones) tell a
+# process its rank and how many ranks there are
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 
 
@@ -40,9 +42,16 @@ class Ranks:
     def sum_(self, array) -> None:
         """``array`` (a host float array) summed over the ranks, in place."""
         if self.size > 1:
-            from mpi4py import MPI
-
+            MPI = _mpi()
             self.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+
+    def sum_scalar(self, value: float) -> float:
+        """``value`` summed over the ranks."""
+        if self.size == 1:
+            return value
+        total = np.array([value], dtype=np.float64)
+        self.sum_(total)
+        return float(total[0])
 
     def any(self, flag: bool) -> bool:
         """True on every rank if ``flag`` is true on any."""
@@ -110,22 +119,22 @@ def _mpi():
 SINGLE = Ranks()
 
 
-def launched_rank() -> int:
-    """This process's rank as the MPI launcher numbered it (0 without one)."""
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+def _from_launcher(names: tuple, default: int) -> int:
+    for var in names:
         value = os.environ.get(var, "").strip()
         if value.isdigit():
             return int(value)
-    return 0
+    return default
+
+
+def launched_rank() -> int:
+    """This process's rank as the MPI launcher numbered it (0 without one)."""
+    return _from_launcher(_RANK_VARS, 0)
 
 
 def launched_ranks() -> int:
     """How many ranks the MPI launcher started (1 without one)."""
-    for var in _SIZE_VARS:
-        value = os.environ.get(var, "").strip()
-        if value.isdigit():
-            return int(value)
-    return 1
+    return _from_launcher(_SIZE_VARS, 1)
 
 
 def world() -> Ranks:

@@ -21,9 +21,7 @@ from ..checkpoint import Checkpoint
 from ..data import TranslationData
 from ..model import init_params
 from ..presets import ConfigError, Preset
-from .trainer import StateError, Trainer, model_config
-
-RESUME_ARRAYS = ("adam.m", "adam.v")
+from .trainer import RESUME_ARRAYS, StateError, Trainer, model_config
 
 
 class ResumeError(ValueError):

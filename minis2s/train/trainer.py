@@ -33,6 +33,8 @@ from ..presets import Preset
 from .ranks import SINGLE, Ranks, shard_rows
 from .signals import InterruptRequest
 
+RESUME_ARRAYS = ("adam.m", "adam.v")  # saved beside the parameters to resume exactly
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or Inf loss or gradient norm)."""
@@ -146,9 +148,7 @@ class Trainer:
         self.ranks.sum_(host)
         if host is not flat:
             flat[...] = self.backend.xp.asarray(host)
-        total = np.array([loss])
-        self.ranks.sum_(total)
-        return float(total[0])
+        return self.ranks.sum_scalar(loss)
 
     def evaluate_loss(self, part: Part, bos: int, batch_size: int = 512) -> float:
         """The seed's loss measure on a part, without dropout or updates (each rank
@@ -161,11 +161,7 @@ class Trainer:
             if len(b.src):
                 loss, _ = seq2seq_forward(self.params, self.cfg, b.to(self.backend.xp))
                 total += float(loss)
-        if self.ranks.size > 1:
-            summed = np.array([total])
-            self.ranks.sum_(summed)
-            total = float(summed[0])
-        return total / max(tokens, 1)
+        return self.ranks.sum_scalar(total) / max(tokens, 1)
 
     def run_epoch(self, data: TranslationData, progress=None) -> EpochStats:
         """Train one epoch, or the rest of an unfinished one (its batch order is drawn
@@ -266,7 +262,7 @@ class Trainer:
         """What a new trainer needs to go on exactly from here: arrays (Adam's moments)
         and JSON-able values (step count, generator states, epoch position)."""
         opt = self.opt.state_dict()
-        arrays = {"adam.m": to_numpy(opt["m"]), "adam.v": to_numpy(opt["v"])}
+        arrays = dict(zip(RESUME_ARRAYS, (to_numpy(opt["m"]), to_numpy(opt["v"]))))
         p = self.epoch_progress
         state = {
             "backend": self.backend.name,
@@ -285,7 +281,7 @@ class Trainer:
         could not be restored (a CuPy generator), so the run will not be exact. A state
         that does not fit raises :class:`StateError`."""
         size = int(self.params.flat.size)
-        for name in ("adam.m", "adam.v"):
+        for name in RESUME_ARRAYS:
             a = arrays[name]
             if a.shape != (size,) or not np.issubdtype(a.dtype, np.floating):
                 raise StateError(f"optimiser state {name} has shape {a.shape} and dtype "
