@@ -222,3 +222,71 @@ def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
         total = {k: total[k] + grads[k] for k in grads}
     for name, g in total.items():
         _close(fgrads[name + "_l0"], g, name)
+
+
+@settings(max_examples=20)
+@given(cell=st.sampled_from(sorted(FAST)), shape=shape_strategy("T", "N", "D", "H", high=4),
+       L=st.integers(1, 3), bidirectional=st.booleans(), dropout=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_fast_stack_equals_the_reference_stack(cell, shape, L, bidirectional, dropout,
+                                               seed):
+    """Whole stacks over a padded batch — layers, both directions, dropout between layers
+    —: outputs, final state, dx, dstate0 and every weight's gradient, from random upstream
+    gradients of the outputs and the final state."""
+    rng = np.random.default_rng(seed)
+    gates = CELLS[cell][0]
+    T, N, D, H = shape["T"], shape["N"], shape["D"], shape["H"]
+    dirs = 2 if bidirectional else 1
+    params = {}
+    for layer in range(L):
+        for d in range(dirs):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            params.update(_stack_params(_params(rng, gates, D if layer == 0 else dirs * H, H),
+                                        suffix))
+    x = rng.standard_normal((T, N, D))
+    state0 = _stacked(cell, [_state(rng, cell, N, H) for _ in range(L * dirs)])
+    masks = [(rng.random((T, N, dirs * H)) >= 0.3) / 0.7 for _ in range(L - 1)] \
+        if dropout else None
+    dout = rng.standard_normal((T, N, dirs * H))
+    dstate_n = _stacked(cell, [_state(rng, cell, N, H) for _ in range(L * dirs)])
+
+    (out, state_n), cache = ref.stack_forward(cell, x, params, L, bidirectional, state0,
+                                              masks)
+    dx, dstate0, grads = ref.stack_backward(dout, dstate_n, cache)
+    (fout, fstate_n), fcache = stack_forward(FAST[cell], x, params, L, bidirectional,
+                                             state0, masks)
+    fdx, fdstate0, fgrads = stack_backward(dout, dstate_n, fcache)
+
+    _close(fout, out, "outputs")
+    _close_state(cell, fstate_n, state_n, "final state")
+    _close(fdx, dx, "dx")
+    _close_state(cell, fdstate0, dstate0, "dstate0")
+    assert sorted(fgrads) == sorted(grads) == sorted(params)
+    for name, g in grads.items():
+        _close(fgrads[name], g, name)
+
+
+def test_the_reference_stack_matches_finite_differences():
+    """The reference stack itself, through check_backward: two bidirectional LSTM layers
+    with dropout between them (its own oracle, sharing nothing with the fast stack)."""
+    rng = np.random.default_rng(3)
+    T, N, D, H, L = 3, 2, 3, 2, 2
+    params = {}
+    for layer in range(L):
+        for d in range(2):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            params.update(_stack_params(_params(rng, 4, D if layer == 0 else 2 * H, H),
+                                        suffix))
+    masks = [(rng.random((T, N, 2 * H)) >= 0.3) / 0.7]
+
+    def forward(x, h0, c0, **p):
+        return ref.stack_forward("lstm", x, p, L, True, (h0, c0), masks)
+
+    def backward(d, cache):
+        dx, (dh0, dc0), grads = ref.stack_backward(d[0], d[1], cache)
+        return {"x": dx, "h0": dh0, "c0": dc0, **grads}
+
+    inputs = {"x": rng.standard_normal((T, N, D)),
+              "h0": rng.standard_normal((L * 2, N, H)) * 0.5,
+              "c0": rng.standard_normal((L * 2, N, H)) * 0.5, **params}
+    assert worst(check_backward(forward, backward, inputs, rng, case="stack")) <= TOLERANCE

@@ -4,7 +4,8 @@ Each cell has a step pair, ``*_step_forward(x, state, params) -> (state', cache)
 ``*_step_backward(dstate', cache) -> (dx, dstate, grads)``, and a loop over time for one
 layer of a padded batch, ``*_forward`` / ``*_backward``. Nothing here is tuned for speed:
 no in-place updates, no ``out=``, every gate sliced out by name and every backward line
-commented. The fast kernels of :mod:`minis2s.ops` are tested against these (to 1e-12 in
+commented; :mod:`.stack` puts layers and directions together the same way. The fast
+kernels of :mod:`minis2s.ops` are tested against these (to 1e-12 in
 float64), and these against finite differences, so the fast code has an oracle that
 shares none of its tricks.
 
@@ -18,6 +19,7 @@ d2l's.
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .stack import stack_backward, stack_forward
 
 __all__ = [
     "gru_backward",
@@ -32,4 +34,6 @@ __all__ = [
     "rnn_forward",
     "rnn_step_backward",
     "rnn_step_forward",
+    "stack_backward",
+    "stack_forward",
 ]
