@@ -3,6 +3,7 @@ and translate four sentences with each, as d2l prints them.
 
     python examples/train_eng_fra.py                      # both models, preset zh
     python examples/train_eng_fra.py --models seq2seq     # the seed's experiment alone
+    python examples/train_eng_fra.py --cell lstm          # both models with LSTM cells
     python examples/train_eng_fra.py --preset en --epochs 10 --out runs/en
 
 Data: --data PATH, else $MINIS2S_DATA, else the cache (~/.cache/minis2s), else a
@@ -17,6 +18,8 @@ import sys
 from minis2s.backend import get_backend
 from minis2s.bleu import bleu
 from minis2s.decode import translate
+from minis2s.model import DECODERS
+from minis2s.ops import CELLS
 from minis2s.presets import PRESETS, get_preset
 from minis2s.train import INPUT_ERRORS, Interrupted, TrainingError, run_experiment
 
@@ -28,8 +31,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="fra.txt or fra-eng.zip")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="zh")
-    parser.add_argument("--models", nargs="+", choices=["seq2seq", "attention"],
-                        default=["seq2seq", "attention"], help="which models to train")
+    parser.add_argument("--models", nargs="+", choices=list(DECODERS),
+                        default=["seq2seq", "attention"], help="which models to train (by "
+                        "their decoder)")
+    parser.add_argument("--cell", choices=list(CELLS), help="the recurrent cell (default: "
+                        "the preset's, gru)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -42,7 +48,8 @@ def main(argv=None) -> int:
 
     for number, model in enumerate(args.models):
         try:
-            preset = get_preset(args.preset).with_overrides(epochs=args.epochs, model=model)
+            preset = get_preset(args.preset).with_overrides(epochs=args.epochs, model=model,
+                                                            cell=args.cell)
             backend = get_backend(args.backend)
             run = run_experiment(preset, args.data, backend, f"{args.out}/{model}",
                                  seed=args.seed, warn=warn)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model import DECODERS
+from .ops import CELLS
 from .presets import Preset, get_preset
 from .train.ranks import RankError, launched_rank
 
@@ -71,9 +73,7 @@ def _peak_rss_mb() -> float:
 def _bench_data(preset: Preset, data_path):
     from .data import Part, load_data, resolve_data_path
 
-    data = load_data(resolve_data_path(data_path), preset.num_steps, preset.num_examples,
-                     preset.valid_size, preset.test_size, preset.split_seed, preset.min_freq,
-                     warn=lambda m: None)
+    data = load_data(resolve_data_path(data_path), preset.data_spec(), warn=lambda m: None)
     empty = Part(data.train.src[:0], data.train.src_valid_len[:0], data.train.tgt[:0],
                  data.train.tgt_valid_len[:0], [], [])
     data.valid = data.test = empty  # only training is timed
@@ -218,22 +218,15 @@ def measure_pair(preset: str, epochs: int, seed: int = 0, data=None,
 def nominal_flops_per_token(preset: Preset, data) -> float:
     """Matrix-product FLOPs of one training step of the plain (padded) model, as the seed
     and a framework compute it, per valid target token: forward + backward (x3), every
-    position of every sequence, the context concatenated at every decoder step.
-    Elementwise work is not counted."""
-    from .ops import CELLS
+    position of every sequence (the encoder's and the decoder's own count,
+    :meth:`minis2s.model.Decoder.flops`). Elementwise work is not counted."""
+    from .model.encoder import encoder_flops
+    from .train import model_config
 
+    cfg = model_config(preset, data)
     N, T = data.train.src.shape[0], preset.num_steps  # counted over the whole epoch
-    E, H, L = preset.embed_size, preset.num_hiddens, preset.num_layers
-    G = CELLS[preset.cell].gates
-    dirs = 2 if preset.bidirectional else 1
-    Hd, V = dirs * H, len(data.tgt_vocab)
-    enc = sum(2 * T * N * ((E if k == 0 else dirs * H) + H) * G * H * dirs for k in range(L))
-    dec = sum(2 * T * N * ((E + Hd if k == 0 else Hd) + Hd) * G * Hd for k in range(L))
-    dense = 2 * T * N * Hd * V
-    att = 0  # attention: the keys' projection once, then per step query, scores, context
-    if preset.model == "attention":
-        att = 2 * N * (T * H * Hd + T * (Hd * H + T * H + T * Hd))
-    return 3 * (enc + dec + dense + att) / float(data.train.tgt_valid_len.sum())
+    per_pair = encoder_flops(cfg, T) + cfg.decoder.flops(cfg, T, T)
+    return 3 * N * per_pair / float(data.train.tgt_valid_len.sum())
 
 
 def gemm_ceiling_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -357,9 +350,9 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--vs-torch", action="store_true", help="also run the PyTorch "
                         "reference")
-    parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru",
+    parser.add_argument("--cell", choices=list(CELLS), default="gru",
                         help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
-    parser.add_argument("--model", choices=["seq2seq", "attention"], default="seq2seq",
+    parser.add_argument("--model", choices=list(DECODERS), default="seq2seq",
                         help="the decoder (PyTorch: d2l's, a loop over steps for attention)")
     parser.add_argument("--ranks", type=int, default=1, help="also train minis2s on this "
                         "many processes under mpiexec (needs the mpi extra)")

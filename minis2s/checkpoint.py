@@ -1,15 +1,21 @@
 """Checkpoints: one ``.npz`` with the parameters under their PyTorch names and ``meta``.
 
-``meta`` is a JSON string: ``format_version``, ``config`` (embed_size, num_hiddens,
-num_layers, dropout, num_steps, bidirectional, cell, model — a checkpoint without
-``cell`` holds a GRU, one without ``model`` the seed's decoder, the only ones there were),
-``src_vocab`` and ``tgt_vocab`` (tokens in index order) and, when known, ``data`` (how
-the corpus was read and split) and ``training`` (epochs run and, from ``minis2s train``,
-what resuming needs: the preset, the per-epoch history and ``state`` with Adam's step
-count, the generators' states and the position inside the current epoch). Further
-arrays are stored as ``extra/NAME`` (``extra/adam.m``, ``extra/adam.v``: Adam's moments,
-flat). Both are optional: a checkpoint without them translates and evaluates, it only
-cannot be resumed.
+``meta`` is a JSON string: ``format_version``; ``model``, the model's settings (model,
+cell, embed_size, num_hiddens, num_layers, dropout, bidirectional); ``data``, how the
+corpus was read, split and indexed (a :class:`~minis2s.data.DataSpec`: num_steps,
+num_examples, valid_size, test_size, split_seed, min_freq); ``src_vocab`` and
+``tgt_vocab`` (tokens in index order); and, when known, ``training`` (from ``minis2s
+train``: the preset's name and its optimisation fields, the random seed, the training
+pairs counted, the per-epoch history and ``state``, what resuming needs: Adam's step
+count, the generators' states and the position inside the current epoch). Each setting
+is stored once, and checked as flags are (:func:`minis2s.settings.check`). Further arrays
+are stored as ``extra/NAME`` (``extra/adam.m``, ``extra/adam.v``: Adam's moments, flat).
+Both are optional: a checkpoint without them translates and evaluates, it only cannot be
+resumed.
+
+Files of format 1 (every setting under ``config``, the data settings again under
+``training.preset_config``; no ``cell`` meaning a GRU, no ``model`` the seed's decoder)
+are read as well and come out as format 2 reads.
 
 Files are written atomically (a temporary file in the same folder, fsync, rename), so a
 crash or kill while saving leaves the previous checkpoint; a killed process may leave a
@@ -29,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Vocab
-from .model import MODELS, ModelConfig, param_shapes
-from .ops import CELLS
+from .data import DataError, DataSpec, Vocab
+from .model import ModelConfig, param_shapes
+from .settings import DATA_FIELDS, MODEL_FIELDS, ConfigError, check
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)  # the format versions this minis2s reads
 META = "meta"
-CONFIG_KEYS = ("embed_size", "num_hiddens", "num_layers", "dropout", "num_steps",
-               "bidirectional")  # required; "cell" and "model" are optional
+DEFAULTS = {"cell": "gru", "model": "seq2seq"}  # what a file without them holds
 
 
 class CheckpointError(ValueError):
@@ -47,24 +53,20 @@ class CheckpointError(ValueError):
 class Checkpoint:
     params: dict  # name -> NumPy array
     config: ModelConfig
-    num_steps: int
+    data: DataSpec
     src_vocab: Vocab
     tgt_vocab: Vocab
-    data: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # further arrays (optimiser state, ...)
 
 
 def _meta(ck: Checkpoint) -> str:
-    cfg = ck.config
-    config = {"embed_size": cfg.embed_size, "num_hiddens": cfg.num_hiddens,
-              "num_layers": cfg.num_layers, "dropout": cfg.dropout,
-              "num_steps": ck.num_steps, "bidirectional": cfg.bidirectional,
-              "cell": cfg.cell, "model": cfg.model}
-    return json.dumps({"format_version": FORMAT_VERSION, "config": config,
+    model = {name: getattr(ck.config, name) for name in MODEL_FIELDS}
+    return json.dumps({"format_version": FORMAT_VERSION, "model": model,
+                       "data": ck.data.to_dict(),
                        "src_vocab": list(ck.src_vocab.idx_to_token),
                        "tgt_vocab": list(ck.tgt_vocab.idx_to_token),
-                       "data": ck.data, "training": ck.training}, ensure_ascii=False)
+                       "training": ck.training}, ensure_ascii=False)
 
 
 def save(path, ck: Checkpoint) -> Path:
@@ -99,13 +101,6 @@ def save(path, ck: Checkpoint) -> Path:
     return path
 
 
-def _count(value) -> int:
-    """A config size: a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{value!r} is not a whole number >= 1")
-    return value
-
-
 def load(path) -> Checkpoint:
     """Read and validate a checkpoint; every problem is a :class:`CheckpointError`."""
     path = Path(path)
@@ -137,37 +132,15 @@ def load(path) -> Checkpoint:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: 'meta' is not a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READS:
         raise CheckpointError(f"{path}: format_version {version!r}; this minis2s reads "
-                              f"version {FORMAT_VERSION}")
-    for key in ("data", "training"):
-        if not isinstance(meta.get(key) or {}, dict):
-            raise CheckpointError(f"{path}: meta '{key}' is not a JSON object")
+                              f"versions {', '.join(map(str, READS))}")
     try:
-        c = meta["config"]
-        if not isinstance(c, dict):
-            raise CheckpointError(f"{path}: meta 'config' is not a JSON object")
-        missing = [k for k in CONFIG_KEYS if k not in c]
-        if missing:
-            raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")
+        if version == 1:
+            meta = _from_version_1(meta)
+        settings, spec, training = _settings(meta, path)
         src_vocab = Vocab.from_tokens(meta["src_vocab"])
         tgt_vocab = Vocab.from_tokens(meta["tgt_vocab"])
-        sizes = {k: _count(c[k]) for k in ("embed_size", "num_hiddens", "num_layers",
-                                             "num_steps")}
-        dropout = c["dropout"]
-        if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
-                or not 0.0 <= dropout < 1.0):
-            raise CheckpointError(f"{path}: config dropout {dropout!r} is not in [0, 1)")
-        cell, model = c.get("cell", "gru"), c.get("model", "seq2seq")
-        if not isinstance(cell, str) or cell not in CELLS:
-            raise CheckpointError(f"{path}: config cell {cell!r} is not one of "
-                                  f"{', '.join(CELLS)}")
-        if not isinstance(model, str) or model not in MODELS:
-            raise CheckpointError(f"{path}: config model {model!r} is not one of "
-                                  f"{', '.join(MODELS)}")
-        if not isinstance(c["bidirectional"], bool):
-            raise CheckpointError(f"{path}: config bidirectional {c['bidirectional']!r} "
-                                  "is not true or false")
     except CheckpointError:
         raise
     except DataError as exc:
@@ -176,12 +149,11 @@ def load(path) -> Checkpoint:
         raise CheckpointError(f"{path}: meta lacks {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: meta is malformed ({exc})") from exc
-    if sizes["num_layers"] * 4 > len(arrays):  # each layer has at least 4 arrays
-        raise CheckpointError(f"{path}: config num_layers {sizes['num_layers']} does not "
+    if settings["num_layers"] * 4 > len(arrays):  # each layer has at least 4 arrays
+        raise CheckpointError(f"{path}: model num_layers {settings['num_layers']} does not "
                               f"fit the {len(arrays)} arrays stored")
-    cfg = ModelConfig(len(src_vocab), len(tgt_vocab), sizes["embed_size"],
-                      sizes["num_hiddens"], sizes["num_layers"], float(dropout),
-                      c["bidirectional"], cell, model)
+    cfg = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab),
+                      **{**settings, "dropout": float(settings["dropout"])})
     params = {}
     for name, shape in param_shapes(cfg).items():
         if name not in arrays:
@@ -199,5 +171,63 @@ def load(path) -> Checkpoint:
     unknown = [k for k in arrays if not k.startswith("extra/")]
     if unknown:
         raise CheckpointError(f"{path}: unexpected entries {', '.join(sorted(unknown))}")
-    return Checkpoint(params, cfg, sizes["num_steps"], src_vocab, tgt_vocab,
-                      meta.get("data") or {}, meta.get("training") or {}, extra)
+    return Checkpoint(params, cfg, spec, src_vocab, tgt_vocab, training, extra)
+
+
+def _section(meta: dict, key: str, fields: tuple, path) -> dict:
+    """A settings object of meta with exactly ``fields``, each checked by its rule."""
+    found = meta.get(key)
+    if not isinstance(found, dict):
+        raise CheckpointError(f"{path}: meta '{key}' is not a JSON object")
+    missing = [k for k in fields if k not in found]
+    if missing:
+        raise CheckpointError(f"{path}: {key} lacks {', '.join(missing)}")
+    unknown = sorted(str(k) for k in found if k not in fields)
+    if unknown:
+        raise CheckpointError(f"{path}: {key} has unknown settings {', '.join(unknown)}")
+    try:
+        check(found, name=lambda f: f"{key} {f}")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return {k: found[k] for k in fields}
+
+
+def _settings(meta: dict, path) -> tuple[dict, DataSpec, dict]:
+    """The model's settings, the data spec and the training record of a format-2 meta."""
+    settings = _section(meta, "model", MODEL_FIELDS, path)
+    spec = DataSpec(**_section(meta, "data", DATA_FIELDS, path))
+    training = meta.get("training") or {}
+    if not isinstance(training, dict):
+        raise CheckpointError(f"{path}: meta 'training' is not a JSON object")
+    return settings, spec, training
+
+
+def _from_version_1(meta: dict) -> dict:
+    """A format-1 meta as format 2 says it: the model's settings and num_steps came under
+    ``config``, the data settings under ``data`` (with the training pairs counted) and,
+    for resuming, every setting again under ``training.preset_config``."""
+    config, data = meta.get("config"), meta.get("data") or {}
+    training = meta.get("training") or {}
+    if not isinstance(config, dict) or not isinstance(data, dict) \
+            or not isinstance(training, dict):
+        return meta  # format 2's checks name what is wrong
+    model = {k: config[k] for k in MODEL_FIELDS if k in config}
+    for key, value in DEFAULTS.items():
+        model.setdefault(key, value)
+    spec = {k: data[k] for k in DATA_FIELDS if k in data}
+    if "num_steps" in config:
+        spec["num_steps"] = config["num_steps"]
+    defaults = DataSpec().to_dict()  # a file that kept no data settings read them all
+    spec = {**{k: v for k, v in defaults.items() if k != "num_steps"}, **spec}
+    training = dict(training)
+    saved = training.pop("preset_config", None)
+    if isinstance(saved, dict):  # the optimisation fields, now stored once
+        training.update({k: saved[k] for k in ("batch_size", "lr", "grad_clip")
+                         if k in saved})
+        if "epochs" in saved:
+            training["total_epochs"] = saved["epochs"]
+    elif saved is not None:
+        training["preset_config"] = saved  # unreadable: resuming says so
+    if "train_pairs" in data:
+        training["train_pairs"] = data["train_pairs"]
+    return {**meta, "model": model, "data": spec, "training": training}

@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 
+from .model import DECODERS
+from .ops import CELLS
 from .presets import PRESETS
 from .train.ranks import launched_rank
 
@@ -163,7 +165,7 @@ def _stdin_lines() -> list[str]:
 
 
 def _check_beam(args) -> None:
-    from .presets import ConfigError
+    from .settings import ConfigError
 
     if args.beam < 1:
         raise ConfigError(f"--beam must be a whole number >= 1, got {args.beam}")
@@ -183,14 +185,13 @@ def _cmd_translate(args) -> int:
     _check_beam(args)
     ck, params, backend = _load_model(args)
     want = bool(args.attention_plot or args.json)
-    if args.attention_plot and not ck.config.attention:
-        raise DataError(f"{args.model} holds the seed's model, which has no attention "
-                        "weights to draw; train one with --model attention")
+    if args.attention_plot and not ck.config.decoder.attends:
+        raise DataError(f"{args.model} holds a {ck.config.model} model, which has no "
+                        "attention weights to draw; train one with --model attention")
     sentences = args.sentences if args.sentences else _stdin_lines()
     results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
-                           ck.num_steps, backend, warn=_warn, beam=args.beam,
-                           length_penalty=args.length_penalty,
-                           attention=want and ck.config.attention)
+                           ck.data.num_steps, backend, warn=_warn, beam=args.beam,
+                           length_penalty=args.length_penalty, attention=want)
     drawn = 0
     for number, (sentence, t) in enumerate(zip(sentences, results), start=1):
         if args.json:
@@ -237,12 +238,7 @@ def _evaluate_one(args, path):
     from .evaluate import by_length_table, score
 
     ck, params, backend = _load_model(argparse.Namespace(model=path, backend=args.backend))
-    meta = ck.data
-    if not meta:
-        raise DataError(f"{path} does not record how its data was split")
-    data = load_data(resolve_data_path(args.data), ck.num_steps, meta.get("num_examples"),
-                     meta.get("valid_size", 0), meta.get("test_size", 0),
-                     meta.get("split_seed", 0), meta.get("min_freq", 2), warn=_warn)
+    data = load_data(resolve_data_path(args.data), ck.data, warn=_warn)
     if data.src_vocab.idx_to_token != ck.src_vocab.idx_to_token:
         raise DataError(f"this corpus does not give the vocabulary {path} was trained "
                         "with: it is not the same data")
@@ -252,8 +248,9 @@ def _evaluate_one(args, path):
                         f"(preset {ck.training.get('preset', '?')}); try --part train")
     sources = [" ".join(t) for t in part.src_tokens]
     refs = [" ".join(t) for t in part.tgt_tokens]
-    hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources, ck.num_steps,
-                     backend, beam=args.beam, length_penalty=args.length_penalty)
+    hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
+                     ck.data.num_steps, backend, beam=args.beam,
+                     length_penalty=args.length_penalty)
     report = score(hyps, refs, [len(t) for t in part.src_tokens])
     scores = report.scores
     decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
@@ -295,10 +292,10 @@ def _cmd_gradflow(args) -> int:
                                     dtype="float64")
         name = ck.config.cell if len(args.model) > 1 else path
         models.append((name, params, ck.config, ck.src_vocab, ck.tgt_vocab,
-                       args.num_steps or ck.num_steps))
+                       args.num_steps or ck.data.num_steps))
     if not models:
         preset = get_preset(args.preset)
-        cells = ["rnn", "gru", "lstm"] if args.compare_cells else [args.cell]
+        cells = list(CELLS) if args.compare_cells else [args.cell]
         for cell in cells:
             params, cfg, sv, tv = fresh_model(preset, cell, pairs, backend, args.seed)
             models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps))
@@ -334,7 +331,7 @@ TRAIN_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dro
 
 def _check_seed(seed) -> None:
     """A random seed is a whole number >= 0 (NumPy's generators take no other)."""
-    from .presets import ConfigError
+    from .settings import ConfigError
 
     if seed is not None and seed < 0:
         raise ConfigError(f"--seed must be a whole number >= 0, got {seed}")
@@ -383,9 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "when stderr is not a terminal)")
     backend_opt(p)
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=["seq2seq", "attention"], help="the decoder: the "
+    g.add_argument("--model", choices=list(DECODERS), help="the decoder: the "
                    "seed's (seq2seq, the default) or Bahdanau attention (attention)")
-    g.add_argument("--cell", choices=["gru", "lstm", "rnn"], help="the recurrent cell of "
+    g.add_argument("--cell", choices=list(CELLS), help="the recurrent cell of "
                    "encoder and decoder (default gru, the seed's; rnn: vanilla, tanh)")
     g.add_argument("--embed-size", dest="embed_size", type=int, metavar="E")
     g.add_argument("--num-hiddens", dest="num_hiddens", type=int, metavar="H",
@@ -464,10 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "several times to compare trained models (default: a fresh model)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="zh",
                    help="the fresh model's shape (default zh)")
-    p.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru",
+    p.add_argument("--cell", choices=list(CELLS), default="gru",
                    help="the fresh model's cell")
-    p.add_argument("--compare-cells", action="store_true", help="fresh models of all "
-                   "three cells, one figure")
+    p.add_argument("--compare-cells", action="store_true", help="fresh models of every "
+                   "cell, one figure")
     p.add_argument("--seed", type=int, default=0, help="random seed of fresh models")
     p.add_argument("--num-steps", dest="num_steps", type=int, metavar="T", help="pad or "
                    "truncate each side to T tokens (default: the model's num_steps)")

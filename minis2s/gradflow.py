@@ -64,12 +64,14 @@ def gradient_flow(params, cfg: ModelConfig, batch) -> Flow:
     """∂L/∂h_t norms for every layer and step of both stacks, on one batch (its arrays on
     the parameters' backend), with the seed's loss, no dropout and no clipping."""
     loss, cache = seq2seq_forward(params, cfg, batch, packed=False)
-    grads, recorded = seq2seq_backward(1.0, cache, record=True)
+    grads = seq2seq_backward(1.0, cache, record=True)
     norm = math.sqrt(sum(float((to_numpy(g).astype(np.float64) ** 2).sum())
-                         for g in grads.values()))
+                         for g in grads.params.values()))
     T_src, T_tgt = batch.src.shape[1], batch.tgt.shape[1]
-    return Flow(_per_step(recorded["encoder"], cfg.num_layers, cfg.num_directions, T_src),
-                _per_step(recorded["decoder"], cfg.num_layers, 1, T_tgt), float(loss), norm)
+    enc, dec = grads.recorded["encoder"], grads.recorded["decoder"]
+    dirs = cfg.num_directions
+    return Flow(_per_step(enc, len(enc) // dirs, dirs, T_src),
+                _per_step(dec, len(dec), 1, T_tgt), float(loss), norm)
 
 
 def flow_table(flow: Flow, clip: float | None = None) -> str:
@@ -144,6 +146,6 @@ def fresh_model(preset, cell: str, pairs, backend, seed: int = 0):
 
     src_vocab = Vocab([p[0] for p in pairs], min_freq=preset.min_freq)
     tgt_vocab = Vocab([p[1] for p in pairs], min_freq=preset.min_freq)
-    cfg = ModelConfig(len(src_vocab), len(tgt_vocab), preset.embed_size, preset.num_hiddens,
-                      preset.num_layers, 0.0, preset.bidirectional, cell, preset.model)
+    cfg = preset.with_overrides(cell=cell, dropout=0.0).model_config(len(src_vocab),
+                                                                     len(tgt_vocab))
     return init_params(cfg, backend, np.random.default_rng(seed)), cfg, src_vocab, tgt_vocab

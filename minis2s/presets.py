@@ -3,39 +3,19 @@
 A :class:`Preset` is a complete, checked training configuration; the named ones in
 :data:`PRESETS` are starting points that ``minis2s train`` flags override field by field
 (``--num-hiddens 64`` sets ``num_hiddens``). Nonsense values are refused when a preset is
-made, with a :class:`ConfigError` naming the flag, before any data is read.
+made (by :func:`minis2s.settings.check`), with a :class:`ConfigError` naming the flag,
+before any data is read. A preset splits into the model's settings
+(:meth:`Preset.model_config`), the data's (:meth:`Preset.data_spec`) and the
+optimisation's.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from .model.config import MODELS
-from .ops import CELLS
-
-MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks this deep
-#                  do not train without residual connections
-
-
-class ConfigError(ValueError):
-    """A training setting that cannot be used."""
-
-
-def flag(field: str) -> str:
-    """The command-line flag of a field: ``num_hiddens`` -> ``--num-hiddens``."""
-    return "--examples" if field == "num_examples" else "--" + field.replace("_", "-")
-
-
-def _whole(value, least: int, most: int | None = None) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return False
-    return value >= least and (most is None or value <= most)
-
-
-def _positive(value) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value) and value > 0)
+from .data import DataSpec
+from .model import ModelConfig
+from .settings import DATA_FIELDS, MODEL_FIELDS, ConfigError, check
 
 
 @dataclass(frozen=True)
@@ -56,39 +36,28 @@ class Preset:
     grad_clip: float = 1.0  # global gradient norm after clipping
     split_seed: int = 0  # random seed of the train / validation / test split
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
-    cell: str = "gru"  # the recurrent cell of encoder and decoder: gru, lstm or rnn
-    model: str = "seq2seq"  # the decoder: the seed's (seq2seq) or Bahdanau attention
+    cell: str = "gru"  # the recurrent cell of encoder and decoder: a key of ops.CELLS
+    model: str = "seq2seq"  # the decoder: a key of model.DECODERS
 
     def __post_init__(self):
-        problems = [(name, "a whole number >= 1") for name in (
-            "embed_size", "num_hiddens", "batch_size", "num_steps", "epochs", "min_freq")
-            if not _whole(getattr(self, name), 1)]
-        if not _whole(self.num_layers, 1, MAX_LAYERS):
-            problems.append(("num_layers", f"a whole number from 1 to {MAX_LAYERS}"))
-        if (isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float))
-                or not 0 <= self.dropout < 1):
-            problems.append(("dropout", "in [0, 1)"))
-        problems += [(name, "a number > 0") for name in ("lr", "grad_clip")
-                     if not _positive(getattr(self, name))]
-        if self.num_examples is not None and not _whole(self.num_examples, 0):
-            problems.append(("num_examples", "a whole number >= 0"))
-        problems += [(name, "a count >= 0 or a fraction in [0, 1)")
-                     for name in ("valid_size", "test_size")
-                     if not (_whole(getattr(self, name), 0)
-                             or (isinstance(getattr(self, name), float)
-                                 and 0 <= getattr(self, name) < 1))]
-        if not _whole(self.split_seed, 0):
-            problems.append(("split_seed", "a whole number >= 0"))
-        if not isinstance(self.bidirectional, bool):
-            problems.append(("bidirectional", "true or false"))
-        if self.cell not in CELLS:
-            problems.append(("cell", f"one of {', '.join(CELLS)}"))
-        if self.model not in MODELS:
-            problems.append(("model", f"one of {', '.join(MODELS)}"))
-        if problems:
-            lines = [f"{flag(name)} must be {rule}, got {getattr(self, name)!r}"
-                     for name, rule in problems]
-            raise ConfigError("; ".join(lines))
+        check({f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"})
+
+    def data_spec(self) -> DataSpec:
+        """How this run reads, splits and indexes the corpus."""
+        return DataSpec(**{name: getattr(self, name) for name in DATA_FIELDS})
+
+    def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
+        """The model this run builds for vocabularies of these sizes."""
+        return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                           **{name: getattr(self, name) for name in MODEL_FIELDS})
+
+    @classmethod
+    def from_parts(cls, name: str, cfg: ModelConfig, spec: DataSpec,
+                   training: dict) -> Preset:
+        """The preset that builds ``cfg`` and reads ``spec``, with the optimisation
+        fields of ``training`` (a checkpoint's record of a run)."""
+        return cls(name=name, **{f: getattr(cfg, f) for f in MODEL_FIELDS},
+                   **spec.to_dict(), **training)
 
     def with_overrides(self, **changes) -> Preset:
         """A copy with the given fields changed (None leaves a field as it is)."""

@@ -1,5 +1,7 @@
-"""The seed's encoder-decoder written with torch.nn, for parity tests and benchmarks, with
-the GRU (the seed's), an LSTM or a vanilla RNN as its cell.
+"""minis2s's models written with torch.nn, for parity tests and benchmarks: the encoder
+and a twin of each decoder (:data:`TORCH_DECODERS`, by the names of
+:data:`minis2s.model.DECODERS`), with torch's module for each cell (:data:`MODULES`, by
+the names of :data:`minis2s.ops.CELLS`).
 
 Module names follow minis2s's parameter names, so ``state_dict`` keys are identical and
 weights move both ways. PyTorch is optional: only tests and ``minis2s bench --vs-torch``
@@ -65,20 +67,47 @@ def _between(dropout, layers):
 
 
 class Encoder(nn.Module):
-    def __init__(self, cell, vocab, embed, hidden, layers, dropout, bidirectional):
+    def __init__(self, cfg):
         super().__init__()
-        self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = MODULES[cell](embed, hidden, layers, dropout=_between(dropout, layers),
-                                 bidirectional=bidirectional)
+        self.embedding = nn.Embedding(cfg.src_vocab_size, cfg.embed_size)
+        self.rnn = MODULES[cfg.cell](cfg.embed_size, cfg.num_hiddens, cfg.num_layers,
+                                     dropout=_between(cfg.dropout, cfg.num_layers),
+                                     bidirectional=cfg.bidirectional)
+
+
+def _decoder_stack(cfg, input_size):
+    """The decoder's stack: ``cfg.decoder_hiddens`` units, no directions."""
+    W = cfg.decoder_hiddens
+    return MODULES[cfg.cell](input_size, W, cfg.num_layers,
+                             dropout=_between(cfg.dropout, cfg.num_layers))
+
+
+def _top_h(state):
+    """The top layer's h of torch's state: h, or h of (h, c)."""
+    return (state[0] if isinstance(state, tuple) else state)[-1]
 
 
 class Decoder(nn.Module):
-    def __init__(self, cell, vocab, embed, hidden, layers, dropout):
+    """The seed's decoder: the encoder's top-layer final h concatenated to every step's
+    embedding, the encoder's final state as the first state."""
+
+    def __init__(self, cfg):
         super().__init__()
-        self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = MODULES[cell](embed + hidden, hidden, layers,
-                                 dropout=_between(dropout, layers))
-        self.dense = nn.Linear(hidden, vocab)
+        self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
+        self.rnn = _decoder_stack(cfg, cfg.embed_size + cfg.decoder_hiddens)
+        self.dense = nn.Linear(cfg.decoder_hiddens, cfg.tgt_vocab_size)
+
+    def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
+        """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks
+        (their ``decoder`` part: L - 1 masks (T, N, W), or None)."""
+        x = self.embedding(tgt_in.T)  # (T, N, E)
+        context = _top_h(state).expand(x.shape[0], -1, -1)  # the same at every step
+        x = torch.cat([x, context], dim=2)
+        if masks is None:
+            out, _ = self.rnn(x, state)
+        else:
+            out, _ = run_masked(self.rnn, x, state, masks.decoder)
+        return self.dense(out).permute(1, 0, 2)  # (N, T, V)
 
 
 class AdditiveAttention(nn.Module):
@@ -108,41 +137,61 @@ class AttentionDecoder(nn.Module):
     """d2l's Seq2SeqAttentionDecoder: a Python loop over the steps, the query being the
     top layer's h before each step, the cell reading [context ; embedding]."""
 
-    def __init__(self, cell, vocab, embed, hidden, layers, dropout, attention_hiddens):
+    def __init__(self, cfg):
         super().__init__()
-        self.attention = AdditiveAttention(hidden, hidden, attention_hiddens, dropout)
-        self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = MODULES[cell](embed + hidden, hidden, layers,
-                                 dropout=_between(dropout, layers))
-        self.dense = nn.Linear(hidden, vocab)
+        W = cfg.decoder_hiddens
+        self.attention = AdditiveAttention(W, W, cfg.num_hiddens, cfg.dropout)
+        self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
+        self.rnn = _decoder_stack(cfg, cfg.embed_size + W)
+        self.dense = nn.Linear(W, cfg.tgt_vocab_size)
+
+    def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
+        """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks (their
+        ``decoder`` part: layers (T, N, W) and weights (T, N, S), or None)."""
+        x = self.embedding(tgt_in.T)  # (T, N, E)
+        values = enc_out.permute(1, 0, 2)  # (N, S, W)
+        dec = None if masks is None else masks.decoder
+        layer_masks = None if dec is None else dec.layers
+        att_masks = None if dec is None else dec.weights
+        outs = []
+        for t, x_t in enumerate(x):  # d2l's loop over the decoder's steps
+            mask = None if masks is None else (
+                torch.ones_like(values[:, :, 0]) if att_masks is None
+                else _as_mask(att_masks[t], values))
+            context = self.attention(_top_h(state).unsqueeze(1), values, values,
+                                     src_valid_len, mask)  # (N, 1, W)
+            step_in = torch.cat([context, x_t.unsqueeze(1)], dim=-1).permute(1, 0, 2)
+            if masks is None:
+                out, state = self.rnn(step_in, state)
+            else:
+                layer = None if layer_masks is None else [m[t:t + 1] for m in layer_masks]
+                out, state = run_masked(self.rnn, step_in, state, layer)
+            outs.append(out)
+        return self.dense(torch.cat(outs, dim=0)).permute(1, 0, 2)
+
+
+TORCH_DECODERS = {"seq2seq": Decoder, "attention": AttentionDecoder}
 
 
 class TorchSeq2Seq(nn.Module):
     def __init__(self, cfg):
         super().__init__()
+        if cfg.model not in TORCH_DECODERS:
+            raise ValueError(f"no PyTorch twin of the {cfg.model!r} decoder; there are "
+                             f"{', '.join(TORCH_DECODERS)}")
         self.cfg = cfg
-        cell = cfg.cell
-        self.paired = cell == "lstm"
-        self.attention = cfg.model == "attention"
-        self.encoder = Encoder(cell, cfg.src_vocab_size, cfg.embed_size, cfg.num_hiddens,
-                               cfg.num_layers, cfg.dropout, cfg.bidirectional)
-        if self.attention:
-            self.decoder = AttentionDecoder(cell, cfg.tgt_vocab_size, cfg.embed_size,
-                                            cfg.decoder_hiddens, cfg.num_layers, cfg.dropout,
-                                            cfg.num_hiddens)
-        else:
-            self.decoder = Decoder(cell, cfg.tgt_vocab_size, cfg.embed_size,
-                                   cfg.decoder_hiddens, cfg.num_layers, cfg.dropout)
+        self.encoder = Encoder(cfg)
+        self.decoder = TORCH_DECODERS[cfg.model](cfg)
 
     def encode(self, src, masks=None, outputs=False):
         """src (N, T) -> the decoder's initial state (L, N, dirs * H), a pair (h, c) of
         them for the LSTM (and, with ``outputs``, the top layer's outputs (T, N, dirs·H)).
-        ``masks``: as for :meth:`forward`; only the encoder's (``masks[0]``) are used."""
+        ``masks``: as for :meth:`forward`; only the encoder's are used."""
         x = self.encoder.embedding(src.T)
         if masks is None:
             out, state = self.encoder.rnn(x)
         else:
-            out, state = run_masked(self.encoder.rnn, x, None, masks[0])
+            out, state = run_masked(self.encoder.rnn, x, None, masks.encoder)
         L = self.cfg.num_layers
 
         def side_by_side(s):  # (2L, N, H) -> (L, N, 2H): directions side by side
@@ -150,52 +199,21 @@ class TorchSeq2Seq(nn.Module):
             return s.reshape(L, 2, N, H).permute(0, 2, 1, 3).reshape(L, N, 2 * H)
 
         if self.cfg.bidirectional:
-            state = tuple(map(side_by_side, state)) if self.paired else side_by_side(state)
+            state = tuple(map(side_by_side, state)) if isinstance(state, tuple) \
+                else side_by_side(state)
         return (state, out) if outputs else state
 
     def forward(self, src, tgt_in, masks=None, src_valid_len=None):
         """src (N, T_src), tgt_in (N, T_tgt) -> logits (N, T_tgt, V).
 
-        ``masks``: None, or ``(encoder, decoder[, attention])`` such as minis2s's
-        DropoutMasks (lists of L - 1 arrays or tensors, (T_src, N, dirs * H) and (T_tgt, N,
-        Hd), and (T_tgt, N, T_src) on the attention weights; or None for no dropout). With
-        masks, the model drops exactly those units and nothing else, in train and eval
-        mode alike. ``src_valid_len`` (N,): what attention may read (default: all).
-        """
+        ``masks``: None, or minis2s's :class:`~minis2s.model.DropoutMasks` (arrays or
+        tensors; their parts None where nothing drops). With masks, the model drops
+        exactly those units and nothing else, in train and eval mode alike.
+        ``src_valid_len`` (N,): what attention may read (default: all)."""
         state, enc_out = self.encode(src, masks, outputs=True)
-        x = self.decoder.embedding(tgt_in.T)  # (T, N, E)
-        if self.attention:
-            return self._attend(x, state, enc_out, src_valid_len, masks)
-        h = state[0] if self.paired else state
-        context = h[-1].expand(x.shape[0], -1, -1)  # encoder's top-layer h, every step
-        x = torch.cat([x, context], dim=2)
-        if masks is None:
-            out, _ = self.decoder.rnn(x, state)
-        else:
-            out, _ = run_masked(self.decoder.rnn, x, state, masks[1])
-        return self.decoder.dense(out).permute(1, 0, 2)  # (N, T, V)
-
-    def _attend(self, x, state, enc_out, src_valid_len, masks):
-        values = enc_out.permute(1, 0, 2)  # (N, S, Hk)
         if src_valid_len is None:
-            src_valid_len = torch.full((values.shape[0],), values.shape[1])
-        att_masks = None if masks is None or len(masks) < 3 else masks[2]
-        outs = []
-        for t, x_t in enumerate(x):  # d2l's loop over the decoder's steps
-            h = state[0] if self.paired else state
-            mask = None if masks is None else (
-                torch.ones_like(values[:, :, 0]) if att_masks is None
-                else _as_mask(att_masks[t], values))
-            context = self.decoder.attention(h[-1].unsqueeze(1), values, values,
-                                             src_valid_len, mask)  # (N, 1, Hk)
-            step_in = torch.cat([context, x_t.unsqueeze(1)], dim=-1).permute(1, 0, 2)
-            if masks is None:
-                out, state = self.decoder.rnn(step_in, state)
-            else:
-                layer = None if masks[1] is None else [m[t:t + 1] for m in masks[1]]
-                out, state = run_masked(self.decoder.rnn, step_in, state, layer)
-            outs.append(out)
-        return self.decoder.dense(torch.cat(outs, dim=0)).permute(1, 0, 2)
+            src_valid_len = torch.full((src.shape[0],), src.shape[1])
+        return self.decoder(tgt_in, state, enc_out, src_valid_len, masks)
 
 
 def masked_ce(logits, labels, valid_len, reduction="seq"):

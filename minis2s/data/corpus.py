@@ -3,7 +3,8 @@
 Dive into Deep Learning's rules: each line ``English<TAB>French`` is preprocessed and
 tokenized (:mod:`.text`); pairs are split into training, validation and test parts by a
 permutation drawn from a random seed; vocabularies come from the training part only
-(:mod:`.vocab`); each part becomes id arrays padded to ``num_steps``. Opening the file safely is
+(:mod:`.vocab`); each part becomes id arrays padded to ``num_steps``. A :class:`DataSpec`
+holds every one of those choices; :func:`load_data` takes it. Opening the file safely is
 :mod:`.files`' job, finding or downloading it :mod:`.fetch`'s.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import islice
 
 import numpy as np
@@ -23,6 +24,20 @@ from .vocab import Vocab, build_array
 
 PathLike = str | os.PathLike[str]
 
+
+@dataclass(frozen=True, kw_only=True)
+class DataSpec:
+    """How the corpus is read, split and indexed: the same spec gives the same data."""
+
+    num_steps: int = 10  # tokens per sentence after padding or truncation
+    num_examples: int | None = None  # lines 0..num_examples read (the seed's rule); None: all
+    valid_size: int | float = 0  # held-out pairs: a count, or a fraction of all pairs
+    test_size: int | float = 0
+    split_seed: int = 0  # the random seed of the split's permutation
+    min_freq: int = 2  # tokens seen fewer times in the training part become <unk>
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 # --------------------------------------------------------------------- pairs
@@ -180,7 +195,7 @@ class TranslationData:
 
     src_vocab: Vocab
     tgt_vocab: Vocab
-    num_steps: int
+    spec: DataSpec
     train: Part
     valid: Part
     test: Part
@@ -199,30 +214,21 @@ def make_part(
     return Part(src, src_valid_len, tgt, tgt_valid_len, src_tokens, tgt_tokens)
 
 
-def load_data(
-    path: PathLike,
-    num_steps: int,
-    num_examples: int | None = None,
-    valid_size: int | float = 0,
-    test_size: int | float = 0,
-    seed: int = 0,
-    min_freq: int = 2,
-    *,
-    warn: Warn = warn_stderr,
-) -> TranslationData:
-    """Read, split and index the corpus; vocabularies come from the training part only."""
-    pairs = read_pairs(path, num_examples, warn=warn)
-    split = split_pairs(pairs, valid_size, test_size, seed)
-    src_vocab = Vocab(split.train_src, min_freq=min_freq)
-    tgt_vocab = Vocab(split.train_tgt, min_freq=min_freq)
+def load_data(path: PathLike, spec: DataSpec, *, warn: Warn = warn_stderr) -> TranslationData:
+    """Read, split and index the corpus as ``spec`` says; vocabularies come from the
+    training part only."""
+    pairs = read_pairs(path, spec.num_examples, warn=warn)
+    split = split_pairs(pairs, spec.valid_size, spec.test_size, spec.split_seed)
+    src_vocab = Vocab(split.train_src, min_freq=spec.min_freq)
+    tgt_vocab = Vocab(split.train_tgt, min_freq=spec.min_freq)
 
     def part(src: list[list[str]], tgt: list[list[str]]) -> Part:
-        return make_part(src, tgt, src_vocab, tgt_vocab, num_steps)
+        return make_part(src, tgt, src_vocab, tgt_vocab, spec.num_steps)
 
     return TranslationData(
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
-        num_steps=num_steps,
+        spec=spec,
         train=part(split.train_src, split.train_tgt),
         valid=part(split.valid_src, split.valid_tgt),
         test=part(split.test_src, split.test_tgt),

@@ -1,4 +1,4 @@
-"""Beam search, as d2l describes it, for both decoders, batched over sentences and beams.
+"""Beam search, as d2l describes it, for every decoder, batched over sentences and beams.
 
 At every step, all one-token extensions of a sentence's live hypotheses are ranked by
 their total log-probability and the best K kept. A kept hypothesis whose new token is
@@ -31,7 +31,7 @@ class Hypothesis(NamedTuple):
     log_prob: float  # log P(y), <eos> included when finished
     score: float  # log P(y) / L^alpha
     finished: bool  # ended with <eos>
-    weights: Any  # (L, S) attention weights of each emitted token (attention models)
+    weights: Any  # (L, S) attention weights of each emitted token, or None
 
 
 def _log_softmax(logits):
@@ -58,7 +58,7 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
     K, V = beam_size, cfg.tgt_vocab_size
     valid = xp.full(N, S) if src_valid_len is None else xp.asarray(src_valid_len)
     state, memory = start(params, cfg, src, valid)
-    want_weights = return_weights and cfg.attention
+    want_weights = return_weights and cfg.decoder.attends
     # the live hypotheses, one row each, grouped by sentence in sentence order
     sent = np.arange(N)  # (B,) the sentence of each row
     tokens = np.zeros((N, 0), dtype=np.int64)  # (B, t) ids so far
@@ -110,7 +110,7 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
         tokens = np.concatenate([tokens[rows], new_tok[keep][:, None]], axis=1)
         if want_weights:
             history = np.concatenate([history[rows], alpha_np[keep][:, None]], axis=1)
-        state, memory = select_rows(state, memory, xp.asarray(rows))
+        state, memory = select_rows(cfg, state, memory, xp.asarray(rows))
         prev = xp.asarray(new_tok[keep]).astype(src.dtype)
     else:  # num_steps tokens and still live: these compete too
         for j in range(len(sent)):

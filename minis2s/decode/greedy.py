@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from ..backend import Backend, to_numpy
@@ -11,12 +13,18 @@ from ..model import ModelConfig
 from ..model.steps import start, step
 
 
+class Decoded(NamedTuple):
+    tokens: list  # output ids, without <eos>
+    weights: Any  # (steps, S) attention weights of each token emitted, <eos> included;
+    #               None unless asked for and the decoder attends
+
+
 def greedy_decode(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
-                  backend: Backend, src_valid_len=None, return_weights: bool = False):
-    """Decode a batch of source ids (N, S) greedily; returns each output's ids, without
-    ``<eos>``. ``src_valid_len`` (N,): what attention may read (default: every position).
-    With ``return_weights`` (attention models), also each output's attention weights,
-    (steps, S) per sentence, one row per token emitted, ``<eos>`` included."""
+                  backend: Backend, src_valid_len=None,
+                  return_weights: bool = False) -> list[Decoded]:
+    """Decode a batch of source ids (N, S) greedily; one :class:`Decoded` per row.
+    ``src_valid_len`` (N,): what attention may read (default: every position). With
+    ``return_weights``, decoders that attend also give each output's attention weights."""
     xp = backend.xp
     src = xp.asarray(src)
     N, S = src.shape
@@ -24,7 +32,8 @@ def greedy_decode(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: in
     state, memory = start(params, cfg, src, valid)
     prev = xp.full(N, tgt_vocab.bos, dtype=src.dtype)
     out = np.empty((N, num_steps), dtype=np.int64)
-    weights = np.zeros((N, num_steps, S)) if return_weights and cfg.attention else None
+    weights = np.zeros((N, num_steps, S)) if return_weights and cfg.decoder.attends \
+        else None
     done = np.zeros(N, dtype=bool)
     lengths = np.full(N, num_steps)
     for t in range(num_steps):
@@ -40,10 +49,6 @@ def greedy_decode(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: in
         if done.all():
             break
         prev = pred.astype(src.dtype)
-    tokens = [out[i, :lengths[i]].tolist() for i in range(N)]
-    if not return_weights:
-        return tokens
-    if weights is None:
-        return tokens, [None] * N
     steps = np.minimum(lengths + 1, num_steps)  # the <eos> step's weights too
-    return tokens, [weights[i, :steps[i]] for i in range(N)]
+    return [Decoded(out[i, :lengths[i]].tolist(),
+                    None if weights is None else weights[i, :steps[i]]) for i in range(N)]

@@ -58,8 +58,8 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
                  attention: bool = False) -> list[Translation]:
     """Translate sentences, greedily (``beam`` 1) or by beam search (``beam`` K > 1, score
     log P / L^``length_penalty``). Each output is its tokens joined by single spaces
-    (never a line break), so there is exactly one output per input. With ``attention``
-    (attention models), each carries its attention weights.
+    (never a line break), so there is exactly one output per input. With ``attention``,
+    each carries its attention weights, if the model's decoder attends.
 
     An empty or whitespace-only sentence gives an empty translation; words the source
     vocabulary lacks (any script, emoji) are read as ``<unk>``; a sentence too long for
@@ -76,11 +76,10 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
         if beam == 1:
             found = greedy_decode(params, cfg, src, tgt_vocab, num_steps, backend, valid,
                                   return_weights=attention)
-            outs, weights = found if attention else (found, [None] * len(found))
         else:
-            hyps = beam_search(params, cfg, src, tgt_vocab, num_steps, backend, beam,
-                               length_penalty, valid, return_weights=attention)
-            outs, weights = [h.tokens for h in hyps], [h.weights for h in hyps]
+            found = beam_search(params, cfg, src, tgt_vocab, num_steps, backend, beam,
+                                length_penalty, valid, return_weights=attention)
+        outs, weights = [h.tokens for h in found], [h.weights for h in found]
         for row, (i, ids, w) in enumerate(zip(chunk, outs, weights)):
             words = tgt_vocab.to_tokens(ids)
             source = src_vocab.to_tokens(src[row, :valid[row]])

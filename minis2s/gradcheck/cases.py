@@ -69,7 +69,14 @@ def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
     x (or, with ``given_proj``, layer 0's input projections made by the caller), the
     initial state (h0, and c0 for the LSTM) and the weights, through the outputs and the
     final state."""
-    from ..ops import CELLS, param_suffix, stack_backward, stack_forward, stack_param_shapes
+    from ..ops import (
+        CELLS,
+        State,
+        param_suffix,
+        stack_backward,
+        stack_forward,
+        stack_param_shapes,
+    )
 
     rnn = CELLS[cell]
     G, dirs = rnn.gates, (2 if bidirectional else 1)
@@ -88,28 +95,25 @@ def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
     G_out = rng.standard_normal((T, N, dirs * H))
     G_n = [rng.standard_normal((L * dirs, N, H)) for _ in state_names]
 
-    def state(parts):
-        return tuple(parts) if rnn.paired else parts[0]
-
     def forward():
         proj = [arrays[f"proj[{d}]"] for d in range(dirs)] if given_proj else None
         return stack_forward(rnn, arrays.get("x"), params, L, bidirectional,
-                             state([arrays[n] for n in state_names]), masks,
+                             State(*(arrays[n] for n in state_names)), masks,
                              input_proj=proj)
 
     def f():
         (out, state_n), _ = forward()
-        parts = state_n if rnn.paired else (state_n,)
+        parts = (state_n.h, state_n.c)[:len(state_names)]
         return (out * G_out).sum() + sum((s * g).sum() for s, g in zip(parts, G_n))
 
     _, cache = forward()
-    dx, dstate0, grads = stack_backward(G_out, state(G_n), cache)
-    analytic = dict(zip(state_names, dstate0 if rnn.paired else (dstate0,)))
-    analytic.update(grads)
+    g = stack_backward(G_out, State(*G_n), cache)
+    analytic = dict(zip(state_names, (g.dstate0.h, g.dstate0.c)))
+    analytic.update(g.params)
     if given_proj:
-        analytic.update({f"proj[{d}]": dx[d] for d in range(dirs)})
+        analytic.update({f"proj[{d}]": g.dproj[d] for d in range(dirs)})
     else:
-        analytic["x"] = dx
+        analytic["x"] = g.dx
     if case is None:
         case = f"{cell}[{L} layer{'s' if L > 1 else ''}" + (
             ", bidirectional" if bidirectional else "") + (", dropout" if p else "") + (
@@ -212,19 +216,23 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
         return c * seq2seq_forward(params, cfg, batch, masks, packed=packed)[0]
 
     _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
-    grads = seq2seq_backward(c, cache)
+    grads = seq2seq_backward(c, cache).params
     if case is None:
-        notes = [cfg.cell] + (["attention"] if cfg.attention else []) + (
-            ["bidirectional"] if cfg.bidirectional else []) + (
-            [] if packed or cfg.attention else ["padded decoder"])
-        case = f"seq2seq[{', '.join(notes)}]"
+        notes = [cfg.model, cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
+            [] if packed else ["padded"])
+        case = f"model[{', '.join(notes)}]"
     scale = max(float(abs(g).max()) for g in grads.values() if g.size)
     return check_arrays(case, f, dict(params), grads, floor=max(scale_floor * scale, 1e-12))
 
 
 def run_all(seed: int = 0) -> list[Row]:
-    """The suite that ``python -m minis2s gradcheck`` prints."""
-    from ..model import ModelConfig
+    """The suite that ``python -m minis2s gradcheck`` prints: every op, every cell's stack
+    and, for every decoder with every cell, the whole model twice: packed with a
+    one-way encoder, padded with a bidirectional one. A model's gradients span orders of
+    magnitude (attention's W_q gets ~1e-5 of the largest at initialisation), so each is
+    measured against at least 1e-4 of the largest (``scale_floor``)."""
+    from ..model import DECODERS, ModelConfig
+    from ..ops import CELLS
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -233,7 +241,7 @@ def run_all(seed: int = 0) -> list[Row]:
     rows += check_embed_project(rng, (2, 2), V=6)
     rows += check_dense(rng)
     rows += check_dropout(rng)
-    for cell in ("gru", "lstm", "rnn"):
+    for cell in CELLS:
         rows += check_stack(rng, bidirectional=False, p=0.0, L=1, cell=cell)
         rows += check_stack(rng, bidirectional=True, p=0.3, L=2, cell=cell)
         rows += check_stack(rng, bidirectional=True, p=0.3, L=2, given_proj=True, cell=cell)
@@ -241,20 +249,18 @@ def run_all(seed: int = 0) -> list[Row]:
     rows += check_repeat_steps(rng, packed=True)
     rows += check_softmax_ce(rng, reduction="seq")
     rows += check_softmax_ce(rng, reduction="token")
-    for cell in ("gru", "lstm", "rnn"):
-        cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=4,
-                          num_layers=2, dropout=0.3, bidirectional=False, cell=cell)
-        rows += check_seq2seq(rng, cfg)
-        rows += check_seq2seq(rng, cfg, packed=False)
-        cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
-                          num_layers=2, dropout=0.2, bidirectional=True, cell=cell)
-        rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4)
     rows += check_additive_attention(rng)
-    for cell, bidirectional in (("gru", False), ("lstm", True)):
-        cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=3,
-                          num_layers=2, dropout=0.3, bidirectional=bidirectional, cell=cell,
-                          model="attention")
-        rows += check_seq2seq(rng, cfg, N=3, T_src=4, T_tgt=4)
+    for model in DECODERS:
+        for cell in CELLS:
+            cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3,
+                              num_hiddens=4, num_layers=2, dropout=0.3, cell=cell,
+                              model=model)
+            rows += check_seq2seq(rng, cfg, scale_floor=1e-4)
+            cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3,
+                              num_hiddens=3, num_layers=2, dropout=0.2, bidirectional=True,
+                              cell=cell, model=model)
+            rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, packed=False,
+                                  scale_floor=1e-4)
     return rows
 
 

@@ -1,66 +1,52 @@
-"""The seed's encoder-decoder, and d2l's attention decoder on the same encoder, forward
-and backward by hand (one module per part):
+"""Encoder-decoder models, forward and backward by hand, one module per part:
 
-* :mod:`.config` — what a model is: :class:`ModelConfig`, parameters by name and shape,
-  their initialisation, the dropout masks of a batch;
+* :mod:`.weights` — parameters by name: shapes and initial values;
 * :mod:`.encoder` — the embedding and the recurrent stack over the source;
-* :mod:`.decoder` — the seed's decoder (the encoder's final h as a context at every step);
-* :mod:`.attention` — the Bahdanau decoder (an attention-weighted context at every step);
+* :mod:`.registry` — what every decoder implements, and :data:`DECODERS`, the table of
+  them by name;
+* :mod:`.decoder` — the seed's decoder, ``"seq2seq"`` (the encoder's final h as a
+  context at every step);
+* :mod:`.attention` — the Bahdanau decoder, ``"attention"`` (an attention-weighted
+  context at every step);
+* :mod:`.config` — what a model is: :class:`ModelConfig`, its parameters, the dropout
+  masks of a batch;
 * :mod:`.seq2seq` — the whole model: a batch in, the loss out, and its backward;
 * :mod:`.steps` — the model one step at a time, as translation runs it.
+
+A new decoder is one module: a :class:`Decoder` subclass passed to
+:func:`register_decoder` (see docs/contributing.md).
 """
 
-from .attention import (
-    Memory,
-    attention_decoder_backward,
-    attention_decoder_forward,
-    attention_step_forward,
-    memory_forward,
-)
+from . import attention, decoder  # noqa: F401  (each registers its decoder)
 from .config import (
-    MODELS,
     DropoutMasks,
     ModelConfig,
     draw_dropout_masks,
     init_params,
-    map_state,
     param_shapes,
-    scope,
-    top_h,
+    param_specs,
 )
-from .decoder import (
-    decoder_backward,
-    decoder_forward,
-    decoder_forward_packed,
-    decoder_input_backward,
-    decoder_input_forward,
-)
-from .encoder import encoder_backward, encoder_forward
-from .seq2seq import Seq2SeqCache, seq2seq_backward, seq2seq_forward
+from .encoder import Encoded, encoder_backward, encoder_forward
+from .registry import DECODERS, Decoder, DecoderGrads, StepOutput, register_decoder
+from .seq2seq import Gradients, Seq2SeqCache, seq2seq_backward, seq2seq_forward
 
 __all__ = [
-    "MODELS",
+    "DECODERS",
+    "Decoder",
+    "DecoderGrads",
     "DropoutMasks",
-    "Memory",
+    "Encoded",
+    "Gradients",
     "ModelConfig",
     "Seq2SeqCache",
-    "attention_decoder_backward",
-    "attention_decoder_forward",
-    "attention_step_forward",
-    "decoder_backward",
-    "decoder_forward",
-    "decoder_forward_packed",
-    "decoder_input_backward",
-    "decoder_input_forward",
+    "StepOutput",
     "draw_dropout_masks",
     "encoder_backward",
     "encoder_forward",
     "init_params",
-    "map_state",
-    "memory_forward",
     "param_shapes",
-    "scope",
+    "param_specs",
+    "register_decoder",
     "seq2seq_backward",
     "seq2seq_forward",
-    "top_h",
 ]

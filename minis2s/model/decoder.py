@@ -1,6 +1,7 @@
-"""The seed's decoder: each step reads ``[embedding of the previous token ; context]``,
-the context being the encoder's top-layer final h, the same at every step; a dense layer
-maps each output to the target vocabulary.
+"""The seed's decoder (``"seq2seq"``): each step reads ``[embedding of the previous token ;
+context]``, the context being the encoder's top-layer final h, the same at every step; it
+starts from the encoder's final state; a dense layer maps each output to the target
+vocabulary.
 
 Derivation: docs/derivations.md#seq2seq (the decoder input, and the two paths into the
 encoder).
@@ -22,23 +23,25 @@ from ..ops import (
     stack_backward,
     stack_forward,
 )
-from .config import ModelConfig, scope
+from .encoder import stack_flops
+from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
+from .weights import dense_params, embedding_param, scope, stack_params
 
 
 class DecoderInputCache(NamedTuple):
     embedded: Any  # EmbedProjectCache of the ids' share
     repeat: Any  # RepeatStepsCache of the context's share
-    context: Any  # (N, Hd)
-    w_context: Any  # (3Hd, Hd): the context's columns of weight_ih_l0
+    context: Any  # (N, W)
+    w_context: Any  # (G·W, W): the context's columns of weight_ih_l0
 
 
-def decoder_input_forward(params, cfg: ModelConfig, ids, context, batch_sizes=None):
+def decoder_input_forward(params, cfg, ids, context, batch_sizes=None):
     """Layer 0's input projections of the decoder, ``[emb(y_t) ; context] W_ihᵀ + b_ih``,
     without forming the concatenation: the embedding's share through the fused lookup and
     the context's share ``context W_cᵀ`` once per sequence, added at each of its steps.
 
-    ids (T, N) padded or (M,) packed by ``batch_sizes``; context (N, Hd).
-    Returns projections (T, N, 3Hd) or (M, 3Hd) and the cache.
+    ids (T, N) padded or (M,) packed by ``batch_sizes``; context (N, W).
+    Returns projections (T, N, G·W) or (M, G·W) and the cache.
     """
     sfx, E = param_suffix(0, 0), cfg.embed_size
     w_ih = params["decoder.rnn.weight_ih" + sfx]
@@ -54,7 +57,7 @@ def decoder_input_backward(dgi, cache: DecoderInputCache):
     ``bias_ih_l0``'s gradients by full name."""
     xp = array_module(dgi)
     ge = embed_project_backward(dgi, cache.embedded)
-    dsp = repeat_steps_add_backward(dgi, cache.repeat)  # (N, 3Hd): context W_cᵀ's gradient
+    dsp = repeat_steps_add_backward(dgi, cache.repeat)  # (N, G·W): context W_cᵀ's gradient
     sfx = param_suffix(0, 0)
     grads = {"decoder.embedding.weight": ge["embedding"],
              "decoder.rnn.weight_ih" + sfx: xp.concatenate([ge["weight"],
@@ -67,47 +70,89 @@ class DecoderCache(NamedTuple):
     inputs: DecoderInputCache
     rnn: Any  # the recurrent stack's cache
     dense: Any
-    packed: bool  # logits are (M, V) rows, not (N, T, V)
+    padded: bool  # logits are (N, T, V), not (M, V) rows
 
 
-def decoder_forward(params, cfg: ModelConfig, tgt_in, state, context, masks=None,
-                    probes=None):
-    """tgt_in (N, T) previous tokens -> ``(logits (N, T, V), state_n), cache``.
+def decoder_run(params, cfg, ids, state, context, masks=None, batch_sizes=None,
+                probes=None):
+    """The decoder from ``state`` with ``context`` at every step -> ``(logits, state_n),
+    cache``.
 
-    Each step reads ``[embedding of tgt_in_t ; context]``, starting from ``state`` (as
-    :func:`encoder_forward` gives it); state_n is the state after the last step."""
-    gi, in_cache = decoder_input_forward(params, cfg, tgt_in.T, context)
+    Padded: ids (N, T) previous tokens, logits (N, T, V), state_n the state after the last
+    step. Packed by ``batch_sizes`` (rows sorted by length, longest first): ids (M,),
+    logits (M, V), state_n None; padding costs nothing. masks: L - 1 dropout masks
+    between layers, (T, N, W) or (M, W); probes: see :func:`minis2s.ops.stack_forward`.
+    """
+    padded = batch_sizes is None
+    gi, in_cache = decoder_input_forward(params, cfg, ids.T if padded else ids, context,
+                                         batch_sizes)
     (out, state_n), rnn_cache = stack_forward(cfg.recurrent, None,
                                               scope(params, "decoder.rnn."), cfg.num_layers,
-                                              False, state, masks, input_proj=[gi],
-                                              probes=probes)
+                                              False, state, masks, batch_sizes=batch_sizes,
+                                              input_proj=[gi], probes=probes)
     logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
-                                        params["decoder.dense.bias"])  # (T, N, V)
-    cache = DecoderCache(in_cache, rnn_cache, dense_cache, False)
-    return (logits.transpose(1, 0, 2), state_n), cache
+                                       params["decoder.dense.bias"])  # (T, N, V) or (M, V)
+    if padded:
+        logits = logits.transpose(1, 0, 2)
+    return (logits, state_n), DecoderCache(in_cache, rnn_cache, dense_cache, padded)
 
 
-def decoder_forward_packed(params, cfg: ModelConfig, ids, batch_sizes, state, context,
-                           masks=None):
-    """The decoder on packed rows only: ids (M,) with ``batch_sizes`` per step (rows sorted
-    by length, longest first) -> logits (M, V) and the cache. Padding costs nothing."""
-    gi, in_cache = decoder_input_forward(params, cfg, ids, context, batch_sizes)
-    (out, _), rnn_cache = stack_forward(cfg.recurrent, None, scope(params, "decoder.rnn."),
-                                        cfg.num_layers, False, state, masks,
-                                        batch_sizes=batch_sizes, input_proj=[gi])
-    logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
-                                        params["decoder.dense.bias"])  # (M, V)
-    return logits, DecoderCache(in_cache, rnn_cache, dense_cache, True)
+def decoder_forward(params, cfg, ids, encoded, masks=None, batch_sizes=None, probes=None):
+    """The decoder over a whole target, from the encoder's final state with its top-layer
+    h as the context -> ``logits, cache`` (see :meth:`.registry.Decoder.forward`)."""
+    (logits, _), cache = decoder_run(params, cfg, ids, encoded.state, encoded.state.top,
+                                     masks, batch_sizes, probes)
+    return logits, cache
 
 
-def decoder_backward(dlogits, cache: DecoderCache, record: bool = False):
-    """dlogits (N, T, V), or (M, V) when packed -> ``(dstate, dcontext, grads)`` (and,
-    with ``record``, the stack's recorded state gradients as a fourth value)."""
-    if not cache.packed:
+def decoder_backward(dlogits, cache: DecoderCache, record: bool = False) -> DecoderGrads:
+    """dlogits (N, T, V), or (M, V) when packed -> :class:`DecoderGrads`. The context is
+    the encoder's top-layer h: its gradient joins that of the state's top layer."""
+    if cache.padded:
         dlogits = dlogits.transpose(1, 0, 2)
     dout, g_dense = dense_backward(dlogits, cache.dense)
-    (dgi,), dstate, g_rnn, *recorded = stack_backward(dout, None, cache.rnn, record)
-    dcontext, grads = decoder_input_backward(dgi, cache.inputs)
-    grads.update({"decoder.rnn." + k: v for k, v in g_rnn.items()})
+    g = stack_backward(dout, None, cache.rnn, record)
+    dcontext, grads = decoder_input_backward(g.dproj[0], cache.inputs)
+    grads.update({"decoder.rnn." + k: v for k, v in g.params.items()})
     grads.update({"decoder.dense." + k: v for k, v in g_dense.items()})
-    return (dstate, dcontext, grads, *recorded)
+    g.dstate0.top[...] += dcontext  # in place, through the view of the top layer's h
+    return DecoderGrads(g.dstate0, None, grads, g.recorded)
+
+
+def decoder_params(cfg) -> dict:
+    """The embedding, a stack reading ``E + W`` features, and the dense layer."""
+    W = cfg.decoder_hiddens
+    return {"decoder.embedding.weight": embedding_param(cfg.tgt_vocab_size, cfg.embed_size),
+            **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size + W, W,
+                           cfg.num_layers),
+            **dense_params("decoder.dense.", W, cfg.tgt_vocab_size)}
+
+
+class ContextDecoder(Decoder):
+    """The seed's decoder as a :class:`~.registry.Decoder`: memory is the context."""
+
+    name = "seq2seq"
+
+    def param_specs(self, cfg):
+        return decoder_params(cfg)
+
+    def forward(self, params, cfg, ids, encoded, masks=None, batch_sizes=None,
+                probes=None):
+        return decoder_forward(params, cfg, ids, encoded, masks, batch_sizes, probes)
+
+    def backward(self, dlogits, cache, record=False):
+        return decoder_backward(dlogits, cache, record)
+
+    def begin(self, params, cfg, encoded):
+        return encoded.state, encoded.state.top
+
+    def step(self, params, cfg, ids, state, memory):
+        (logits, state), _ = decoder_run(params, cfg, ids[:, None], state, memory)
+        return StepOutput(logits[:, 0], state, None)
+
+    def flops(self, cfg, S, T):
+        W = cfg.decoder_hiddens  # the context concatenated at every step, as the seed does
+        return stack_flops(cfg, T, cfg.embed_size + W, W) + 2 * T * W * cfg.tgt_vocab_size
+
+
+SEQ2SEQ = register_decoder(ContextDecoder())

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ..backend import array_module
 from ..ops import (
+    State,
     embed_project_backward,
     embed_project_forward,
     param_suffix,
     stack_backward,
     stack_forward,
 )
-from .config import ModelConfig, map_state, scope
+from .weights import embedding_param, scope, stack_params
+
+
+class Encoded(NamedTuple):
+    """What every decoder gets from the source."""
+
+    state: State  # (L, N, W): the final state of each layer, both directions side by side
+    outputs: Any  # (S, N, W): the top layer's output at every source step
+    valid_len: Any  # (N,): source positions that hold tokens (what attention may read)
 
 
 class EncoderCache(NamedTuple):
@@ -23,22 +33,34 @@ class EncoderCache(NamedTuple):
     num_directions: int
 
 
-def encoder_forward(params, cfg: ModelConfig, src, masks=None, probes=None):
-    """src (N, T) ids -> ``(state, outputs), cache``.
+class EncoderGrads(NamedTuple):
+    params: dict  # by full name
+    recorded: Any  # the stack's recorded state gradients, or None
 
-    state: the decoder's initial state, (L, N, dirs * H) — for the LSTM a pair (h, c) of
-    them; its top layer's h (:func:`top_h`) is the seed's context. outputs (T, N, dirs * H):
-    the top layer's output at every source step (what attention reads). ``probes``: see
-    :func:`minis2s.ops.stack_forward` (the gradient-flow test adds them).
+
+def encoder_params(cfg) -> dict:
+    """The encoder's parameters: ``encoder.embedding.weight`` and ``encoder.rnn.*``."""
+    return {"encoder.embedding.weight": embedding_param(cfg.src_vocab_size, cfg.embed_size),
+            **stack_params("encoder.rnn.", cfg.recurrent.gates, cfg.embed_size,
+                           cfg.num_hiddens, cfg.num_layers, cfg.num_directions)}
+
+
+def encoder_forward(params, cfg, src, valid_len=None, masks=None, probes=None):
+    """src (N, S) ids, valid_len (N,) (None: every position) -> ``Encoded, cache``.
+
+    The state is what the decoder starts from: (L, N, dirs * H) per array, a layer's
+    forward and backward final states side by side; its top layer's h
+    (``state.top``) is the seed's context. ``masks``: None or L - 1 dropout masks (S, N,
+    dirs * H) between layers; ``probes``: see :func:`minis2s.ops.stack_forward`.
     """
-    ids = src.T  # (T, N): time-major, as the stack reads
+    ids = src.T  # (S, N): time-major, as the stack reads
     emb = params["encoder.embedding.weight"]
     proj, embedded = [], []
     for d in range(cfg.num_directions):  # layer 0's input: the embeddings, projected
         sfx = param_suffix(0, d)
         gi, ecache = embed_project_forward(ids, emb, params["encoder.rnn.weight_ih" + sfx],
                                            params["encoder.rnn.bias_ih" + sfx])
-        proj.append(gi)  # (T, N, G·H)
+        proj.append(gi)  # (S, N, G·H)
         embedded.append(ecache)
     (outputs, state_n), rnn_cache = stack_forward(cfg.recurrent, None,
                                                   scope(params, "encoder.rnn."),
@@ -50,14 +72,17 @@ def encoder_forward(params, cfg: ModelConfig, src, masks=None, probes=None):
         _, N, H = s.shape
         return s.reshape(L, dirs, N, H).transpose(0, 2, 1, 3).reshape(L, N, dirs * H)
 
-    state = map_state(side_by_side, state_n)
-    return (state, outputs), EncoderCache(embedded, rnn_cache, dirs)
+    if valid_len is None:
+        valid_len = array_module(src).full(src.shape[0], src.shape[1])
+    encoded = Encoded(state_n.map(side_by_side), outputs, valid_len)
+    return encoded, EncoderCache(embedded, rnn_cache, dirs)
 
 
-def encoder_backward(dstate, cache: EncoderCache, record: bool = False, doutputs=None):
+def encoder_backward(dstate: State, doutputs, cache: EncoderCache,
+                     record: bool = False) -> EncoderGrads:
     """dstate: the gradient of the final state, shaped like it; doutputs: that of the
-    outputs (T, N, dirs * H), or None when nothing read them -> grads by full name (and,
-    with ``record``, the stack's recorded state gradients as well)."""
+    outputs (S, N, dirs * H), or None when nothing read them. With ``record``, the
+    stack's recorded state gradients come back too."""
     dirs = cache.num_directions
 
     def apart(ds):  # the inverse move: (L, N, dirs * H) -> (L * dirs, N, H)
@@ -65,15 +90,27 @@ def encoder_backward(dstate, cache: EncoderCache, record: bool = False, doutputs
         return ds.reshape(L, N, dirs, W // dirs).transpose(0, 2, 1, 3).reshape(
             L * dirs, N, W // dirs)
 
-    dproj, _, g_rnn, *recorded = stack_backward(doutputs, map_state(apart, dstate),
-                                                cache.rnn, record)
-    grads = {"encoder.rnn." + k: v for k, v in g_rnn.items()}
+    g = stack_backward(doutputs, dstate.map(apart), cache.rnn, record)
+    grads = {"encoder.rnn." + k: v for k, v in g.params.items()}
     demb = None
     for d, ecache in enumerate(cache.embedded):
-        ge = embed_project_backward(dproj[d], ecache)
+        ge = embed_project_backward(g.dproj[d], ecache)
         sfx = param_suffix(0, d)
         grads["encoder.rnn.weight_ih" + sfx] = ge["weight"]
         grads["encoder.rnn.bias_ih" + sfx] = ge["bias"]
         demb = ge["embedding"] if demb is None else demb + ge["embedding"]
     grads["encoder.embedding.weight"] = demb  # both directions read the same embeddings
-    return (grads, recorded[0]) if record else grads
+    return EncoderGrads(grads, g.recorded)
+
+
+def stack_flops(cfg, T: int, input_size: int, hidden: int, dirs: int = 1) -> float:
+    """Matrix-product FLOPs of a ``cfg.num_layers`` stack over T steps of one sequence:
+    each layer's input and state products, every gate."""
+    G = cfg.recurrent.gates
+    return sum(2 * T * ((input_size if k == 0 else dirs * hidden) + hidden) * G * hidden
+               * dirs for k in range(cfg.num_layers))
+
+
+def encoder_flops(cfg, S: int) -> float:
+    """Matrix-product FLOPs of the encoder's forward over one source of S steps."""
+    return stack_flops(cfg, S, cfg.embed_size, cfg.num_hiddens, cfg.num_directions)

@@ -7,9 +7,11 @@ signature says it consumes it. Ops take the array module from their inputs
 Shapes use one alphabet: N batch, T steps, E embedding, H hidden, V vocabulary,
 D input features, L layers, M rows (positions laid out along one axis).
 
-The recurrent cells (:mod:`.gru`, :mod:`.lstm`, :mod:`.rnn`) are fast kernels; each runs
-inside the stacks of :mod:`.recurrent`, and each has a plain twin in :mod:`.reference`
-that it is tested against. :data:`CELLS` names them.
+The recurrent cells (:mod:`.gru`, :mod:`.lstm`, :mod:`.rnn`) are fast kernels of one
+layer; each runs inside the stacks of :mod:`.recurrent`, and each has a plain twin in
+:mod:`.reference` that it is tested against. :data:`CELLS` names them: a new cell is its
+kernel module, its plain twin and one entry here. A cell's state is a :class:`State`;
+:mod:`.layout` says where each step's rows live.
 """
 
 from .additive_attention import additive_attention_backward, additive_attention_forward
@@ -17,11 +19,19 @@ from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .embed_project import embed_project_backward, embed_project_forward
 from .embedding import embedding_backward, embedding_forward
-from .gru import GRU, gru_backward, gru_forward, gru_layer_backward, gru_layer_forward
-from .lstm import LSTM, lstm_backward, lstm_forward
-from .recurrent import Cell, param_suffix, stack_backward, stack_forward, stack_param_shapes
+from .gru import GRU
+from .layout import spans
+from .lstm import LSTM
+from .recurrent import (
+    Cell,
+    StackGrads,
+    param_suffix,
+    stack_backward,
+    stack_forward,
+    stack_param_shapes,
+)
 from .repeat_steps import repeat_steps_add_backward, repeat_steps_add_forward
-from .rnn import RNN, rnn_backward, rnn_forward
+from .rnn import RNN
 from .softmax_ce import (
     CacheConsumedError,
     masked_softmax_ce_backward,
@@ -30,6 +40,7 @@ from .softmax_ce import (
     softmax_ce_backward,
     softmax_ce_forward,
 )
+from .state import State
 
 CELLS = {cell.name: cell for cell in (GRU, LSTM, RNN)}
 
@@ -42,6 +53,8 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "StackGrads",
+    "State",
     "dense_backward",
     "dense_forward",
     "dropout_backward",
@@ -50,22 +63,15 @@ __all__ = [
     "embed_project_forward",
     "embedding_backward",
     "embedding_forward",
-    "gru_backward",
-    "gru_forward",
-    "gru_layer_backward",
-    "gru_layer_forward",
-    "lstm_backward",
-    "lstm_forward",
     "masked_softmax_ce_backward",
     "masked_softmax_ce_forward",
     "param_suffix",
     "reduction_scale",
     "repeat_steps_add_backward",
     "repeat_steps_add_forward",
-    "rnn_backward",
-    "rnn_forward",
     "softmax_ce_backward",
     "softmax_ce_forward",
+    "spans",
     "stack_backward",
     "stack_forward",
     "stack_param_shapes",

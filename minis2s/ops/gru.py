@@ -14,8 +14,7 @@ Gate order r, z, n, as ``torch.nn.GRU``::
 :func:`gru_layer_forward` / :func:`gru_layer_backward` run the recurrence of one direction
 of one layer, given the input projections ``gi = x W_ih^T + b_ih`` of all steps at once,
 over the rows of a :class:`~.recurrent.Schedule`. :data:`GRU` hands them to the stacks of
-:mod:`.recurrent`; :func:`gru_forward` / :func:`gru_backward` are those stacks with this
-cell.
+:mod:`.recurrent`.
 """
 
 from __future__ import annotations
@@ -23,13 +22,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..backend import array_module, overflow_ignored
-from .recurrent import (
-    Cell,
-    Schedule,
-    previous_rows,
-    stack_backward,
-    stack_forward,
-)
+from .recurrent import Cell, Schedule, previous_rows
+from .state import State
 
 
 class GRULayerCache(NamedTuple):
@@ -42,14 +36,16 @@ class GRULayerCache(NamedTuple):
     schedule: Schedule
 
 
-def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule, probe=None):
+def gru_layer_forward(gi, state0: State, weight_hh, bias_hh, schedule: Schedule,
+                      probe=None):
     """Run one GRU direction over precomputed input projections.
 
-    gi (M, 3H) = x W_ih^T + b_ih for every row (read only); h0 (N, H); ``schedule`` orders
-    the steps; probe: None, or (M, H) added to each state as it is made.
-    Returns hs (M, H), the state after every row's step, and the cache.
+    gi (M, 3H) = x W_ih^T + b_ih for every row (read only); state0: h0 (N, H);
+    ``schedule`` orders the steps; probe: None, or (M, H) added to each state as it is
+    made. Returns hs (M, H), the state after every row's step, and the cache.
     """
     xp = array_module(gi)
+    h0 = state0.h
     M, H3 = gi.shape
     H, N = H3 // 3, h0.shape[0]
     dtype = gi.dtype
@@ -71,24 +67,24 @@ def gru_layer_forward(gi, h0, weight_hh, bias_hh, schedule: Schedule, probe=None
     one = dtype.type(1)
     h = h0
     with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
-        for o, k in zip(schedule.offsets, schedule.sizes):
-            e = o + k
-            hp = h[:k]
-            g = xp.matmul(hp, w_hh_t, out=gh[:k])  # (k, 3H) = h W_hh^T
-            s = rz[:, o:e]  # (2, k, H)
-            s -= gh_rz_g[:, :k]  # -a_r, -a_z
+        for lo, size in zip(schedule.offsets, schedule.sizes):  # step: rows lo to hi
+            hi = lo + size
+            hp = h[:size]
+            g = xp.matmul(hp, w_hh_t, out=gh[:size])  # (size, 3H) = h W_hh^T
+            s = rz[:, lo:hi]  # (2, size, H)
+            s -= gh_rz_g[:, :size]  # -a_r, -a_z
             xp.exp(s, out=s)
             s += one
             xp.divide(one, s, out=s)  # r and z = sigmoid(a)
-            gn = xp.add(g[:, 2 * H:], b_hn, out=ghn[o:e])
-            nn = xp.multiply(s[0], gn, out=n[o:e])
-            nn += gi_n[o:e]
+            gn = xp.add(g[:, 2 * H:], b_hn, out=ghn[lo:hi])
+            nn = xp.multiply(s[0], gn, out=n[lo:hi])
+            nn += gi_n[lo:hi]
             xp.tanh(nn, out=nn)  # n
-            hh = xp.subtract(hp, nn, out=hs[o:e])  # h' = n + z (h - n) = (1 - z) n + z h
+            hh = xp.subtract(hp, nn, out=hs[lo:hi])  # h' = n + z (h - n) = (1 - z) n + z h
             hh *= s[1]
             hh += nn
             if probe is not None:
-                hh += probe[o:e]
+                hh += probe[lo:hi]
             h = hh
     return hs, GRULayerCache(h0, hs, rz, n, ghn, weight_hh, schedule)
 
@@ -118,13 +114,13 @@ def bptt_factors(rz, n, ghn, hprev):
     return k_n, k_z, k_r
 
 
-def gru_layer_backward(dhs, dh_last, cache: GRULayerCache, record=None):
+def gru_layer_backward(dhs, dstate_last: State | None, cache: GRULayerCache, record=None):
     """Backprop through time for :func:`gru_layer_forward` (the cache is left intact).
 
-    dhs (M, H): upstream gradient of every row's output (or None);
-    dh_last (N, H): upstream gradient of the state after the last processed step (or None);
-    record: None, or an (M, H) array that receives every state's total gradient.
-    Returns ``(dgi, dh0, {"weight_hh": dW_hh, "bias_hh": db_hh})`` with dgi (M, 3H).
+    dhs (M, H): upstream gradient of every row's output (or None); dstate_last: the
+    gradient (N, H) of the state after the last processed step (or None); record: None,
+    or an (M, H) array that receives every state's total gradient.
+    Returns ``(dgi, State(dh0), {"weight_hh": dW_hh, "bias_hh": db_hh})``, dgi (M, 3H).
     """
     h0, hs, rz, n, ghn, weight_hh, schedule = cache
     xp = array_module(hs)
@@ -136,40 +132,28 @@ def gru_layer_backward(dhs, dh_last, cache: GRULayerCache, record=None):
     dgh = xp.empty((M, 3 * H), dtype=dtype)  # gradient of gh = h W_hh^T + b_hh
     dgin = xp.empty((M, H), dtype=dtype)  # gradient of gi's n part (differs from gh's)
     dh = xp.zeros((N, H), dtype=dtype)  # gradient reaching the current state
-    if dh_last is not None:
-        dh += dh_last
+    if dstate_last is not None:
+        dh += dstate_last.h
     back = xp.empty((N, H), dtype=dtype)
-    for o, k in zip(reversed(schedule.offsets), reversed(schedule.sizes)):
-        e = o + k
-        d = dh[:k]
+    for lo, size in zip(reversed(schedule.offsets), reversed(schedule.sizes)):
+        hi = lo + size
+        d = dh[:size]
         if dhs is not None:
-            d += dhs[o:e]  # from above (the output) and from the next step (carried)
+            d += dhs[lo:hi]  # from above (the output) and from the next step (carried)
         if record is not None:
-            record[o:e] = d
-        da_n = xp.multiply(d, k_n[o:e], out=dgin[o:e])  # da_n = dh (1 - z)(1 - n²)
-        xp.multiply(d, k_z[o:e], out=dgh[o:e, H:2 * H])  # da_z = dh (hprev - n) z (1 - z)
-        xp.multiply(da_n, k_r[o:e], out=dgh[o:e, :H])  # da_r = da_n ghn r (1 - r)
-        xp.multiply(da_n, r[o:e], out=dgh[o:e, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
-        d *= z[o:e]  # to hprev: directly, dh z ...
-        d += xp.matmul(dgh[o:e], weight_hh, out=back[:k])  # ... and through gh
+            record[lo:hi] = d
+        da_n = xp.multiply(d, k_n[lo:hi], out=dgin[lo:hi])  # da_n = dh (1 - z)(1 - n²)
+        xp.multiply(d, k_z[lo:hi], out=dgh[lo:hi, H:2 * H])  # da_z = dh (hprev - n) z (1 - z)
+        xp.multiply(da_n, k_r[lo:hi], out=dgh[lo:hi, :H])  # da_r = da_n ghn r (1 - r)
+        xp.multiply(da_n, r[lo:hi], out=dgh[lo:hi, 2 * H:])  # dgh_n = da_n r; dgh_rz = dgi_rz
+        d *= z[lo:hi]  # to hprev: directly, dh z ...
+        d += xp.matmul(dgh[lo:hi], weight_hh, out=back[:size])  # ... and through gh
     # weight gradients as one product over all rows instead of one per step
     grads = {"weight_hh": dgh.T @ hprev, "bias_hh": dgh.sum(axis=0)}
     dgi = dgh  # r and z: gi and gh enter as a sum, so their gradients agree
     dgi[:, 2 * H:] = dgin  # n: gi_n is not scaled by r
-    return dgi, dh, grads
+    return dgi, State(dh), grads
 
 
 GRU = Cell("gru", 3, False, gru_layer_forward, gru_layer_backward,
-           lambda cache, lo, hi: cache.hs[lo:hi])
-
-
-def gru_forward(x, params, num_layers, bidirectional=False, h0=None, dropout_masks=None,
-                batch_sizes=None, input_proj=None, probes=None):
-    """A stack of GRU layers (:func:`.recurrent.stack_forward` with :data:`GRU`)."""
-    return stack_forward(GRU, x, params, num_layers, bidirectional, h0, dropout_masks,
-                         batch_sizes, input_proj, probes)
-
-
-def gru_backward(dout, dh_n, cache, record=False):
-    """Backward of :func:`gru_forward` (:func:`.recurrent.stack_backward`)."""
-    return stack_backward(dout, dh_n, cache, record)
+           lambda cache, lo, hi: State(cache.hs[lo:hi]))

@@ -25,13 +25,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..backend import array_module, overflow_ignored
-from .recurrent import (
-    Cell,
-    Schedule,
-    previous_rows,
-    stack_backward,
-    stack_forward,
-)
+from .recurrent import Cell, Schedule, previous_rows
+from .state import State
 
 _INNER = (0, 1, 3, 2)  # the inner gate order i, f, o, g, as PyTorch block numbers
 
@@ -48,15 +43,16 @@ class LSTMLayerCache(NamedTuple):
     schedule: Schedule
 
 
-def lstm_layer_forward(gi, state0, weight_hh, bias_hh, schedule: Schedule, probe=None):
+def lstm_layer_forward(gi, state0: State, weight_hh, bias_hh, schedule: Schedule,
+                       probe=None):
     """Run one LSTM direction over precomputed input projections.
 
-    gi (M, 4H) = x W_ih^T + b_ih for every row (read only); state0 (h0, c0) each (N, H);
+    gi (M, 4H) = x W_ih^T + b_ih for every row (read only); state0: h0 and c0, (N, H);
     probe: None, or (M, H) added to each h as it is made.
     Returns hs (M, H), h after every row's step, and the cache.
     """
     xp = array_module(gi)
-    h0, c0 = state0
+    h0, c0 = state0.h, state0.c
     M, H4 = gi.shape
     H, N = H4 // 4, h0.shape[0]
     dtype = gi.dtype
@@ -75,23 +71,23 @@ def lstm_layer_forward(gi, state0, weight_hh, bias_hh, schedule: Schedule, probe
     one = dtype.type(1)
     h, c = h0, c0
     with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
-        for o, k in zip(schedule.offsets, schedule.sizes):
-            e = o + k
-            xp.matmul(h[:k], w_inner_t, out=gh[:k])  # (k, 4H) = h W_hh^T, inner order
-            s = acts[:3, o:e]  # (3, k, H)
-            s -= gh_g[:3, :k]  # -a_i, -a_f, -a_o
+        for lo, size in zip(schedule.offsets, schedule.sizes):  # step: rows lo to hi
+            hi = lo + size
+            xp.matmul(h[:size], w_inner_t, out=gh[:size])  # (size, 4H) = h W_hh^T, inner
+            s = acts[:3, lo:hi]  # (3, size, H)
+            s -= gh_g[:3, :size]  # -a_i, -a_f, -a_o
             xp.exp(s, out=s)
             s += one
             xp.divide(one, s, out=s)  # i, f, o
-            g = acts[3, o:e]
-            g += gh_g[3, :k]
+            g = acts[3, lo:hi]
+            g += gh_g[3, :size]
             xp.tanh(g, out=g)  # g
-            cc = xp.multiply(s[1], c[:k], out=cs[o:e])  # c' = f c ...
-            cc += xp.multiply(s[0], g, out=ig[:k])  # ... + i g
-            tc = xp.tanh(cc, out=tanh_c[o:e])
-            hh = xp.multiply(s[2], tc, out=hs[o:e])  # h' = o tanh(c')
+            cc = xp.multiply(s[1], c[:size], out=cs[lo:hi])  # c' = f c ...
+            cc += xp.multiply(s[0], g, out=ig[:size])  # ... + i g
+            tc = xp.tanh(cc, out=tanh_c[lo:hi])
+            hh = xp.multiply(s[2], tc, out=hs[lo:hi])  # h' = o tanh(c')
             if probe is not None:
-                hh += probe[o:e]
+                hh += probe[lo:hi]
             h, c = hh, cc
     return hs, LSTMLayerCache(h0, c0, hs, cs, tanh_c, acts, weight_hh, schedule)
 
@@ -125,13 +121,14 @@ def lstm_bptt_factors(acts, tanh_c, cprev):
     return k_o, k_c, k_i, k_f, k_g
 
 
-def lstm_layer_backward(dhs, dstate_last, cache: LSTMLayerCache, record=None):
+def lstm_layer_backward(dhs, dstate_last: State | None, cache: LSTMLayerCache,
+                        record=None):
     """Backprop through time for :func:`lstm_layer_forward` (the cache is left intact).
 
-    dhs (M, H): upstream gradient of every row's h (or None); dstate_last (dh, dc) of
-    the state after the last processed step (or None); record: None, or an (M, H) array
-    that receives every h's total gradient.
-    Returns ``(dgi, (dh0, dc0), {"weight_hh": dW_hh, "bias_hh": db_hh})``, dgi (M, 4H).
+    dhs (M, H): upstream gradient of every row's h (or None); dstate_last: the gradient
+    (dh, dc) of the state after the last processed step (or None); record: None, or an
+    (M, H) array that receives every h's total gradient.
+    Returns ``(dgi, State(dh0, dc0), {"weight_hh": dW_hh, "bias_hh": db_hh})``, dgi (M, 4H).
     """
     h0, c0, hs, cs, tanh_c, acts, weight_hh, schedule = cache
     xp = array_module(hs)
@@ -146,38 +143,26 @@ def lstm_layer_backward(dhs, dstate_last, cache: LSTMLayerCache, record=None):
     dh = xp.zeros((N, H), dtype=dtype)  # gradient reaching the current h ...
     dc = xp.zeros((N, H), dtype=dtype)  # ... and the current c
     if dstate_last is not None:
-        dh += dstate_last[0]
-        dc += dstate_last[1]
+        dh += dstate_last.h
+        dc += dstate_last.c
     tmp = xp.empty((N, H), dtype=dtype)
-    for o, k in zip(reversed(schedule.offsets), reversed(schedule.sizes)):
-        e = o + k
-        d, dcc = dh[:k], dc[:k]
+    for lo, size in zip(reversed(schedule.offsets), reversed(schedule.sizes)):
+        hi = lo + size
+        d, dcc = dh[:size], dc[:size]
         if dhs is not None:
-            d += dhs[o:e]  # from above (the output) and from the next step (carried)
+            d += dhs[lo:hi]  # from above (the output) and from the next step (carried)
         if record is not None:
-            record[o:e] = d
-        dcc += xp.multiply(d, k_c[o:e], out=tmp[:k])  # c: from h, and from the next step
-        xp.multiply(dcc, k_i[o:e], out=dgh[o:e, :H])  # da_i
-        xp.multiply(dcc, k_f[o:e], out=dgh[o:e, H:2 * H])  # da_f
-        xp.multiply(dcc, k_g[o:e], out=dgh[o:e, 2 * H:3 * H])  # da_g
-        xp.multiply(d, k_o[o:e], out=dgh[o:e, 3 * H:])  # da_o
-        dcc *= f[o:e]  # to c_prev: only through f
-        xp.matmul(dgh[o:e], weight_hh, out=d)  # to h_prev: only through the gates
+            record[lo:hi] = d
+        dcc += xp.multiply(d, k_c[lo:hi], out=tmp[:size])  # c: from h, and from the next step
+        xp.multiply(dcc, k_i[lo:hi], out=dgh[lo:hi, :H])  # da_i
+        xp.multiply(dcc, k_f[lo:hi], out=dgh[lo:hi, H:2 * H])  # da_f
+        xp.multiply(dcc, k_g[lo:hi], out=dgh[lo:hi, 2 * H:3 * H])  # da_g
+        xp.multiply(d, k_o[lo:hi], out=dgh[lo:hi, 3 * H:])  # da_o
+        dcc *= f[lo:hi]  # to c_prev: only through f
+        xp.matmul(dgh[lo:hi], weight_hh, out=d)  # to h_prev: only through the gates
     grads = {"weight_hh": dgh.T @ hprev, "bias_hh": dgh.sum(axis=0)}
-    return dgh, (dh, dc), grads  # dgi = dgh: gi and gh enter every gate as a sum
+    return dgh, State(dh, dc), grads  # dgi = dgh: gi and gh enter every gate as a sum
 
 
 LSTM = Cell("lstm", 4, True, lstm_layer_forward, lstm_layer_backward,
-            lambda cache, lo, hi: (cache.hs[lo:hi], cache.cs[lo:hi]))
-
-
-def lstm_forward(x, params, num_layers, bidirectional=False, state0=None,
-                 dropout_masks=None, batch_sizes=None, input_proj=None, probes=None):
-    """A stack of LSTM layers (:func:`.recurrent.stack_forward` with :data:`LSTM`)."""
-    return stack_forward(LSTM, x, params, num_layers, bidirectional, state0, dropout_masks,
-                         batch_sizes, input_proj, probes)
-
-
-def lstm_backward(dout, dstate_n, cache, record=False):
-    """Backward of :func:`lstm_forward` (:func:`.recurrent.stack_backward`)."""
-    return stack_backward(dout, dstate_n, cache, record)
+            lambda cache, lo, hi: State(cache.hs[lo:hi], cache.cs[lo:hi]))

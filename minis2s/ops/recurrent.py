@@ -4,15 +4,10 @@ its own module; the stack only runs it.
 
 Derivation: docs/derivations.md#recurrent-stack.
 
-Sequences come in one of two layouts:
+Sequences come padded, x (T, N, D), or packed, x (M, D) with ``batch_sizes`` (forward
+direction only), as :mod:`.layout` describes; packed, no work is spent on padding.
 
-* padded, time-major: x (T, N, D); every step runs all N rows.
-* packed (``batch_sizes`` given, as PyTorch's PackedSequence): x (M, D) holds step 0's
-  rows, then step 1's, ...; step t has ``batch_sizes[t]`` rows, non-increasing in t, so
-  rows are sorted by length and a finished sequence simply drops off the end. No work is
-  spent on padding. Forward direction only.
-
-A cell's state is its hidden state h (GRU, vanilla RNN) or the pair (h, c) (LSTM); a
+A cell's state is a :class:`~.state.State`: h (GRU, vanilla RNN), or h and c (LSTM); a
 stack's state holds one per (layer, direction), ``(L * dirs, N, H)`` arrays in PyTorch's
 order. Parameters have ``torch.nn.GRU`` / ``LSTM`` / ``RNN``'s names and shapes
 (:func:`stack_param_shapes`): ``weight_ih_l{k}`` (G·H, D_k), ``weight_hh_l{k}`` (G·H, H),
@@ -27,6 +22,8 @@ from typing import Any, NamedTuple
 
 from ..backend import array_module
 from .dropout import dropout_backward, dropout_forward
+from .layout import spans
+from .state import State
 
 # ------------------------------------------------------------------------ parameter names
 
@@ -64,17 +61,12 @@ class Schedule(NamedTuple):
     reverse: bool  # steps processed from the last to the first
 
 
-def _schedule(T: int, N: int, batch_sizes, reverse: bool) -> Schedule:
-    if batch_sizes is None:
-        batch_sizes = [N] * T
-    offsets, o = [], 0
-    for n in batch_sizes:
-        offsets.append(o)
-        o += n
-    steps = list(zip(offsets, batch_sizes))
+def schedule(T: int, N: int, batch_sizes, reverse: bool) -> Schedule:
+    """The steps of one direction: time order, or (``reverse``) from the last step."""
+    steps = spans(T, N, batch_sizes)
     if reverse:
         steps.reverse()
-    return Schedule([o for o, _ in steps], [n for _, n in steps], reverse)
+    return Schedule([lo for lo, _ in steps], [n for _, n in steps], reverse)
 
 
 def previous_rows(first, rows, schedule: Schedule):
@@ -82,9 +74,9 @@ def previous_rows(first, rows, schedule: Schedule):
     for the first processed step, else the rows of the step processed before."""
     xp = array_module(rows)
     pieces, prev = [], None
-    for o, k in zip(schedule.offsets, schedule.sizes):
-        pieces.append(first[:k] if prev is None else rows[prev:prev + k])
-        prev = o
+    for lo, n in zip(schedule.offsets, schedule.sizes):
+        pieces.append(first[:n] if prev is None else rows[prev:prev + n])
+        prev = lo
     if schedule.reverse:
         pieces.reverse()  # back to row order
     if not pieces:
@@ -98,28 +90,17 @@ def previous_rows(first, rows, schedule: Schedule):
 class Cell(NamedTuple):
     """What a stack needs of a cell. ``layer_forward(gi, state0, weight_hh, bias_hh,
     schedule, probe) -> (hs, cache)`` runs one direction of one layer over the input
-    projections gi (M, G·H); ``layer_backward(dhs, dstate_last, cache, record) -> (dgi,
-    dstate0, {"weight_hh", "bias_hh"})`` is its backprop through time; ``state_at(cache,
-    lo, hi)`` is the state after the step that wrote rows lo:hi."""
+    projections gi (M, G·H) from ``state0`` (a :class:`State` of (N, H) arrays);
+    ``layer_backward(dhs, dstate_last, cache, record) -> (dgi, dstate0, {"weight_hh",
+    "bias_hh"})`` is its backprop through time; ``state_at(cache, lo, hi)`` is the State
+    after the step that wrote rows lo:hi."""
 
     name: str
     gates: int  # G: gate blocks in the weights (1 RNN, 3 GRU, 4 LSTM)
-    paired: bool  # the state is (h, c)
+    paired: bool  # the state has a cell state c beside h
     layer_forward: Callable
     layer_backward: Callable
     state_at: Callable
-
-
-def _part(state, i):
-    """The (layer, direction) ``i`` of a stack state: h0[i], or (h0[i], c0[i])."""
-    return tuple(s[i] for s in state) if isinstance(state, tuple) else state[i]
-
-
-def _stacked(xp, parts, paired):
-    """One stack state from per-(layer, direction) states."""
-    if paired:
-        return tuple(xp.stack([p[j] for p in parts]) for j in range(2))
-    return xp.stack(parts)
 
 
 # ------------------------------------------------------------------------ the stack
@@ -146,7 +127,7 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
     input_proj: None, or layer 0's input projections made by the caller, one array per
     direction shaped (T, N, G·H) or (M, G·H), read only; x is then None and the stack does
     not touch ``weight_ih_l0`` or ``bias_ih_l0`` (the caller owns that part).
-    state0: the initial state, h0 or (h0, c0), each (L * dirs, N, H); None for zeros.
+    state0: the initial :class:`State`, each array (L * dirs, N, H); None for zeros.
     dropout_masks: None, or L - 1 masks shaped like a layer's output (T, N, dirs * H) or
     (M, dirs * H), applied to the outputs of every layer but the last (inverted dropout).
     probes: None, or one (M, H) array per (layer, direction) added to that layer's states
@@ -169,11 +150,9 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
         T, N = first.shape[:2]
     else:
         T = len(batch_sizes)
-        h0 = None if state0 is None else (state0[0] if cell.paired else state0)
-        N = h0.shape[1] if h0 is not None else (batch_sizes[0] if T else 0)
+        N = state0.h.shape[1] if state0 is not None else (batch_sizes[0] if T else 0)
     if state0 is None:
-        zeros = xp.zeros((num_layers * dirs, N, H), dtype=w_hh0.dtype)
-        state0 = (zeros, zeros) if cell.paired else zeros
+        state0 = State.zeros((num_layers * dirs, N, H), w_hh0.dtype, xp, cell.paired)
     inp = None if x is None else x.reshape(-1, x.shape[-1])
     inputs, layers, dropouts, finals = [], [], [], []
     for k in range(num_layers):
@@ -186,15 +165,15 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
             else:
                 gi = inp @ params["weight_ih" + sfx].T  # all steps' projections at once
                 gi += params["bias_ih" + sfx]
-            sched = _schedule(T, N, batch_sizes, reverse=bool(d))
-            hs, cache = cell.layer_forward(gi, _part(state0, i), params["weight_hh" + sfx],
+            sched = schedule(T, N, batch_sizes, reverse=bool(d))
+            hs, cache = cell.layer_forward(gi, state0.part(i), params["weight_hh" + sfx],
                                            params["bias_hh" + sfx], sched,
                                            None if probes is None else probes[i])
             layers.append(cache)
             if batch_sizes is None:
                 last = sched.offsets[-1] if T else 0
                 finals.append(cell.state_at(cache, last, last + N) if T
-                              else _part(state0, i))
+                              else state0.part(i))
             outs.append(hs)
         out = outs[0] if dirs == 1 else xp.concatenate(outs, axis=1)
         if k < num_layers - 1:
@@ -207,19 +186,27 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
     cache = StackCache(cell, None if x is None else x.shape, proj_shape, inputs, layers,
                        dropouts, params, batch_sizes, num_layers, dirs)
     out = inp.reshape(T, N, dirs * H) if batch_sizes is None else inp
-    state_n = _stacked(xp, finals, cell.paired) if batch_sizes is None else None
+    state_n = State.stack(finals) if batch_sizes is None else None
     return (out, state_n), cache
 
 
-def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False):
+class StackGrads(NamedTuple):
+    """What :func:`stack_backward` returns, whatever it was asked to record."""
+
+    dx: Any  # like x; None when the forward took input_proj
+    dproj: Any  # list per direction, shaped like input_proj; None when it took x
+    dstate0: State  # like state0
+    params: dict  # by parameter name (without the caller's prefix)
+    recorded: Any  # list per (layer, direction) of (M, H) arrays; None unless recorded
+
+
+def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False) -> StackGrads:
     """Backward of :func:`stack_forward`: the forward read in reverse.
 
     dout: like the forward's out, or None; dstate_n: like state_n, or None.
-    Returns ``(dx, dstate0, grads)``: dx like x — or, when the forward took
-    ``input_proj``, a list of the projections' gradients, one per direction, shaped like
-    them —, dstate0 like state0, and grads under the parameter names. With ``record``, a
-    fourth value: per (layer, direction), the total gradient of every state h (M, H) —
-    from above and from later steps — as the backprop through time carried it.
+    Returns :class:`StackGrads`. With ``record``, its ``recorded`` holds, per (layer,
+    direction), the total gradient of every state h (M, H) — from above and from later
+    steps — as the backprop through time carried it.
     """
     cell, x_shape, proj_shape, inputs, layers, dropouts, params, batch_sizes, L, dirs = cache
     H = params["weight_hh" + param_suffix(0, 0)].shape[1]
@@ -237,8 +224,7 @@ def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False):
             if record:
                 recorded[i] = array_module(layers[i].hs).empty_like(layers[i].hs)
             dgi, dstates[i], g = cell.layer_backward(
-                dhs, None if dstate_n is None else _part(dstate_n, i), layers[i],
-                recorded[i])
+                dhs, None if dstate_n is None else dstate_n.part(i), layers[i], recorded[i])
             grads["weight_hh" + sfx], grads["bias_hh" + sfx] = g["weight_hh"], g["bias_hh"]
             if inp is None:  # projections given: their gradient goes back to the caller
                 dbelow.append(dgi.reshape(proj_shape))
@@ -250,7 +236,6 @@ def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False):
             dinp = dbelow
             break
         dinp = dbelow[0] if dirs == 1 else dbelow[0] + dbelow[1]  # both read the same inp
-    xp = array_module(layers[0].hs)
-    dx = dinp if inputs[0] is None else dinp.reshape(x_shape)
-    result = (dx, _stacked(xp, dstates, cell.paired), grads)
-    return (*result, recorded) if record else result
+    given = inputs[0] is None
+    return StackGrads(None if given else dinp.reshape(x_shape), dinp if given else None,
+                      State.stack(dstates), grads, recorded if record else None)

@@ -2,12 +2,12 @@
 
 Derivation: docs/derivations.md#repeat-over-steps.
 
-The decoder reads ``[x_t ; context]`` at every step; the context's share of the input
-projection, ``context W_cᵀ`` (N, C), is the same at every step of a sequence, so the model
-computes it once and adds it to every step's row. Rows come in the GRU stack's layouts
-(see :mod:`minis2s.ops.gru`): padded (T, N, C), where step t of sequence n is row [t, n],
-or packed (M, C) by ``batch_sizes``, where step t holds the first ``batch_sizes[t]``
-sequences. The backward sums each sequence's rows over its steps.
+The seed's decoder reads ``[x_t ; context]`` at every step; the context's share of the
+input projection, ``context W_cᵀ`` (N, C), is the same at every step of a sequence, so the
+model computes it once and adds it to every step's row. Rows come in the recurrent
+stacks' layouts (:mod:`.layout`): padded (T, N, C), where step t of sequence n is row
+[t, n], or packed (M, C) by ``batch_sizes``, where step t holds the first
+``batch_sizes[t]`` sequences. The backward sums each sequence's rows over its steps.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..backend import array_module
+from .layout import spans
 
 
 class RepeatStepsCache(NamedTuple):
@@ -31,10 +32,8 @@ def repeat_steps_add_forward(into, per_seq, batch_sizes=None):
     if batch_sizes is None:
         into += per_seq  # broadcast over T
     else:
-        o = 0
-        for k in batch_sizes:
-            into[o:o + k] += per_seq[:k]
-            o += k
+        for lo, n in spans(len(batch_sizes), per_seq.shape[0], batch_sizes):
+            into[lo:lo + n] += per_seq[:n]
     return into, RepeatStepsCache(batch_sizes, per_seq.shape[0])
 
 
@@ -46,8 +45,6 @@ def repeat_steps_add_backward(dout, cache: RepeatStepsCache):
         return dout.sum(axis=0)  # (T, N, C) -> (N, C)
     xp = array_module(dout)
     out = xp.zeros((N, dout.shape[-1]), dtype=dout.dtype)
-    o = 0
-    for k in batch_sizes:
-        out[:k] += dout[o:o + k]
-        o += k
+    for lo, n in spans(len(batch_sizes), N, batch_sizes):
+        out[:n] += dout[lo:lo + n]
     return out

@@ -20,7 +20,8 @@ from ..backend import Backend, to_numpy
 from ..checkpoint import Checkpoint
 from ..data import TranslationData
 from ..model import init_params
-from ..presets import ConfigError, Preset
+from ..presets import Preset
+from ..settings import ConfigError
 from .trainer import RESUME_ARRAYS, StateError, Trainer, model_config
 
 
@@ -28,37 +29,44 @@ class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the requested settings."""
 
 
+OPTIMISATION = ("batch_size", "lr", "grad_clip")  # recorded under training; with the
+#                                                  model's settings and the data spec
+#                                                  they make the run's preset again
+
+
 def checkpoint_of(trainer: Trainer, data: TranslationData, seed: int) -> Checkpoint:
     """A checkpoint of the trainer's parameters, with what is needed to redo the split
     and to resume training exactly where it is."""
     preset = trainer.preset
     params = {k: to_numpy(v) for k, v in trainer.params.items()}
-    data_meta = {"num_examples": preset.num_examples, "valid_size": preset.valid_size,
-                 "test_size": preset.test_size, "split_seed": preset.split_seed,
-                 "min_freq": preset.min_freq, "train_pairs": len(data.train)}
     arrays, state = trainer.resume_state()
-    training = {"preset": preset.name, "epochs": len(trainer.history), "seed": seed,
-                "lr": preset.lr, "batch_size": preset.batch_size,
+    training = {"preset": preset.name, "epochs": len(trainer.history),
+                "total_epochs": preset.epochs,
+                **{name: getattr(preset, name) for name in OPTIMISATION}, "seed": seed,
+                "train_pairs": len(data.train),
                 "loss": trainer.history[-1].loss if trainer.history else None,
-                "total_epochs": preset.epochs, "preset_config": preset.to_dict(),
                 "history": [asdict(h) for h in trainer.history], "state": state}
-    return Checkpoint(params, trainer.cfg, preset.num_steps, data.src_vocab,
-                      data.tgt_vocab, data_meta, training, arrays)
+    return Checkpoint(params, trainer.cfg, data.spec, data.src_vocab, data.tgt_vocab,
+                      training, arrays)
 
 
 def saved_settings(ck: Checkpoint, where: str = "the checkpoint") -> tuple[Preset, int]:
     """The training configuration and the random seed ``ck`` was trained with."""
     tr = ck.training
     missing = [k for k in RESUME_ARRAYS if k not in ck.extra]
-    if not isinstance(tr.get("state"), dict) or missing or "preset_config" not in tr:
+    if not isinstance(tr.get("state"), dict) or missing:
         raise ResumeError(f"{where} holds no optimiser state, so it cannot be resumed "
                           "(it was written by an older minis2s or edited); train afresh "
                           "without --resume")
-    saved, seed = tr["preset_config"], tr.get("seed")
-    if not isinstance(saved, dict) or isinstance(seed, bool) or not isinstance(seed, int):
-        raise ResumeError(f"{where}: unreadable training settings (preset_config, seed)")
+    seed = tr.get("seed")
     try:
-        return Preset(**saved), seed
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed {seed!r}")
+        optimisation = {name: tr[name] for name in OPTIMISATION}
+        return Preset.from_parts(tr["preset"], ck.config, ck.data,
+                                 {"epochs": tr["total_epochs"], **optimisation}), seed
+    except KeyError as exc:
+        raise ResumeError(f"{where}: unreadable training settings (no {exc})") from None
     except (TypeError, ConfigError) as exc:
         raise ResumeError(f"{where}: unreadable training settings ({exc})") from None
 
@@ -108,11 +116,11 @@ def resume_trainer(ck: Checkpoint, preset: Preset, data: TranslationData, backen
     state = tr["state"]
     if (ck.src_vocab.idx_to_token != data.src_vocab.idx_to_token
             or ck.tgt_vocab.idx_to_token != data.tgt_vocab.idx_to_token
-            or ck.data.get("train_pairs") != len(data.train)):
+            or tr.get("train_pairs") != len(data.train)):
         raise ResumeError(f"{where} was trained on other data: this corpus gives other "
                           "vocabularies or another number of training pairs")
     cfg = model_config(preset, data)
-    if cfg != ck.config or preset.num_steps != ck.num_steps:
+    if cfg != ck.config or preset.data_spec() != ck.data:
         raise ResumeError(f"{where} holds a model of another shape than preset "
                           f"{preset.name!r} builds")
     params = init_params(cfg, backend, np.random.default_rng(seed))

@@ -14,7 +14,8 @@ from .. import checkpoint
 from ..backend import Backend, BackendError
 from ..checkpoint import CheckpointError
 from ..data import DataError, TranslationData, load_data, resolve_data_path
-from ..presets import PRESETS, ConfigError, Preset
+from ..presets import PRESETS, Preset
+from ..settings import ConfigError
 from .plot import plot_history
 from .ranks import SINGLE, Ranks, limit_blas_threads
 from .resume import ResumeError, check_resumable, checkpoint_of, resume_trainer
@@ -110,8 +111,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     if threads:
         warn(threads)
     data = _together(ranks, "read the data", lambda: load_data(
-        resolve_data_path(data_path), preset.num_steps, preset.num_examples,
-        preset.valid_size, preset.test_size, preset.split_seed, preset.min_freq, warn=warn))
+        resolve_data_path(data_path), preset.data_spec(), warn=warn))
     ranks.check_same("the data", _data_digest(data))
     if ck is not None:
         trainer = _together(ranks, "resume", lambda: resume_trainer(

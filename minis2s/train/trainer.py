@@ -70,9 +70,7 @@ class EpochProgress:
 
 def model_config(preset: Preset, data: TranslationData) -> ModelConfig:
     """The model a preset builds for this data's vocabularies."""
-    return ModelConfig(len(data.src_vocab), len(data.tgt_vocab), preset.embed_size,
-                       preset.num_hiddens, preset.num_layers, preset.dropout,
-                       preset.bidirectional, preset.cell, preset.model)
+    return preset.model_config(len(data.src_vocab), len(data.tgt_vocab))
 
 
 def _generator_state(gen) -> dict | None:
@@ -126,7 +124,7 @@ class Trainer:
         if len(batch.src):
             loss, cache = seq2seq_forward(self.params, self.cfg, batch.to(xp), masks)
             loss = float(loss)
-            self.grads.assign(seq2seq_backward(1.0, cache, consume=True))
+            self.grads.assign(seq2seq_backward(1.0, cache, consume=True).params)
         else:  # a shard with no rows (a batch smaller than the ranks): nothing to add
             loss = 0.0
             self.grads.flat[...] = 0

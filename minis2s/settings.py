@@ -1,0 +1,103 @@
+"""Every setting of a run, what it may hold, checked in one place.
+
+A run's settings come from a preset and ``minis2s train`` flags (:mod:`.presets`) or from
+a checkpoint's meta (:mod:`.checkpoint`); both go through :func:`check`, which knows the
+rule of every field, so that a value is refused the same way wherever it comes from,
+with every problem named in one message, before any data is read. The fields fall into
+three groups: the model (:data:`MODEL_FIELDS`, a :class:`~minis2s.model.ModelConfig` with
+the vocabulary sizes), the data (:data:`DATA_FIELDS`, a
+:class:`~minis2s.data.DataSpec`) and the optimisation (:data:`TRAINING_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from .model import DECODERS
+from .ops import CELLS
+
+MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks this deep
+#                  do not train without residual connections
+
+MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dropout",
+                "bidirectional")
+DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
+               "min_freq")
+TRAINING_FIELDS = ("epochs", "batch_size", "lr", "grad_clip")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used."""
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a field: ``num_hiddens`` -> ``--num-hiddens``."""
+    return "--examples" if field == "num_examples" else "--" + field.replace("_", "-")
+
+
+def _whole(least: int, most: int | None = None) -> Callable:
+    def ok(value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        return value >= least and (most is None or value <= most)
+    return ok
+
+
+def _positive(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and value > 0)
+
+
+def _fraction_below_one(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and 0 <= value < 1)
+
+
+def _size(value) -> bool:
+    return _whole(0)(value) or (isinstance(value, float) and 0 <= value < 1)
+
+
+def _one_of(table: Mapping) -> Callable:
+    return lambda value: isinstance(value, str) and value in table
+
+
+# field -> (test, what the value must be); the tables are read when a value is checked,
+# so that a decoder or cell registered later is a valid choice
+RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
+    "model": (_one_of(DECODERS), lambda: f"one of {', '.join(DECODERS)}"),
+    "cell": (_one_of(CELLS), lambda: f"one of {', '.join(CELLS)}"),
+    "embed_size": (_whole(1), lambda: "a whole number >= 1"),
+    "num_hiddens": (_whole(1), lambda: "a whole number >= 1"),
+    "num_layers": (_whole(1, MAX_LAYERS), lambda: f"a whole number from 1 to {MAX_LAYERS}"),
+    "dropout": (_fraction_below_one, lambda: "in [0, 1)"),
+    "bidirectional": (lambda v: isinstance(v, bool), lambda: "true or false"),
+    "num_steps": (_whole(1), lambda: "a whole number >= 1"),
+    "num_examples": (lambda v: v is None or _whole(0)(v), lambda: "a whole number >= 0"),
+    "valid_size": (_size, lambda: "a count >= 0 or a fraction in [0, 1)"),
+    "test_size": (_size, lambda: "a count >= 0 or a fraction in [0, 1)"),
+    "split_seed": (_whole(0), lambda: "a whole number >= 0"),
+    "min_freq": (_whole(1), lambda: "a whole number >= 1"),
+    "epochs": (_whole(1), lambda: "a whole number >= 1"),
+    "batch_size": (_whole(1), lambda: "a whole number >= 1"),
+    "lr": (_positive, lambda: "a number > 0"),
+    "grad_clip": (_positive, lambda: "a number > 0"),
+}
+
+
+def problems(values: Mapping, name: Callable[[str], str] = flag) -> list[str]:
+    """One line per field of ``values`` that breaks its rule (fields without a rule are
+    not looked at), naming each field by ``name(field)``."""
+    out = []
+    for field, value in values.items():
+        rule = RULES.get(field)
+        if rule is not None and not rule[0](value):
+            out.append(f"{name(field)} must be {rule[1]()}, got {value!r}")
+    return out
+
+
+def check(values: Mapping, name: Callable[[str], str] = flag) -> None:
+    """Raise :class:`ConfigError` naming every field of ``values`` that breaks its rule."""
+    found = problems(values, name)
+    if found:
+        raise ConfigError("; ".join(found))
