@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from minis2s.backend import get_backend
-from minis2s.bench import _bench_data
+from minis2s.bench import bench_data
 from minis2s.data import iterate_batches
 from minis2s.model import draw_dropout_masks, seq2seq_backward, seq2seq_forward
 from minis2s.optim import clip_grad_norm_
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data")
     args = parser.parse_args(argv)
     preset = get_preset(args.preset)
-    data = _bench_data(preset, args.data)
+    data = bench_data(preset, args.data)
     backend = get_backend("numpy")
     trainer = Trainer(model_config(preset, data), preset, backend, seed=0)
     batch = next(iter(iterate_batches(data.train, preset.batch_size,
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         t = [time.perf_counter()]
         loss, cache = seq2seq_forward(trainer.params, trainer.cfg, batch, masks)
         t.append(time.perf_counter())
-        grads = seq2seq_backward(1.0, cache, consume=True)
+        grads = seq2seq_backward(1.0, cache, consume=True).params
         t.append(time.perf_counter())
         trainer.grads.assign(grads)
         t.append(time.perf_counter())

@@ -1,6 +1,8 @@
-"""minis2s: a GRU sequence-to-sequence translator with hand-derived backprop through time.
+"""minis2s: sequence-to-sequence learning with hand-derived backprop through time.
 
-Every forward and backward pass is written by hand on NumPy; the same code runs on CuPy.
+An encoder and a decoder (the seed's, or Bahdanau attention) over GRU, LSTM or vanilla
+RNN cells. Every forward and backward pass is written by hand on NumPy; the same code
+runs on CuPy.
 """
 
 from .backend import Backend, BackendError, array_module, get_backend, to_numpy

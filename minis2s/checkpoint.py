@@ -137,7 +137,7 @@ def load(path) -> Checkpoint:
                               f"versions {', '.join(map(str, READS))}")
     try:
         if version == 1:
-            meta = _from_version_1(meta)
+            meta = _from_version_1(meta, path)
         settings, spec, training = _settings(meta, path)
         src_vocab = Vocab.from_tokens(meta["src_vocab"])
         tgt_vocab = Vocab.from_tokens(meta["tgt_vocab"])
@@ -202,32 +202,32 @@ def _settings(meta: dict, path) -> tuple[dict, DataSpec, dict]:
     return settings, spec, training
 
 
-def _from_version_1(meta: dict) -> dict:
+def _from_version_1(meta: dict, path) -> dict:
     """A format-1 meta as format 2 says it: the model's settings and num_steps came under
     ``config``, the data settings under ``data`` (with the training pairs counted) and,
     for resuming, every setting again under ``training.preset_config``."""
     config, data = meta.get("config"), meta.get("data") or {}
     training = meta.get("training") or {}
-    if not isinstance(config, dict) or not isinstance(data, dict) \
-            or not isinstance(training, dict):
-        return meta  # format 2's checks name what is wrong
+    for key, value in (("config", config), ("data", data), ("training", training)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: meta '{key}' is not a JSON object")
+    required = (*(k for k in MODEL_FIELDS if k not in DEFAULTS), "num_steps")
+    missing = [k for k in required if k not in config]
+    if missing:
+        raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")
     model = {k: config[k] for k in MODEL_FIELDS if k in config}
     for key, value in DEFAULTS.items():
         model.setdefault(key, value)
-    spec = {k: data[k] for k in DATA_FIELDS if k in data}
-    if "num_steps" in config:
-        spec["num_steps"] = config["num_steps"]
-    defaults = DataSpec().to_dict()  # a file that kept no data settings read them all
-    spec = {**{k: v for k, v in defaults.items() if k != "num_steps"}, **spec}
+    spec = {**DataSpec().to_dict(),  # a file that kept no data settings read them all
+            **{k: data[k] for k in DATA_FIELDS if k in data}, "num_steps": config["num_steps"]}
     training = dict(training)
     saved = training.pop("preset_config", None)
-    if isinstance(saved, dict):  # the optimisation fields, now stored once
+    if isinstance(saved, dict):  # the optimisation fields, now stored once; without them
+        #                            resuming refuses the file, as it did
         training.update({k: saved[k] for k in ("batch_size", "lr", "grad_clip")
                          if k in saved})
         if "epochs" in saved:
             training["total_epochs"] = saved["epochs"]
-    elif saved is not None:
-        training["preset_config"] = saved  # unreadable: resuming says so
     if "train_pairs" in data:
         training["train_pairs"] = data["train_pairs"]
     return {**meta, "model": model, "data": spec, "training": training}

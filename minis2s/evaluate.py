@@ -1,12 +1,16 @@
 """Scoring a model on a held-out part: corpus BLEU and chrF (sacrebleu), the seed's
 sentence BLEU, and both scores by source length, the way Bahdanau et al. plot BLEU
-against sentence length."""
+against sentence length. :func:`evaluate_model` does it all for a checkpoint: the corpus
+read again as the checkpoint's data spec says, its part translated and scored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .bleu import bleu, corpus_scores
+from .data import DataError, load_data, resolve_data_path
+from .decode import translate
 
 # source lengths (tokens, <eos> not counted) that share a bucket: 1-3, 4-5, ... 16 and more
 LENGTH_EDGES = (1, 4, 6, 8, 11, 16)
@@ -77,3 +81,35 @@ def plot_by_length(reports: dict[str, Report], path) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+@dataclass
+class Evaluation:
+    sources: list[str]  # the part's sources, tokens joined by spaces
+    hyps: list[str]  # their translations
+    refs: list[str]  # the references
+    report: Report
+
+
+def evaluate_model(params, ck, backend, data_path=None, part: str = "test", beam: int = 1,
+                   length_penalty: float = 0.75, warn: Callable[[str], None] | None = None,
+                   where: str = "the checkpoint") -> Evaluation:
+    """Translate and score part ``part`` ("test", "valid" or "train") of the corpus that
+    checkpoint ``ck`` (a :class:`minis2s.checkpoint.Checkpoint`, whose parameters
+    ``params`` are on ``backend``) was trained on. The data is read again as ``ck.data``
+    says; a corpus that does not give the checkpoint's vocabulary is refused (``where``
+    names the checkpoint in the message)."""
+    data = load_data(resolve_data_path(data_path), ck.data, warn=warn or (lambda m: None))
+    if data.src_vocab.idx_to_token != ck.src_vocab.idx_to_token:
+        raise DataError(f"this corpus does not give the vocabulary {where} was trained "
+                        "with: it is not the same data")
+    chosen = getattr(data, part)
+    if not len(chosen):
+        raise DataError(f"the checkpoint's data settings leave no {part} part (preset "
+                        f"{ck.training.get('preset', '?')}); try --part train")
+    sources = [" ".join(t) for t in chosen.src_tokens]
+    refs = [" ".join(t) for t in chosen.tgt_tokens]
+    hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
+                     ck.data.num_steps, backend, beam=beam, length_penalty=length_penalty)
+    return Evaluation(sources, hyps, refs,
+                      score(hyps, refs, [len(t) for t in chosen.src_tokens]))

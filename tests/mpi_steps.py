@@ -3,6 +3,7 @@ float64 (dropout included) on a corpus; rank 0 writes the parameters, Adam's mom
 the validation loss after the steps to an .npz."""
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from minis2s.train import Trainer, model_config, world
 def main(corpus, out, steps, model="seq2seq"):
     ranks = world()
     preset = get_preset("zh").with_overrides(num_examples=399, dropout=0.3, model=model)
-    data = load_data(corpus, preset.num_steps, preset.num_examples, valid_size=50,
+    data = load_data(corpus, replace(preset.data_spec(), valid_size=50),
                      warn=lambda m: None)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy", "float64"),
                       seed=3, ranks=ranks)

@@ -10,16 +10,18 @@ from minis2s.backend import get_backend
 from minis2s.data import Vocab
 from minis2s.decode import beam as beam_mod
 from minis2s.decode import beam_search, greedy_decode
-from minis2s.model import ModelConfig, init_params
+from minis2s.model import DECODERS, ModelConfig, init_params
 from minis2s.model.steps import select_rows, start, step
 
 F64 = get_backend("numpy", "float64")
 EOS = 3
-MODELS = ["seq2seq", "attention"]
+MODELS = list(DECODERS)
 
 
 def _model(model, V=9, seed=4, eos_bias=0.5, cell="gru", bidirectional=False):
-    cfg = ModelConfig(12, V, 6, 8, 2, 0.0, bidirectional, cell, model)
+    cfg = ModelConfig(src_vocab_size=12, tgt_vocab_size=V, embed_size=6, num_hiddens=8,
+                      num_layers=2, dropout=0.0, bidirectional=bidirectional, cell=cell,
+                      model=model)
     params = init_params(cfg, F64, np.random.default_rng(seed))
     params["decoder.dense.bias"][EOS] += eos_bias  # some sentences end early
     vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>"]
@@ -35,16 +37,27 @@ def _sources(n=16, S=5, seed=1):
     return src, valid
 
 
-@pytest.mark.parametrize(("model", "seed", "eos_bias"), [("seq2seq", 4, 0.5),
-                                                        ("attention", 5, 0.2)])
-def test_a_beam_of_one_is_greedy_decoding(model, seed, eos_bias):
+# per decoder: (seed, eos_bias) of a model whose greedy outputs have several lengths and
+# end both ways (<eos>, or num_steps tokens); a new decoder needs its own entry
+GREEDY = {"seq2seq": (4, 0.5), "attention": (5, 0.2)}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_beam_of_one_is_greedy_decoding(model):
+    seed, eos_bias = GREEDY[model]
     cfg, params, vocab = _model(model, seed=seed, eos_bias=eos_bias)
     src, valid = _sources()
-    greedy = greedy_decode(params, cfg, src, vocab, 7, F64, valid)
-    hyps = beam_search(params, cfg, src, vocab, 7, F64, 1, 0.75, valid)
+    decoded = greedy_decode(params, cfg, src, vocab, 7, F64, valid, return_weights=True)
+    greedy = [d.tokens for d in decoded]
+    hyps = beam_search(params, cfg, src, vocab, 7, F64, 1, 0.75, valid, return_weights=True)
     assert [h.tokens for h in hyps] == greedy
     assert len({len(g) for g in greedy}) >= 3  # outputs of several lengths
     assert {h.finished for h in hyps} == {True, False}  # both ways of ending
+    for d, h in zip(decoded, hyps):  # the same attention weights, step for step
+        if cfg.decoder.attends:
+            np.testing.assert_allclose(d.weights, h.weights, rtol=0, atol=1e-12)
+        else:
+            assert d.weights is None and h.weights is None
 
 
 def _log_prob(params, cfg, src, valid, tokens, bos=2):
@@ -62,20 +75,21 @@ def _log_prob(params, cfg, src, valid, tokens, bos=2):
 # models whose exhaustive best is not the greedy output (so the search must look past the
 # best prefix), and whose best ends with <eos> after some words (so the length penalty
 # counts), or runs to the last step
-EXHAUSTIVE = [("seq2seq", 9, 0.3), ("seq2seq", 10, 0.3), ("attention", 5, -0.5),
-              ("attention", 1, 0.3)]
+# (seed, eos_bias) per decoder; a new decoder needs its own entries
+EXHAUSTIVE = {"seq2seq": [(9, 0.3), (10, 0.3)], "attention": [(5, -0.5), (1, 0.3)]}
 
 
-@pytest.mark.parametrize(("model", "seed", "eos_bias"), EXHAUSTIVE)
+@pytest.mark.parametrize(("model", "case"), [(m, c) for m in MODELS for c in range(2)])
 @pytest.mark.parametrize("alpha", [0.0, 0.75])
-def test_a_beam_that_holds_every_prefix_is_exhaustive_search(model, seed, eos_bias, alpha):
+def test_a_beam_that_holds_every_prefix_is_exhaustive_search(model, case, alpha):
     """V = 5 tokens, 3 steps: K = 125 keeps every prefix. The best score over every
     sequence (ending at its first <eos>, or 3 tokens without one) must be the beam's."""
+    seed, eos_bias = EXHAUSTIVE[model][case]
     cfg, params, vocab = _model(model, V=5, seed=seed, eos_bias=eos_bias)
     src, valid = _sources(n=4, seed=2)
     steps, V = 3, 5
     hyps = beam_search(params, cfg, src, vocab, steps, F64, V ** steps, alpha, valid)
-    greedy = greedy_decode(params, cfg, src, vocab, steps, F64, valid)
+    greedy = [d.tokens for d in greedy_decode(params, cfg, src, vocab, steps, F64, valid)]
     assert any(h.tokens != g for h, g in zip(hyps, greedy))  # not greedy in disguise
     for i, h in enumerate(hyps):  # each result's own numbers: log P(y) and L, <eos> counted
         emitted = [*h.tokens, EOS] if h.finished else h.tokens
@@ -111,9 +125,9 @@ def test_finished_hypotheses_cost_no_more_compute(model, monkeypatch):
 
     real_select = select_rows
 
-    def counting_select(state, memory, keep):
+    def counting_select(cfg_, state, memory, keep):
         finished_so_far.append(len(keep))
-        return real_select(state, memory, keep)
+        return real_select(cfg_, state, memory, keep)
 
     monkeypatch.setattr(beam_mod, "step", counting_step)
     monkeypatch.setattr(beam_mod, "select_rows", counting_select)
@@ -130,17 +144,26 @@ def test_finished_hypotheses_cost_no_more_compute(model, monkeypatch):
     (2, float("nan"), "length penalty must be a number >= 0"),
     (2, -0.5, "length penalty must be a number >= 0"),
     (2, float("inf"), "length penalty must be a number >= 0")])
-def test_a_bad_beam_or_length_penalty_is_refused(beam, alpha, message):
-    cfg, params, vocab = _model("seq2seq")
+@pytest.mark.parametrize("model", MODELS)
+def test_a_bad_beam_or_length_penalty_is_refused(model, beam, alpha, message):
+    cfg, params, vocab = _model(model)
     src, valid = _sources(n=2)
     with pytest.raises(ValueError, match=message):
         beam_search(params, cfg, src, vocab, 5, F64, beam, alpha)
 
 
-def test_each_hypothesis_carries_the_attention_weights_of_its_own_steps():
+# per decoder: (seed, eos_bias) of a model whose beams end both ways; a new decoder needs
+# its own entry
+WEIGHTS = {"seq2seq": (4, 0.2), "attention": (5, 0.2)}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_hypothesis_carries_the_attention_weights_of_its_own_steps(model):
     """A hypothesis's weights (L, S) are those of the decoder fed its own tokens one at a
-    time: row t is the attention paid while emitting token t (<eos> included)."""
-    cfg, params, vocab = _model("attention", seed=5, eos_bias=0.2)
+    time: row t is the attention paid while emitting token t (<eos> included). A decoder
+    that does not attend gives no weights, and its steps none either."""
+    seed, eos_bias = WEIGHTS[model]
+    cfg, params, vocab = _model(model, seed=seed, eos_bias=eos_bias)
     src, valid = _sources(n=6)
     hyps = beam_search(params, cfg, src, vocab, 4, F64, 3, 0.75, valid, return_weights=True)
     assert {h.finished for h in hyps} == {True, False}
@@ -150,7 +173,12 @@ def test_each_hypothesis_carries_the_attention_weights_of_its_own_steps():
         prev, replay = 2, []
         for tok in emitted:
             _, state, alpha = step(params, cfg, np.asarray([prev]), state, memory)
-            replay.append(alpha[0])
+            replay.append(alpha)
             prev = tok
+        if not cfg.decoder.attends:
+            assert h.weights is None
+            assert all(alpha is None for alpha in replay)
+            continue
         assert h.weights.shape == (len(emitted), src.shape[1])
-        np.testing.assert_allclose(h.weights, np.stack(replay), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(h.weights, np.stack([a[0] for a in replay]), rtol=0,
+                                   atol=1e-12)

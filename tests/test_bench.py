@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from minis2s import bench
+from minis2s.bench import launch, report
 
 
 def test_bench_runs_and_reports(tiny_corpus):
@@ -23,14 +24,14 @@ def test_bench_runs_and_reports(tiny_corpus):
 
 
 def test_vs_torch_without_torch_is_a_clear_error(monkeypatch, tiny_corpus):
-    monkeypatch.setattr(bench, "have_torch", lambda: False)
+    monkeypatch.setattr(report, "have_torch", lambda: False)
     with pytest.raises(bench.BenchError, match="PyTorch"):
         bench.bench("zh", epochs=1, repeats=1, vs_torch=True, data=tiny_corpus)
 
 
 def test_ranks_without_a_launcher_is_a_clear_error_before_any_run(monkeypatch, tiny_corpus):
-    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
-    monkeypatch.setattr(bench, "_spawn", lambda *a, **k: pytest.fail("a run was started"))
+    monkeypatch.setattr(launch.shutil, "which", lambda name: None)
+    monkeypatch.setattr(report, "spawn", lambda *a, **k: pytest.fail("a run was started"))
     with pytest.raises(bench.BenchError, match="--ranks needs"):
         bench.bench("zh", epochs=1, repeats=1, vs_torch=False, data=tiny_corpus, ranks=2)
 
@@ -48,7 +49,7 @@ def test_what_four_ranks_gain_and_what_their_sums_cost():
                          8_000_000)
             for tps, step, summed in [(300.0, 50.0, 5.0), (280.0, 52.0, 6.0),
                                       (400.0, 40.0, 2.0)]]  # medians, not means
-    info = bench._ranks_summary(runs, {"tokens_per_sec": 100.0}, 4, io.StringIO())
+    info = report.ranks_summary(runs, {"tokens_per_sec": 100.0}, 4, io.StringIO())
     assert info["speedup"] == pytest.approx(3.0)
     assert info["step_ms"] == 50.0 and info["allreduce_ms"] == 5.0
     assert info["allreduce_share"] == pytest.approx(0.1)
@@ -63,10 +64,10 @@ def test_a_launcher_that_starts_no_mpi_job_is_a_clear_error(monkeypatch):
     def run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 0, json.dumps(lone.__dict__) + "\n", "")
 
-    monkeypatch.setattr(bench, "mpiexec_command", lambda ranks: ["mpiexec", "-n", "2"])
-    monkeypatch.setattr(bench.subprocess, "run", run)
+    monkeypatch.setattr(launch, "mpiexec_command", lambda ranks: ["mpiexec", "-n", "2"])
+    monkeypatch.setattr(launch.subprocess, "run", run)
     with pytest.raises(bench.BenchError, match="did not start one MPI job"):
-        bench._spawn("minis2s", "zh", 1, 0, None, ranks=2)
+        launch.spawn("minis2s", "zh", 1, 0, None, ranks=2)
 
 
 @pytest.mark.parametrize("stdout", ["", "not json\n", '{"impl": "minis2s"}\n'])
@@ -74,6 +75,6 @@ def test_a_worker_without_its_result_line_is_a_clear_error(monkeypatch, stdout):
     def run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 0, stdout, "a warning")
 
-    monkeypatch.setattr(bench.subprocess, "run", run)
+    monkeypatch.setattr(launch.subprocess, "run", run)
     with pytest.raises(bench.BenchError, match="gave no result line"):
-        bench._spawn("minis2s", "zh", 1, 0, None)
+        launch.spawn("minis2s", "zh", 1, 0, None)

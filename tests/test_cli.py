@@ -11,8 +11,12 @@ import pytest
 from minis2s import checkpoint
 from minis2s.backend import get_backend
 from minis2s.cli import main
+from minis2s.data import DataSpec
 from minis2s.decode import translate
 from minis2s.params import ParamSet
+from minis2s.presets import get_preset
+from minis2s.settings import DATA_FIELDS, MODEL_FIELDS
+from minis2s.train.resume import saved_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["go .", "i lost .", "he's calm .", "I'm home."]
@@ -40,7 +44,7 @@ def in_process(ckpt_path, sentences):
     params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
     params.assign(ck.params)
     return translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
-                     ck.num_steps, backend)
+                     ck.data.num_steps, backend)
 
 
 def test_translate_prints_exactly_what_greedy_decoding_gives(trained):
@@ -58,13 +62,16 @@ def test_checkpoint_reads_back_identical(trained, corpus):
     from minis2s.data import load_data
 
     ck = checkpoint.load(trained)
-    data = load_data(corpus, ck.num_steps, 600)
+    assert ck.data == DataSpec(num_steps=10, num_examples=600)  # preset zh's
+    data = load_data(corpus, DataSpec(num_steps=10, num_examples=600))
     assert ck.src_vocab.idx_to_token == data.src_vocab.idx_to_token
     assert ck.tgt_vocab.idx_to_token == data.tgt_vocab.idx_to_token
     again = trained.parent / "again.npz"
     checkpoint.save(again, ck)
     ck2 = checkpoint.load(again)
-    assert ck2.config == ck.config and ck2.num_steps == ck.num_steps == 10
+    assert ck2.config == ck.config and ck2.data == ck.data
+    assert ck2.data.num_steps == ck.data.num_steps == 10
+    assert ck2.training == ck.training
     assert list(ck2.params) == list(ck.params)
     for name in ck.params:
         np.testing.assert_array_equal(ck2.params[name], ck.params[name])
@@ -85,7 +92,7 @@ def test_evaluate_prints_sacrebleus_own_scores(trained, corpus):
     r = run("evaluate", "--model", str(trained), "--data", str(corpus), "--part", "train")
     assert r.returncode == 0, r.stderr
     ck = checkpoint.load(trained)
-    part = load_data(corpus, ck.num_steps, ck.data["num_examples"]).train
+    part = load_data(corpus, ck.data).train
     hyps = in_process(trained, [" ".join(t) for t in part.src_tokens])
 
     def detok(text):
@@ -160,15 +167,24 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
     c = ck.config
     assert (c.embed_size, c.num_hiddens, c.num_layers, c.dropout, c.bidirectional) == (
         8, 16, 3, 0.05, True)
-    assert ck.num_steps == 7
+    assert ck.data.num_steps == 7
     assert ck.params["encoder.rnn.weight_hh_l2_reverse"].shape == (48, 16)
     assert ck.params["decoder.rnn.weight_hh_l2"].shape == (96, 32)  # 2H decoder units
-    saved = ck.training["preset_config"]
-    assert {k: saved[k] for k in ("batch_size", "lr", "grad_clip", "min_freq", "valid_size",
-                                  "test_size", "split_seed", "num_examples", "epochs")} == {
-        "batch_size": 32, "lr": 0.01, "grad_clip": 2.0, "min_freq": 1, "valid_size": 20,
-        "test_size": 0.1, "split_seed": 3, "num_examples": 199, "epochs": 2}
-    assert ck.data["train_pairs"] == 200 - 20 - 20
+    # each setting once: the data's in the spec, the optimisation's in the training record
+    assert ck.data == DataSpec(num_steps=7, num_examples=199, valid_size=20, test_size=0.1,
+                               split_seed=3, min_freq=1)
+    saved = ck.training
+    assert {k: saved[k] for k in ("batch_size", "lr", "grad_clip", "total_epochs")} == {
+        "batch_size": 32, "lr": 0.01, "grad_clip": 2.0, "total_epochs": 2}
+    assert not {"preset_config", *MODEL_FIELDS, *DATA_FIELDS} & set(saved)
+    assert ck.training["train_pairs"] == 200 - 20 - 20
+    # and together they give back the run's whole configuration, to resume with
+    preset, seed = saved_settings(ck)
+    assert preset == get_preset("zh").with_overrides(
+        bidirectional=True, num_hiddens=16, embed_size=8, num_layers=3, dropout=0.05,
+        batch_size=32, lr=0.01, grad_clip=2.0, num_steps=7, min_freq=1, valid_size=20,
+        test_size=0.1, split_seed=3, num_examples=199, epochs=2)
+    assert seed == 0
     r = run("translate", "--model", str(out / "checkpoint.npz"), "go .", "i lost .")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 2

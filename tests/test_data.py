@@ -19,6 +19,7 @@ from minis2s import data
 from minis2s.data import (
     Batch,
     DataError,
+    DataSpec,
     Vocab,
     build_array,
     download,
@@ -410,7 +411,8 @@ def test_load_data_builds_vocab_from_train_only(tmp_path: Path) -> None:
     # "common" appears in every pair; each "onlyN" word appears twice within one pair.
     lines = [f"common only{i} only{i}\tcommun seul{i} seul{i}" for i in range(20)]
     path = write(tmp_path, "\n".join(lines) + "\n")
-    result = load_data(path, num_steps=6, valid_size=5, test_size=5, seed=1)
+    spec = DataSpec(num_steps=6, valid_size=5, test_size=5, split_seed=1)
+    result = load_data(path, spec)
     assert len(result.train) == 10 and len(result.valid) == 5 and len(result.test) == 5
     train_words = {t for s in result.train.src_tokens for t in s}
     held_out = {t for s in result.valid.src_tokens + result.test.src_tokens for t in s}
@@ -422,7 +424,8 @@ def test_load_data_builds_vocab_from_train_only(tmp_path: Path) -> None:
     assert result.test.tgt_valid_len.tolist() == [4] * 5
     # the held-out arrays map unseen words to <unk>
     assert (result.valid.src[:, 1:3] == result.src_vocab.unk).all()
-    assert result.num_steps == 6
+    assert result.spec.num_steps == 6
+    assert result.spec == spec
 
 
 # ----------------------------------------------------------------------------- batches
@@ -614,6 +617,6 @@ def test_real_corpus() -> None:
     assert pairs[0] == (["go", "."], ["va", "!"])
     tgt_vocab = Vocab([tgt for _, tgt in pairs], min_freq=2)
     assert tgt_vocab.idx_to_token[:4] == ["<unk>", "<pad>", "<bos>", "<eos>"]
-    result = load_data(path, num_steps=8, num_examples=600)
+    result = load_data(path, DataSpec(num_steps=8, num_examples=600))
     assert result.train.src.shape == (601, 8)
     assert len(result.tgt_vocab) == len(tgt_vocab)

@@ -6,7 +6,8 @@ import pytest
 from minis2s.backend import get_backend
 from minis2s.data import Vocab
 from minis2s.decode import greedy_decode, predict_seq2seq, translate
-from minis2s.model import ModelConfig, decoder_forward, encoder_forward, init_params, top_h
+from minis2s.model import ModelConfig, encoder_forward, init_params
+from minis2s.model.decoder import decoder_run
 
 F64 = get_backend("numpy", "float64")
 EOS = 3  # <eos>'s id in every vocabulary
@@ -15,7 +16,8 @@ EOS = 3  # <eos>'s id in every vocabulary
 def _model(bidirectional, seed, eos_bias=0.5):
     """A random model whose greedy outputs have many lengths, 0 and num_steps included:
     its ``<eos>`` logit is raised just enough to end some sentences early."""
-    cfg = ModelConfig(12, 9, 6, 8, 2, 0.0, bidirectional)
+    cfg = ModelConfig(src_vocab_size=12, tgt_vocab_size=9, embed_size=6, num_hiddens=8,
+                      num_layers=2, dropout=0.0, bidirectional=bidirectional)
     params = init_params(cfg, F64, np.random.default_rng(seed))
     params["decoder.dense.bias"][EOS] += eos_bias
     return cfg, params
@@ -37,17 +39,20 @@ def test_each_greedy_token_is_the_teacher_forced_argmax(bidirectional, seed):
     tgt_vocab = _target_vocab(cfg.tgt_vocab_size)
     rng = np.random.default_rng(1)
     src = rng.integers(4, cfg.src_vocab_size, (16, 5))
-    outputs = greedy_decode(params, cfg, src, tgt_vocab, num_steps, F64)
+    decoded = greedy_decode(params, cfg, src, tgt_vocab, num_steps, F64)
+    assert len(decoded) == len(src)
+    assert all(d.weights is None for d in decoded)  # the seed's decoder does not attend
+    outputs = [d.tokens for d in decoded]
     ended = [len(y) < num_steps for y in outputs]
     assert any(ended) and not all(ended)  # both ways of stopping are exercised
     assert len({len(y) for y in outputs}) >= 4
     for i, ys in enumerate(outputs):
         assert EOS not in ys
-        (state, _), _ = encoder_forward(params, cfg, src[i:i + 1])
-        context = top_h(state)
+        encoded, _ = encoder_forward(params, cfg, src[i:i + 1])
+        context = encoded.state.top
         fed = np.array([[tgt_vocab.bos, *ys]])
         steps = len(ys) + 1 if ended[i] else len(ys)  # the <eos> step, when it came
-        (logits, _), _ = decoder_forward(params, cfg, fed[:, :steps], state, context)
+        (logits, _), _ = decoder_run(params, cfg, fed[:, :steps], encoded.state, context)
         chosen = logits[0].argmax(axis=-1).tolist()
         assert chosen == (ys + [EOS] if ended[i] else ys), i
 
@@ -58,12 +63,11 @@ def _literal_predict(params, cfg, src_vocab, tgt_vocab, sentence, num_steps):
     from minis2s.decode import encode_sentences
 
     src = encode_sentences([sentence], src_vocab, num_steps)
-    (state, _), _ = encoder_forward(params, cfg, src)
-    context = top_h(state)
+    encoded, _ = encoder_forward(params, cfg, src)
+    state, context = encoded.state, encoded.state.top
     token, out = tgt_vocab.bos, []
     for _ in range(num_steps):
-        (logits, state), _ = decoder_forward(params, cfg, np.array([[token]]), state,
-                                             context)
+        (logits, state), _ = decoder_run(params, cfg, np.array([[token]]), state, context)
         token = int(logits[0, 0].argmax())
         if token == tgt_vocab.eos:
             break

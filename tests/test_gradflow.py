@@ -9,20 +9,23 @@ from minis2s import gradcheck as gc
 from minis2s.backend import get_backend
 from minis2s.cli import main
 from minis2s.gradflow import gradient_flow
-from minis2s.model import ModelConfig, init_params, seq2seq_backward, seq2seq_forward
+from minis2s.model import DECODERS, ModelConfig, init_params, seq2seq_backward, seq2seq_forward
+from minis2s.ops import CELLS
 
 F64 = get_backend("numpy", "float64")
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "attention"])
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("model", list(DECODERS))
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_recorded_state_gradients_match_finite_differences(cell, bidirectional, model):
     """A probe added to every state h_t as it is made (zeros: the forward is unchanged)
     has, as its gradient, the whole gradient reaching h_t. Finite differences of the loss
     in each probe entry must equal what backprop through time recorded (with attention,
     h_t also reaches the loss as the next step's query)."""
-    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, bidirectional, cell, model)
+    cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=3,
+                      num_layers=2, dropout=0.0, bidirectional=bidirectional, cell=cell,
+                      model=model)
     rng = np.random.default_rng(5)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 3, 4, 5)
@@ -35,7 +38,8 @@ def test_recorded_state_gradients_match_finite_differences(cell, bidirectional, 
         return seq2seq_forward(params, cfg, batch, packed=False, probes=probes)[0]
 
     _, cache = seq2seq_forward(params, cfg, batch, packed=False, probes=probes)
-    _, recorded = seq2seq_backward(1.0, cache, record=True)
+    recorded = seq2seq_backward(1.0, cache, record=True).recorded
+    assert set(recorded) == {"encoder", "decoder"}
     analytic = {f"{side}[{i}]": r for side, rs in recorded.items() for i, r in enumerate(rs)}
     rows = gc.check_arrays("state gradients", f, arrays, analytic)
     assert len(rows) == L * dirs + L
@@ -44,13 +48,15 @@ def test_recorded_state_gradients_match_finite_differences(cell, bidirectional, 
 
 
 def test_flow_is_the_norm_of_the_recorded_gradients():
-    cfg = ModelConfig(7, 6, 3, 4, 2, 0.0, True, "lstm")
+    cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=4,
+                      num_layers=2, dropout=0.0, bidirectional=True, cell="lstm")
     rng = np.random.default_rng(6)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 3, 4, 5)
     flow = gradient_flow(params, cfg, batch)
     _, cache = seq2seq_forward(params, cfg, batch, packed=False)
-    grads, recorded = seq2seq_backward(1.0, cache, record=True)
+    back = seq2seq_backward(1.0, cache, record=True)
+    grads, recorded = back.params, back.recorded
     enc = [r.reshape(4, 3, -1) for r in recorded["encoder"]]
     for k in range(2):  # layer k: both directions' h side by side
         both = np.concatenate([enc[2 * k], enc[2 * k + 1]], axis=2)
@@ -104,7 +110,7 @@ def test_compare_cells_and_trained_models(pairs, tmp_path, capsys):
     assert main(["gradflow", "--pairs", str(pairs), "--compare-cells", "--json",
                  "--num-steps", "8"]) == 0
     flows = json.loads(capsys.readouterr().out)
-    assert set(flows) == {"rnn", "gru", "lstm"}
+    assert set(flows) == set(CELLS)
     for cell in ("gru", "lstm"):  # two trained checkpoints side by side
         assert main(["train", "--data", str(pairs), "--cell", cell, "--epochs", "2",
                      "--min-freq", "1", "--out", str(tmp_path / cell), "--quiet"]) == 0

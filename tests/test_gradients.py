@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minis2s import gradcheck as gc
-from minis2s.model import ModelConfig
+from minis2s.model import DECODERS, ModelConfig
+from minis2s.ops import CELLS
 
 TOL = gc.TOLERANCE
 seeds = st.integers(0, 2**32 - 1)
@@ -51,7 +52,7 @@ def test_dropout(seed, shape, p):
 @given(seed=seeds, T=st.integers(1, 6), N=st.integers(1, 4), D=st.integers(1, 8),
        H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
        p=st.sampled_from([0.0, 0.3]), given_proj=st.booleans(),
-       cell=st.sampled_from(["gru", "lstm", "rnn"]))
+       cell=st.sampled_from(sorted(CELLS)))
 def test_recurrent_stack(seed, T, N, D, H, L, bidirectional, p, given_proj, cell):
     rows = gc.check_stack(np.random.default_rng(seed), T, N, D, H, L, bidirectional, p,
                           given_proj, cell=cell)
@@ -79,12 +80,13 @@ def test_softmax_ce(seed, N, T, V, data, reduction):
 @given(seed=seeds, N=st.integers(1, 4), T_src=st.integers(1, 6), T_tgt=st.integers(1, 6),
        Vs=st.integers(2, 10), Vt=st.integers(3, 10), E=st.integers(1, 8),
        H=st.integers(1, 8), L=st.integers(1, 3), bidirectional=st.booleans(),
-       cell=st.sampled_from(["gru", "lstm", "rnn"]),
-       model=st.sampled_from(["seq2seq", "attention"]))
+       cell=st.sampled_from(sorted(CELLS)),
+       model=st.sampled_from(sorted(DECODERS)))
 def test_seq2seq(seed, N, T_src, T_tgt, Vs, Vt, E, H, L, bidirectional, cell, model):
     if bidirectional and L == 3 and H > 5:
         H = 5  # the largest stacks cost seconds per example; their shape is covered anyway
-    cfg = ModelConfig(Vs, Vt, E, H, L, dropout=0.25, bidirectional=bidirectional, cell=cell,
+    cfg = ModelConfig(src_vocab_size=Vs, tgt_vocab_size=Vt, embed_size=E, num_hiddens=H,
+                      num_layers=L, dropout=0.25, bidirectional=bidirectional, cell=cell,
                       model=model)
     # random shapes can make a gradient nearly vanish next to the others (attention's W_q,
     # when the scores barely move the weights), below what finite differences resolve
@@ -103,11 +105,11 @@ def test_rel_error_definition():
     assert gc.rel_error(np.zeros(3), np.zeros(3)) == 0.0
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_random_direction_on_larger_shapes(bidirectional, cell):
     """The directional check (two evaluations) on a stack too big for per-element FD."""
-    from minis2s.ops import CELLS, stack_backward, stack_forward, stack_param_shapes
+    from minis2s.ops import CELLS, State, stack_backward, stack_forward, stack_param_shapes
 
     rnn = CELLS[cell]
     rng = np.random.default_rng(7)
@@ -126,19 +128,21 @@ def test_random_direction_on_larger_shapes(bidirectional, cell):
 
     def forward():
         return stack_forward(rnn, x, params, L, bidirectional,
-                             (h0, c0) if rnn.paired else h0, masks)
+                             State(h0, c0) if rnn.paired else State(h0), masks)
 
     def f():
         (out, _), _ = forward()
         return (out * G).sum()
 
     _, cache = forward()
-    dx, dstate0, grads = stack_backward(G, None, cache)
-    analytic = {"x": dx, **grads}
+    g = stack_backward(G, None, cache)
+    grads = g.params
+    analytic = {"x": g.dx, **grads}
+    analytic["h0"] = g.dstate0.h
     if rnn.paired:
-        analytic["h0"], analytic["c0"] = dstate0
+        analytic["c0"] = g.dstate0.c
     else:
-        analytic["h0"] = dstate0
+        assert g.dstate0.c is None
     for seed in range(3):
         err = gc.directional_error(f, arrays, analytic, np.random.default_rng(seed))
         assert err <= TOL

@@ -7,6 +7,7 @@ from minis2s import gradcheck as gc
 from minis2s.backend import get_backend
 from minis2s.data import make_batch, pack
 from minis2s.model import (
+    DECODERS,
     DropoutMasks,
     ModelConfig,
     draw_dropout_masks,
@@ -15,7 +16,7 @@ from minis2s.model import (
     seq2seq_backward,
     seq2seq_forward,
 )
-from minis2s.ops import masked_softmax_ce_backward, masked_softmax_ce_forward
+from minis2s.ops import CELLS, masked_softmax_ce_backward, masked_softmax_ce_forward
 from minis2s.params import ParamSet
 
 F64 = get_backend("numpy", "float64")
@@ -73,7 +74,8 @@ def test_seed_reduction_value():
 def test_decoder_inputs_past_valid_len_get_exactly_zero_gradient(bidirectional):
     """The decoder is causal and the loss masked: a token seen only at masked input
     positions must get an embedding gradient of exactly zero."""
-    cfg = ModelConfig(8, 9, 4, 5, 2, 0.2, bidirectional)
+    cfg = ModelConfig(src_vocab_size=8, tgt_vocab_size=9, embed_size=4, num_hiddens=5,
+                      num_layers=2, dropout=0.2, bidirectional=bidirectional)
     rng = np.random.default_rng(2)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 3, 4, 6)
@@ -85,13 +87,14 @@ def test_decoder_inputs_past_valid_len_get_exactly_zero_gradient(bidirectional):
     batch = batch._replace(tgt_in=tgt_in, tgt_valid_len=valid, packing=pack(valid))
     masks = draw_dropout_masks(cfg, F64, F64.generator(0), 3, 4, 6)
     _, cache = seq2seq_forward(params, cfg, batch, masks)
-    grads = seq2seq_backward(1.0, cache)
+    grads = seq2seq_backward(1.0, cache).params
     assert np.all(grads["decoder.embedding.weight"][8] == 0.0)
     assert np.any(grads["decoder.embedding.weight"][7] != 0.0)
 
 
 def test_parameter_names_and_shapes_follow_pytorch():
-    cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, True)
+    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=12, embed_size=4, num_hiddens=6,
+                      num_layers=2, dropout=0.1, bidirectional=True)
     shapes = param_shapes(cfg)
     assert shapes["encoder.embedding.weight"] == (10, 4)
     assert shapes["encoder.rnn.weight_ih_l0"] == (18, 4)
@@ -104,7 +107,8 @@ def test_parameter_names_and_shapes_follow_pytorch():
 
 
 def test_same_random_seed_same_parameters_and_gradients_are_views_of_one_buffer():
-    cfg = ModelConfig(10, 12, 4, 6, 2, 0.1, False)
+    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=12, embed_size=4, num_hiddens=6,
+                      num_layers=2, dropout=0.1, bidirectional=False)
     a = init_params(cfg, F64, np.random.default_rng(9))
     b = init_params(cfg, F64, np.random.default_rng(9))
     np.testing.assert_array_equal(a.flat, b.flat)
@@ -117,7 +121,7 @@ def test_same_random_seed_same_parameters_and_gradients_are_views_of_one_buffer(
     batch = gc.make_batch(np.random.default_rng(1), cfg, 3, 4, 5)
     masks = draw_dropout_masks(cfg, F64, F64.generator(2), 3, 4, 5)
     _, cache = seq2seq_forward(a, cfg, batch, masks)
-    by_name = seq2seq_backward(1.0, cache)
+    by_name = seq2seq_backward(1.0, cache).params
     assert set(by_name) == set(a)
     grads = a.zeros_like()
     grads.assign(by_name)
@@ -139,18 +143,20 @@ def test_float32_agrees_with_float64(bidirectional):
     """The float32 path computes what float64 does, to float32's precision: the same
     parameters, batch and dropout masks give a loss within 1e-6 relative and every
     gradient within 1e-5 of its array's largest entry (measured: 1e-7 and 6e-7)."""
-    cfg = ModelConfig(10, 12, 8, 16, 2, 0.2, bidirectional)
+    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=12, embed_size=8, num_hiddens=16,
+                      num_layers=2, dropout=0.2, bidirectional=bidirectional)
     params64 = init_params(cfg, F64, np.random.default_rng(0))
     params32 = ParamSet(params64.shapes, np, np.dtype("float32"))
     params32.flat[...] = params64.flat
     batch = gc.make_batch(np.random.default_rng(1), cfg, 6, 7, 8)
     masks64 = draw_dropout_masks(cfg, F64, F64.generator(3), 6, 7, 8)
-    masks32 = DropoutMasks(*([m.astype(np.float32) for m in ms] for ms in masks64[:2]))
+    assert len(masks64.encoder) == len(masks64.decoder) == 1  # both parts, one mask each
+    masks32 = DropoutMasks(*([m.astype(np.float32) for m in ms] for ms in masks64))
     loss64, cache64 = seq2seq_forward(params64, cfg, batch, masks64)
     loss32, cache32 = seq2seq_forward(params32, cfg, batch, masks32)
     assert loss32.dtype == np.float32 and loss64.dtype == np.float64
     assert abs(float(loss32) - float(loss64)) <= 1e-6 * abs(float(loss64))
-    g64, g32 = seq2seq_backward(1.0, cache64), seq2seq_backward(1.0, cache32)
+    g64, g32 = seq2seq_backward(1.0, cache64).params, seq2seq_backward(1.0, cache32).params
     assert set(g32) == set(g64)
     for name, g in g64.items():
         assert g32[name].dtype == np.float32, name
@@ -159,14 +165,15 @@ def test_float32_agrees_with_float64(bidirectional):
         assert float(np.abs(g32[name] - g).max()) <= 1e-5 * scale, name
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+@pytest.mark.parametrize("model", list(DECODERS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("reduction", ["seq", "token"])
 def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reduction, model):
     """Sorting rows by target length, skipping padded decoder steps and computing the dense
     layer and the loss on valid positions only changes nothing: same loss, same gradients
     (dropout included, since the masks are indexed by the batch's own rows and steps)."""
-    cfg = ModelConfig(9, 11, 4, 5, 3, 0.3, bidirectional, model=model)
+    cfg = ModelConfig(src_vocab_size=9, tgt_vocab_size=11, embed_size=4, num_hiddens=5,
+                      num_layers=3, dropout=0.3, bidirectional=bidirectional, model=model)
     rng = np.random.default_rng(11)
     params = init_params(cfg, F64, rng)
     b = gc.make_batch(rng, cfg, 6, 5, 7)
@@ -176,20 +183,21 @@ def test_length_ordered_packed_batch_equals_the_plain_one(bidirectional, reducti
     loss_p, cache_p = seq2seq_forward(params, cfg, batch, masks, reduction, packed=True)
     loss_u, cache_u = seq2seq_forward(params, cfg, batch, masks, reduction, packed=False)
     assert abs(float(loss_p) - float(loss_u)) <= 1e-12 * abs(float(loss_u))
-    gp, gu = seq2seq_backward(1.3, cache_p), seq2seq_backward(1.3, cache_u)
+    gp, gu = seq2seq_backward(1.3, cache_p).params, seq2seq_backward(1.3, cache_u).params
     assert set(gp) == set(gu)
     for name in gu:
         np.testing.assert_allclose(gp[name], gu[name], rtol=0, atol=1e-12, err_msg=name)
 
 
 def test_batch_with_no_valid_target_token():
-    cfg = ModelConfig(6, 7, 3, 4, 2, 0.0, False)
+    cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=7, embed_size=3, num_hiddens=4,
+                      num_layers=2, dropout=0.0, bidirectional=False)
     rng = np.random.default_rng(0)
     params = init_params(cfg, F64, rng)
     b = gc.make_batch(rng, cfg, 3, 4, 5)
     batch = make_batch(b.src, b.src_valid_len, b.tgt, np.zeros(3, dtype=int), bos=2)
     loss, cache = seq2seq_forward(params, cfg, batch)
-    grads = seq2seq_backward(1.0, cache)
+    grads = seq2seq_backward(1.0, cache).params
     assert float(loss) == 0.0
     assert all(np.all(g == 0) for g in grads.values())
 
@@ -199,8 +207,9 @@ def test_saturated_gates_are_exact_and_quiet():
     overflow warning, and the step agrees with the textbook GRU computed in float64."""
     import warnings
 
+    from minis2s.ops import State
     from minis2s.ops.gru import gru_layer_forward
-    from minis2s.ops.recurrent import _schedule
+    from minis2s.ops.recurrent import schedule
 
     rng = np.random.default_rng(0)
     N, H = 4, 3
@@ -210,9 +219,9 @@ def test_saturated_gates_are_exact_and_quiet():
     b_hh = rng.uniform(-0.5, 0.5, 3 * H)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        hs, cache = gru_layer_forward(gi.astype(np.float32), h0.astype(np.float32),
+        hs, cache = gru_layer_forward(gi.astype(np.float32), State(h0.astype(np.float32)),
                                       w_hh.astype(np.float32), b_hh.astype(np.float32),
-                                      _schedule(1, N, None, False))
+                                      schedule(1, N, None, False))
     gh = h0 @ w_hh.T + b_hh
     with np.errstate(over="ignore"):
         r = 1 / (1 + np.exp(-(gi[:, :H] + gh[:, :H])))
@@ -238,41 +247,43 @@ def _arrays(obj) -> list:
     return []
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "attention"])
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("model", list(DECODERS))
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("packed", [True, False])
 def test_a_backward_leaves_its_cache_intact(packed, cell, model):
     """Backward twice from one forward: bit-identical gradients, the cache unchanged."""
-    cfg = ModelConfig(9, 11, 4, 5, 2, 0.3, True, cell, model)
+    cfg = ModelConfig(src_vocab_size=9, tgt_vocab_size=11, embed_size=4, num_hiddens=5,
+                      num_layers=2, dropout=0.3, bidirectional=True, cell=cell, model=model)
     rng = np.random.default_rng(4)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 5, 4, 6)
     masks = draw_dropout_masks(cfg, F64, F64.generator(5), 5, 4, 6)
     _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
     before = [a.copy() for a in _arrays(cache)]
-    first = seq2seq_backward(1.0, cache)
+    first = seq2seq_backward(1.0, cache).params
     after = _arrays(cache)
     assert len(after) == len(before) > 20
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    second = seq2seq_backward(1.0, cache)
+    second = seq2seq_backward(1.0, cache).params
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+@pytest.mark.parametrize("model", list(DECODERS))
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("packed", [True, False])
 def test_a_batch_of_empty_targets_gives_every_gradient_as_zeros(packed, cell, model):
     """No target token: loss 0, and every parameter's gradient present, shaped like the
     parameter, and exactly zero (the decoder ran no step)."""
-    cfg = ModelConfig(7, 6, 3, 3, 2, 0.0, False, cell, model)
+    cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=3,
+                      num_layers=2, dropout=0.0, bidirectional=False, cell=cell, model=model)
     rng = np.random.default_rng(0)
     params = init_params(cfg, F64, rng)
     batch = make_batch(rng.integers(0, 7, (3, 4)), np.array([4, 2, 3]),
                        rng.integers(0, 6, (3, 5)), np.zeros(3, dtype=np.int64), bos=2)
     loss, cache = seq2seq_forward(params, cfg, batch, packed=packed)
-    grads = seq2seq_backward(1.0, cache)
+    grads = seq2seq_backward(1.0, cache).params
     assert float(loss) == 0.0
     assert sorted(grads) == sorted(params)
     for name, g in grads.items():
@@ -284,13 +295,14 @@ def test_a_consumed_cache_refuses_another_backward():
     further backward on that cache is refused instead of giving wrong gradients."""
     from minis2s.ops import CacheConsumedError
 
-    cfg = ModelConfig(9, 11, 4, 5, 2, 0.0, False)
+    cfg = ModelConfig(src_vocab_size=9, tgt_vocab_size=11, embed_size=4, num_hiddens=5,
+                      num_layers=2, dropout=0.0, bidirectional=False)
     rng = np.random.default_rng(6)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 4, 3, 5)
     _, cache = seq2seq_forward(params, cfg, batch)
-    kept = seq2seq_backward(1.0, cache)
-    spent = seq2seq_backward(1.0, cache, consume=True)
+    kept = seq2seq_backward(1.0, cache).params
+    spent = seq2seq_backward(1.0, cache, consume=True).params
     for name in kept:
         np.testing.assert_array_equal(kept[name], spent[name], err_msg=name)
     for consume in (False, True):
@@ -299,15 +311,16 @@ def test_a_consumed_cache_refuses_another_backward():
 
 
 def test_gru_layer_leaves_its_input_and_cache_intact():
+    from minis2s.ops import State
     from minis2s.ops.gru import gru_layer_backward, gru_layer_forward
-    from minis2s.ops.recurrent import _schedule
+    from minis2s.ops.recurrent import schedule
 
     rng = np.random.default_rng(0)
     T, N, H = 4, 3, 5
     gi = rng.standard_normal((T * N, 3 * H))
     h0, w_hh, b_hh = (rng.standard_normal(s) for s in [(N, H), (3 * H, H), (3 * H,)])
     gi_before = gi.copy()
-    hs, cache = gru_layer_forward(gi, h0, w_hh, b_hh, _schedule(T, N, None, False))
+    hs, cache = gru_layer_forward(gi, State(h0), w_hh, b_hh, schedule(T, N, None, False))
     np.testing.assert_array_equal(gi, gi_before)
     saved = [np.copy(a) for a in cache[:5]]
     dhs = rng.standard_normal(hs.shape)
@@ -315,6 +328,7 @@ def test_gru_layer_leaves_its_input_and_cache_intact():
     for a, b in zip(saved, cache[:5]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(one[0], two[0])
-    np.testing.assert_array_equal(one[1], two[1])
+    assert isinstance(one[1], State) and one[1].c is None and two[1].c is None
+    np.testing.assert_array_equal(one[1].h, two[1].h)
     for name in one[2]:
         np.testing.assert_array_equal(one[2][name], two[2][name])

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from minis2s import bench, checkpoint
+from minis2s.model import DECODERS
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -62,7 +63,7 @@ def single(*args, timeout=300):
                           env=ENV, cwd=ROOT, timeout=timeout)
 
 
-@pytest.mark.parametrize("model,ranks", [("seq2seq", 2), ("attention", 2), ("seq2seq", 3)])
+@pytest.mark.parametrize("model,ranks", [*((m, 2) for m in DECODERS), ("seq2seq", 3)])
 def test_several_ranks_equal_one_in_float64(corpus, tmp_path, model, ranks):
     """Five steps in float64, dropout included: parameters and Adam's moments equal to
     1e-12 relative (the sums over the shards only change the order of additions),
@@ -313,14 +314,14 @@ def test_bench_on_two_ranks_trains_the_same_model_and_reports_its_sums(tiny_corp
     one, two, info = summary["minis2s"], summary["minis2s-2ranks"], summary["ranks"]
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-3)
     preset = get_preset("zh")
-    params = init_params(model_config(preset, bench._bench_data(preset, tiny_corpus)),
+    params = init_params(model_config(preset, bench.bench_data(preset, tiny_corpus)),
                          get_backend("numpy"), np.random.default_rng(0))
     assert info["gradient_bytes"] == params.flat.nbytes
     assert info["ring_bytes_per_rank"] == params.flat.nbytes  # 2 (R - 1) / R = 1 at R = 2
     assert 0 < info["pure_allreduce_ms"] and 0 < info["allreduce_ms"] < info["step_ms"]
     assert info["speedup"] == pytest.approx(two["tokens_per_sec"] / one["tokens_per_sec"])
     # per step: tokens/sec × ms per step = the tokens of an average step, on both runs
-    train = bench._bench_data(preset, tiny_corpus).train
+    train = bench.bench_data(preset, tiny_corpus).train
     per_step = int(train.tgt_valid_len.sum()) / -(-len(train) // preset.batch_size)
     for run in (one, two):
         assert run["tokens_per_sec"] * run["step_ms"] / 1e3 == pytest.approx(per_step)

@@ -29,7 +29,7 @@ def _plant(monkeypatch, cell, layer_backward):
     monkeypatch.setitem(CELLS, cell, CELLS[cell]._replace(layer_backward=layer_backward))
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_transposed_recurrent_weight_is_caught(monkeypatch, cell):
     """BPTT with W_hh's blocks read transposed: a square (H, H) block per gate."""
     real = CELLS[cell].layer_backward
@@ -48,16 +48,21 @@ def test_transposed_recurrent_weight_is_caught(monkeypatch, cell):
 
 
 def test_missing_context_gradient_is_caught(monkeypatch):
-    from minis2s.model import seq2seq as model
+    """The seed's decoder forgets that its context is the encoder's top-layer h: the
+    context's gradient (from the decoder's input projection) never reaches the encoder."""
+    from minis2s.model import decoder as model
 
-    real = model.decoder_backward
+    real = model.decoder_input_backward
+    calls = []
 
-    def wrong(dlogits, cache, record=False):
-        dstate, dcontext, grads = real(dlogits, cache)
-        return dstate, dcontext * 0, grads  # forget that the context came from the encoder
+    def wrong(dgi, cache):
+        dcontext, grads = real(dgi, cache)
+        calls.append(1)
+        return dcontext * 0, grads  # forget that the context came from the encoder
 
-    monkeypatch.setattr(model, "decoder_backward", wrong)
+    monkeypatch.setattr(model, "decoder_input_backward", wrong)
     rows = gc.check_seq2seq(np.random.default_rng(2))
+    assert calls, "the plant was not reached"
     bad = {r.name for r in rows if r.error > gc.TOLERANCE}
     assert any(n.startswith("encoder.") for n in bad)
     assert not any(n.startswith("decoder.") for n in bad)
@@ -104,9 +109,9 @@ def test_wrong_forget_gate_derivative_is_caught(monkeypatch):
 def test_command_fails_on_a_planted_bug(monkeypatch, capsys):
     real = CELLS["gru"].layer_backward
 
-    def wrong(dhs, dh_last, cache, record=None):
-        dgi, dh0, g = real(dhs, dh_last, cache, record)
-        return dgi, dh0 * 1.001, g
+    def wrong(dhs, dstate_last, cache, record=None):
+        dgi, dstate0, g = real(dhs, dstate_last, cache, record)
+        return dgi, dstate0.map(lambda d: d * 1.001), g
 
     _plant(monkeypatch, "gru", wrong)
     assert gc.main() == 1

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from minis2s.gradcheck import TOLERANCE, check_backward, shape_strategy
 from minis2s.ops import CELLS as FAST
+from minis2s.ops import State, stack_backward, stack_forward
 from minis2s.ops import reference as ref
-from minis2s.ops import stack_backward, stack_forward
 
 CELLS = {  # name: (gate blocks, step forward, step backward, loop forward, loop backward)
     "rnn": (1, ref.rnn_step_forward, ref.rnn_step_backward, ref.rnn_forward,
@@ -121,18 +121,29 @@ def _close(a, b, what):
     np.testing.assert_allclose(a, b, rtol=0, atol=FAST_TOL, err_msg=what)
 
 
-def _stacked(cell, states):
-    """Per-direction states -> a stack's (dirs, N, H), as h or (h, c)."""
+def _fast(cell, state):
+    """The reference's state (h, or (h, c) for the LSTM) as the fast stacks' State."""
+    return State(*state) if cell == "lstm" else State(state)
+
+
+def _plain(cell, state):
+    """A fast State as the reference's state: h, or (h, c) for the LSTM."""
+    assert isinstance(state, State), type(state)
     if cell == "lstm":
-        return tuple(np.stack([st[j] for st in states]) for j in range(2))
-    return np.stack(states)
+        assert state.c is not None
+        return state.h, state.c
+    assert state.c is None, "only the LSTM has a cell state"
+    return state.h
 
 
-def _direction(cell, state, d):
-    return tuple(part[d] for part in state) if cell == "lstm" else state[d]
+def _stacked(cell, states):
+    """Per-direction reference states -> a stack's State of (dirs, N, H) arrays."""
+    return State.stack([_fast(cell, st) for st in states])
 
 
 def _close_state(cell, a, b, what):
+    """A fast State ``a`` against the reference's state ``b`` (h, or (h, c))."""
+    a = _plain(cell, a)
     if cell == "lstm":
         _close(a[0], b[0], what + " h")
         _close(a[1], b[1], what + " c")
@@ -168,18 +179,19 @@ def test_fast_padded_layer_equals_the_reference(cell, shape, reverse, seed):
                                           _stacked(cell, other + [state0]))
     mine = slice(H, 2 * H) if reverse else slice(0, H)
     _close(out[:, :, mine], hs, "outputs")
-    _close_state(cell, _direction(cell, state_n, d), last, "final state")
+    _close_state(cell, state_n.part(d), last, "final state")
     dout = np.zeros((T, N, dirs * H))
     dout[:, :, mine] = dhs
     zeros = [_state(rng, cell, N, H)] if reverse else []
     if reverse:
         zeros = [tuple(0 * z for z in zeros[0]) if cell == "lstm" else 0 * zeros[0]]
-    fdx, fdstate0, fgrads = stack_backward(dout, _stacked(cell, zeros + [dlast]), cache)
-    _close_state(cell, _direction(cell, fdstate0, d), dstate0, "dstate0")
+    fg = stack_backward(dout, _stacked(cell, zeros + [dlast]), cache)
+    assert fg.dproj is None and fg.recorded is None
+    _close_state(cell, fg.dstate0.part(d), dstate0, "dstate0")
     for name, g in grads.items():
-        _close(fgrads[name + sfx], g, name)
+        _close(fg.params[name + sfx], g, name)
     if not reverse:
-        _close(fdx, dx, "dx")
+        _close(fg.dx, dx, "dx")
 
 
 @settings(max_examples=20)
@@ -200,9 +212,11 @@ def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
     dhs = [rng.standard_normal((n, 1, H)) for n in lengths]
     x = np.concatenate([xs[j][t] for t in range(T) for j in range(batch_sizes[t])])
     dout = np.concatenate([dhs[j][t] for t in range(T) for j in range(batch_sizes[t])])
-    (out, _), cache = stack_forward(FAST[cell], x, _stack_params(p), 1, False,
-                                    _stacked(cell, [state0]), batch_sizes=batch_sizes)
-    fdx, fdstate0, fgrads = stack_backward(dout, None, cache)
+    (out, state_n), cache = stack_forward(FAST[cell], x, _stack_params(p), 1, False,
+                                          _stacked(cell, [state0]), batch_sizes=batch_sizes)
+    assert state_n is None  # packed: no final state
+    fg = stack_backward(dout, None, cache)
+    fdx, fdstate0, fgrads = fg.dx, fg.dstate0, fg.params
     total = {k: 0.0 for k in p}
     o = 0
     rows = {j: [] for j in range(N)}  # each sequence's rows in the packed layout
@@ -216,8 +230,7 @@ def test_fast_packed_layer_equals_the_reference(cell, data, D, H, seed):
         dx, dstate0, grads = loop_backward(dhs[j], None, caches)
         _close(out[rows[j]], hs[:, 0], f"outputs of sequence {j}")
         _close(fdx[rows[j]], dx[:, 0], f"dx of sequence {j}")
-        mine = (tuple(s[0, j:j + 1] for s in fdstate0) if cell == "lstm"
-                else fdstate0[0, j:j + 1])
+        mine = fdstate0.part(0).map(lambda s, j=j: s[j:j + 1])
         _close_state(cell, mine, dstate0, f"dstate0 of sequence {j}")
         total = {k: total[k] + grads[k] for k in grads}
     for name, g in total.items():
@@ -250,12 +263,13 @@ def test_fast_stack_equals_the_reference_stack(cell, shape, L, bidirectional, dr
     dout = rng.standard_normal((T, N, dirs * H))
     dstate_n = _stacked(cell, [_state(rng, cell, N, H) for _ in range(L * dirs)])
 
-    (out, state_n), cache = ref.stack_forward(cell, x, params, L, bidirectional, state0,
-                                              masks)
-    dx, dstate0, grads = ref.stack_backward(dout, dstate_n, cache)
+    (out, state_n), cache = ref.stack_forward(cell, x, params, L, bidirectional,
+                                              _plain(cell, state0), masks)
+    dx, dstate0, grads = ref.stack_backward(dout, _plain(cell, dstate_n), cache)
     (fout, fstate_n), fcache = stack_forward(FAST[cell], x, params, L, bidirectional,
                                              state0, masks)
-    fdx, fdstate0, fgrads = stack_backward(dout, dstate_n, fcache)
+    fg = stack_backward(dout, dstate_n, fcache)
+    fdx, fdstate0, fgrads = fg.dx, fg.dstate0, fg.params
 
     _close(fout, out, "outputs")
     _close_state(cell, fstate_n, state_n, "final state")

@@ -26,7 +26,15 @@ from minis2s import checkpoint
 from minis2s.backend import get_backend
 from minis2s.checkpoint import Checkpoint
 from minis2s.cli import main
-from minis2s.data import DataError, Vocab, download, fetch, read_pairs, resolve_data_path
+from minis2s.data import (
+    DataError,
+    DataSpec,
+    Vocab,
+    download,
+    fetch,
+    read_pairs,
+    resolve_data_path,
+)
 from minis2s.decode import encode_sentences, translate
 from minis2s.model import ModelConfig, param_shapes
 from minis2s.params import ParamSet
@@ -127,7 +135,7 @@ def test_awkward_but_valid_corpus_trains_and_reports_skips(tmp_path, capsys):
     assert skipped == ["minis2s: skipped 9 lines of fra.txt (3 blank, 3 without a tab, "
                        "3 with an empty side)"]
     ck = checkpoint.load(tmp_path / "o" / "checkpoint.npz")
-    assert ck.data["train_pairs"] == 9
+    assert ck.training["train_pairs"] == 9
     # U+202F and U+00A0 are spaces, CR and BOM are gone: "!" is its own token
     assert {"cours", "attendez", "!"} <= set(ck.tgt_vocab.idx_to_token)
 
@@ -251,13 +259,13 @@ def test_translate_awkward_lines_give_one_line_each(model):
     assert out[:3] == ["", "", ""]  # empty and blank lines stay empty
     ck = checkpoint.load(model)
     assert f'sentence 10 ("he is calm and i ...") has 15 tokens; the model reads only the ' \
-           f"first {ck.num_steps}, without <eos>" in stderr
+           f"first {ck.data.num_steps}, without <eos>" in stderr
     assert "input line 12 is not valid UTF-8" in stderr
 
 
 def test_unknown_words_and_scripts_map_to_unk(model):
     ck = checkpoint.load(model)
-    ids = encode_sentences(["zzqx 我今天 😀 go ."], ck.src_vocab, ck.num_steps)
+    ids = encode_sentences(["zzqx 我今天 😀 go ."], ck.src_vocab, ck.data.num_steps)
     unk, eos = ck.src_vocab.unk, ck.src_vocab.eos
     assert ids[0, :3].tolist() == [unk, unk, unk]
     assert ids[0, 3] == ck.src_vocab["go"] != unk
@@ -272,14 +280,14 @@ def test_truncation_warning_names_the_sentence_across_chunks(model):
     long = "one two three four five six seven eight nine ten eleven"
     sentences = ["go .", "", "i lost .", "he's calm .", "i'm home .", long, "go ."]
     warnings: list[str] = []
-    outs = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences, ck.num_steps,
-                     backend, batch_size=2, warn=warnings.append)
+    outs = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
+                     ck.data.num_steps, backend, batch_size=2, warn=warnings.append)
     assert len(outs) == len(sentences) and outs[1] == ""
     assert warnings == [f'sentence 6 ("one two three four five ...") has 11 tokens; the '
-                        f"model reads only the first {ck.num_steps}, without <eos>"]
+                        f"model reads only the first {ck.data.num_steps}, without <eos>"]
     # in one chunk they translate the same: the chunks are put back in order
     assert outs == translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
-                             ck.num_steps, backend)
+                             ck.data.num_steps, backend)
 
 
 def test_translate_into_a_closed_pipe_is_quiet(model):
@@ -300,8 +308,8 @@ def test_translate_into_a_closed_pipe_is_quiet(model):
 
 def test_checkpoint_without_training_state_still_translates(model, tmp_path):
     ck = checkpoint.load(model)
-    bare = Checkpoint(ck.params, ck.config, ck.num_steps, ck.src_vocab, ck.tgt_vocab,
-                      ck.data, {"epochs": 1})
+    bare = Checkpoint(ck.params, ck.config, ck.data, ck.src_vocab, ck.tgt_vocab,
+                      {"epochs": 1})
     path = checkpoint.save(tmp_path / "bare.npz", bare)
     rc, stdout, stderr = cli("translate", "--model", str(path), "go .", "i lost .")
     assert rc == 0 and len(stdout.splitlines()) == 2, stderr
@@ -314,15 +322,16 @@ _SAVER = textwrap.dedent("""
     import numpy as np
     from minis2s import checkpoint
     from minis2s.checkpoint import Checkpoint
-    from minis2s.data import Vocab
+    from minis2s.data import DataSpec, Vocab
     from minis2s.model import ModelConfig, param_shapes
 
     def save(path, version):
         vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>"]
                                   + [f"w{i}" for i in range(6000)])
-        cfg = ModelConfig(len(vocab), len(vocab), 64, 64, 2, 0.0)
+        cfg = ModelConfig(src_vocab_size=len(vocab), tgt_vocab_size=len(vocab),
+                          embed_size=64, num_hiddens=64, num_layers=2, dropout=0.0)
         params = {k: np.full(s, version, np.float32) for k, s in param_shapes(cfg).items()}
-        checkpoint.save(path, Checkpoint(params, cfg, 10, vocab, vocab, {},
+        checkpoint.save(path, Checkpoint(params, cfg, DataSpec(num_steps=10), vocab, vocab,
                                          {"version": version}))
 
     if __name__ == "__main__":
@@ -541,8 +550,8 @@ def test_trainer_goes_on_in_process_after_an_interrupt(tiny_corpus, monkeypatch)
     from minis2s.train import Trainer, model_config
 
     preset = get_preset("zh").with_overrides(epochs=2, num_examples=199)
-    data = load_data(tiny_corpus, preset.num_steps, preset.num_examples,
-                     warn=lambda m: None)
+    data = load_data(tiny_corpus, preset.data_spec(), warn=lambda m: None)
+    assert data.spec == DataSpec(num_steps=10, num_examples=199)
     backend = get_backend("numpy")
     straight = Trainer(model_config(preset, data), preset, backend)
     straight.fit(data, 2, progress=False)
@@ -631,7 +640,9 @@ def _damage(path: Path, what: str) -> None:
     elif what == "history":
         meta["training"]["history"] = [1, 2]
     elif what == "settings":
-        meta["training"]["preset_config"] = "zh"
+        meta["training"]["lr"] = "zh"
+    elif what == "no_total_epochs":
+        del meta["training"]["total_epochs"]
     elif what == "moments":
         arrays["extra/adam.v"] = arrays["extra/adam.v"][:-1]
     elif what == "nan_moments":
@@ -642,7 +653,9 @@ def _damage(path: Path, what: str) -> None:
 
 @pytest.mark.parametrize(("what", "message"), [
     ("rng", "unreadable training state"), ("history", "unreadable training state"),
-    ("settings", "unreadable training settings"), ("moments", "adam.v has shape"),
+    ("settings", "unreadable training settings"),
+    ("no_total_epochs", "unreadable training settings (no 'total_epochs')"),
+    ("moments", "adam.v has shape"),
     ("nan_moments", "adam.m holds NaN or Inf")])
 def test_resume_refuses_a_damaged_training_state(tiny_corpus, model, tmp_path, capsys,
                                                  what, message):
@@ -678,11 +691,13 @@ def test_two_processes_write_identical_checkpoints(tiny_corpus, tmp_path):
 
 def test_checkpoint_meta_round_trips_a_training_state(tmp_path):
     vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>", "a"])
-    cfg = ModelConfig(5, 5, 2, 2, 1, 0.0)
+    cfg = ModelConfig(src_vocab_size=5, tgt_vocab_size=5, embed_size=2, num_hiddens=2,
+                      num_layers=1, dropout=0.0)
     params = {k: np.zeros(s, np.float32) for k, s in param_shapes(cfg).items()}
     state = {"shuffle_rng": np.random.default_rng(3).bit_generator.state, "batch": 2}
-    ck = Checkpoint(params, cfg, 4, vocab, vocab, {}, {"state": state},
+    ck = Checkpoint(params, cfg, DataSpec(num_steps=4), vocab, vocab, {"state": state},
                     {"adam.m": np.arange(3.0), "adam.v": np.ones(3)})
     back = checkpoint.load(checkpoint.save(tmp_path / "c.npz", ck))
     assert back.training["state"] == state  # 128-bit generator state survives JSON
+    assert back.data == DataSpec(num_steps=4)
     np.testing.assert_array_equal(back.extra["adam.m"], np.arange(3.0))

@@ -9,7 +9,7 @@ from minis2s.train import Trainer, model_config
 
 def _trainer(corpus, epochs, seed=0):
     preset = get_preset("zh").with_overrides(epochs=epochs)
-    data = load_data(corpus, preset.num_steps, preset.num_examples)
+    data = load_data(corpus, preset.data_spec())
     return Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed), data
 
 
@@ -43,8 +43,7 @@ def test_the_preset_drives_the_optimiser_and_the_batches(tiny_corpus):
 
     preset = get_preset("zh").with_overrides(epochs=1, batch_size=48, lr=0.0123,
                                              grad_clip=0.25, dropout=0.0)
-    data = load_data(tiny_corpus, preset.num_steps, preset.num_examples,
-                     warn=lambda m: None)
+    data = load_data(tiny_corpus, preset.data_spec(), warn=lambda m: None)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=0)
     before = trainer.params.flat.copy()
     batch = next(iterate_batches(data.train, preset.batch_size, np.random.default_rng(0),

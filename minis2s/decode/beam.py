@@ -77,25 +77,25 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
         logits, state, alpha = step(params, cfg, prev, state, memory)
         cand = logp[:, None] + _log_softmax(logits)  # (B, V) every one-token extension
         # a sentence's K best extensions are among its rows' K best each: take those
-        # first (B, k), then rank each sentence's rows side by side, (N, K, k), -inf where
+        # first (B, C), then rank each sentence's rows side by side, (N, K, C), -inf where
         # a sentence has fewer than K live rows
-        k = min(K, V)
-        best_tok = np.argpartition(-cand, k - 1, axis=1)[:, :k]
+        C = min(K, V)  # candidates kept per row
+        best_tok = np.argpartition(-cand, C - 1, axis=1)[:, :C]
         slot = np.arange(len(sent)) - np.searchsorted(sent, sent)  # row's place in its group
-        table = np.full((N, K, k), -np.inf)
+        table = np.full((N, K, C), -np.inf)
         table[sent, slot] = np.take_along_axis(cand, best_tok, axis=1)
-        tokens_of = np.zeros((N, K, k), dtype=np.int64)
+        tokens_of = np.zeros((N, K, C), dtype=np.int64)
         tokens_of[sent, slot] = best_tok
-        flat = table.reshape(N, K * k)
+        flat = table.reshape(N, K * C)
         top = np.argpartition(-flat, K - 1, axis=1)[:, :K]  # (N, K) each sentence's best
         scores = np.take_along_axis(flat, top, axis=1)
         row_of = np.full((N, K), -1)
         row_of[sent, slot] = np.arange(len(sent))
-        n_idx, k_idx = np.nonzero(np.isfinite(scores))
-        chosen = top[n_idx, k_idx]  # flat index = slot · k + place among that row's best
-        parent = row_of[n_idx, chosen // k]
-        new_tok = tokens_of[n_idx, chosen // k, chosen % k]
-        new_logp = scores[n_idx, k_idx]
+        n_idx, j_idx = np.nonzero(np.isfinite(scores))
+        chosen = top[n_idx, j_idx]  # flat index = slot · C + place among that row's best
+        parent = row_of[n_idx, chosen // C]
+        new_tok = tokens_of[n_idx, chosen // C, chosen % C]
+        new_logp = scores[n_idx, j_idx]
         alpha_np = to_numpy(alpha)[parent] if want_weights else None
         ends = new_tok == tgt_vocab.eos
         for j in np.flatnonzero(ends):  # finished: they leave the beam

@@ -65,7 +65,7 @@ def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
 
 def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
                 given_proj=False, case=None, cell="gru") -> list[Row]:
-    """Every input and parameter of a recurrent stack of ``cell`` ("gru", "lstm", "rnn"):
+    """Every input and parameter of a recurrent stack of ``cell`` (a key of ops.CELLS):
     x (or, with ``given_proj``, layer 0's input projections made by the caller), the
     initial state (h0, and c0 for the LSTM) and the weights, through the outputs and the
     final state."""

@@ -45,7 +45,7 @@ def encoder_params(cfg) -> dict:
                            cfg.num_hiddens, cfg.num_layers, cfg.num_directions)}
 
 
-def encoder_forward(params, cfg, src, valid_len=None, masks=None, probes=None):
+def encoder_forward(params, cfg, src, valid_len=None, *, masks=None, probes=None):
     """src (N, S) ids, valid_len (N,) (None: every position) -> ``Encoded, cache``.
 
     The state is what the decoder starts from: (L, N, dirs * H) per array, a layer's

@@ -59,7 +59,8 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     if not packed:
         probes = probes or {}
         encoded, enc_cache = encoder_forward(params, cfg, batch.src, batch.src_valid_len,
-                                             masks.encoder, probes.get("encoder"))
+                                             masks=masks.encoder,
+                                             probes=probes.get("encoder"))
         logits, dec_cache = decoder.forward(params, cfg, batch.tgt_in, encoded,
                                             masks.decoder, probes=probes.get("decoder"))
         loss, loss_cache = masked_softmax_ce_forward(logits, batch.tgt, batch.tgt_valid_len,
@@ -71,7 +72,7 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     p = batch.packing  # rows by target length: the encoder reads them in that order too
     encoded, enc_cache = encoder_forward(
         params, cfg, batch.src[p.order], batch.src_valid_len[p.order],
-        map_arrays(lambda m: m[:, p.order], masks.encoder))
+        masks=map_arrays(lambda m: m[:, p.order], masks.encoder))
     logits, dec_cache = decoder.forward(params, cfg, batch.tgt_in[p.rows, p.steps], encoded,
                                         map_arrays(lambda m: m[p.steps, p.rows],
                                                    masks.decoder),

@@ -1,11 +1,11 @@
-"""Embedding lookup fused with the input projection of the first GRU layer.
+"""Embedding lookup fused with the input projection of a recurrent stack's first layer.
 
 Derivation: docs/derivations.md#embedding-projection.
 
 ``gi = weight[ids] W_ih^T + b_ih``. Two exact ways to compute it:
 
-* gather: look the rows up (M, E), then one (M, E) x (E, 3H) product;
-* table: project the whole vocabulary once, ``table = weight W_ih^T + b_ih`` (V, 3H), then
+* gather: look the rows up (M, E), then one (M, E) x (E, G·H) product (G gate blocks);
+* table: project the whole vocabulary once, ``table = weight W_ih^T + b_ih`` (V, G·H), then
   look the rows up. Cheaper when the vocabulary has fewer rows than the batch has tokens
   (V < M), as in small corpora; its backward scatters dgi into the table's gradient and
   needs two (V, ·) products instead of two (M, ·) ones.
@@ -22,13 +22,13 @@ from .embedding import embedding_backward, embedding_forward
 class EmbedProjectCache(NamedTuple):
     ids: Any  # (...) token ids
     weight: Any  # (V, E) embedding
-    w_ih: Any  # (3H, E)
+    w_ih: Any  # (G·H, E)
     x: Any  # (M, E) looked-up rows (gather), or None (table)
     emb_cache: Any  # the embedding op's cache (gather), or None
 
 
 def embed_project_forward(ids, weight, w_ih, b_ih):
-    """ids (...) -> gi (..., 3H), choosing the cheaper exact way."""
+    """ids (...) -> gi (..., G·H), choosing the cheaper exact way."""
     V, M = weight.shape[0], ids.size
     if V < M:  # table: project every vocabulary row once
         table = weight @ w_ih.T

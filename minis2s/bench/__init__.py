@@ -1,0 +1,70 @@
+"""Training speed of minis2s against a PyTorch reference of the same model, side by side.
+
+``minis2s bench --preset zh|en|big [--vs-torch]`` trains the identical model (same
+initial weights, same data, same batch order) for a fixed number of epochs, each run in a
+fresh process, alternating minis2s and PyTorch (A B A B ...) so that drift of the machine
+hits both. It reports valid target tokens per second over whole epochs (the measure of
+``minis2s train``'s closing line), the ratio, each process's peak resident memory and the
+final losses.
+
+``--ranks R`` adds a third contender to the alternation: minis2s on R processes under
+``mpiexec -n R`` (one BLAS thread each on a machine of R cores), against one process and
+against PyTorch with its default threads; it also reports the time each step spends
+summing the gradients over the ranks, the same sum measured alone, and the bytes each
+rank sends per step.
+
+Three modules: :mod:`.runs` times one contender in this process, :mod:`.launch` starts
+each run as its own process (or MPI job), :mod:`.report` alternates them and prints the
+summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..model import DECODERS
+from ..ops import CELLS
+from ..train.ranks import RankError
+from .launch import BenchError, measure_pair, worker
+from .report import bench, nominal_flops_per_token
+from .runs import BENCH_PRESETS, Result, bench_data, have_torch
+
+__all__ = ["BENCH_PRESETS", "BenchError", "Result", "bench", "bench_data", "build_parser",
+           "have_torch", "main", "measure_pair", "nominal_flops_per_token"]
+
+
+def build_parser(parser=None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="minis2s bench")
+    parser.add_argument("--preset", choices=BENCH_PRESETS, default="zh")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: zh 30, en 10, "
+                        "big 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
+    parser.add_argument("--vs-torch", action="store_true", help="also run the PyTorch "
+                        "reference")
+    parser.add_argument("--cell", choices=list(CELLS), default="gru",
+                        help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
+    parser.add_argument("--model", choices=list(DECODERS), default="seq2seq",
+                        help="the decoder (PyTorch: d2l's, a loop over steps for attention)")
+    parser.add_argument("--ranks", type=int, default=1, help="also train minis2s on this "
+                        "many processes under mpiexec (needs the mpi extra)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
+    parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.worker:
+            return worker(args)
+        bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
+              cell=args.cell, model=args.model, ranks=args.ranks)
+    except (BenchError, RankError) as e:
+        print(f"minis2s bench: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+

@@ -1,0 +1,75 @@
+"""Each run in a fresh process — ``python -m minis2s.bench --worker IMPL`` — or, for
+several ranks, under ``mpiexec -n R``; its :class:`~.runs.Result` comes back as one JSON
+line on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ..presets import get_preset
+from ..train.ranks import launched_rank
+from .runs import Result, bench_data, run_minis2s, run_torch
+
+
+class BenchError(RuntimeError):
+    """A benchmark run could not be made."""
+
+
+def worker(args) -> int:
+    preset = get_preset(args.preset).with_overrides(**json.loads(args.overrides or "{}"))
+    data = bench_data(preset, args.data)
+    run = run_minis2s if args.worker == "minis2s" else run_torch
+    result = run(preset, data, args.epochs, args.seed)
+    if launched_rank() == 0:  # one line, from the root
+        print(json.dumps(result.__dict__))
+        sys.stdout.flush()
+    return 0
+
+
+def mpiexec_command(ranks: int) -> list[str]:
+    """The launcher for ``ranks`` processes; a clear error without MPI."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise BenchError("--ranks needs mpi4py and an MPI: pip install 'minis2s[mpi]'") \
+            from None
+    launcher = shutil.which("mpiexec") or shutil.which("mpirun")
+    if launcher is None:
+        raise BenchError("--ranks needs an MPI launcher (mpiexec) on the PATH: pip "
+                         "install 'minis2s[mpi]' brings MPICH's")
+    return [launcher, "-n", str(ranks)]
+
+
+def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
+           ranks: int = 1) -> Result:
+    launcher = mpiexec_command(ranks) if ranks > 1 else []
+    cmd = [*launcher, sys.executable, "-m", "minis2s.bench", "--worker", impl, "--preset",
+           preset, "--epochs", str(epochs), "--seed", str(seed)]
+    if data:
+        cmd += ["--data", str(data)]
+    if overrides:
+        cmd += ["--overrides", json.dumps(overrides)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise BenchError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
+    try:
+        result = Result(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        raise BenchError(f"{impl} run gave no result line:\n{proc.stdout[-1500:]}"
+                         f"{proc.stderr[-1500:]}") from None
+    if result.ranks != ranks:
+        raise BenchError(f"{impl} ran on {result.ranks} process(es), not {ranks}: "
+                         f"{' '.join(launcher)} did not start one MPI job")
+    return result
+
+
+def measure_pair(preset: str, epochs: int, seed: int = 0, data=None,
+                 overrides: dict | None = None) -> tuple[Result, Result]:
+    """One minis2s run, then one PyTorch run, of a preset with some fields overridden."""
+    return (spawn("minis2s", preset, epochs, seed, data, overrides),
+            spawn("pytorch", preset, epochs, seed, data, overrides))

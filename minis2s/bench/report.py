@@ -1,0 +1,135 @@
+"""The benchmark as a user runs it: contenders alternated run after run (A B A B ...)
+so that drift of the machine hits both, medians, the ratio, and the work done against
+this machine's matrix-product ceiling, printed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from ..presets import Preset, get_preset
+from .launch import BenchError, mpiexec_command, spawn
+from .runs import BENCH_EPOCHS, Result, bench_data, have_torch
+
+
+def nominal_flops_per_token(preset: Preset, data) -> float:
+    """Matrix-product FLOPs of one training step of the plain (padded) model, as the seed
+    and a framework compute it, per valid target token: forward + backward (x3), every
+    position of every sequence (the encoder's and the decoder's own count,
+    :meth:`minis2s.model.Decoder.flops`). Elementwise work is not counted."""
+    from ..model.encoder import encoder_flops
+    from ..train import model_config
+
+    cfg = model_config(preset, data)
+    N, T = data.train.src.shape[0], preset.num_steps  # counted over the whole epoch
+    per_pair = encoder_flops(cfg, T) + cfg.decoder.flops(cfg, T, T)
+    return 3 * N * per_pair / float(data.train.tgt_valid_len.sum())
+
+
+def gemm_ceiling_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """Measured float32 matrix-product rate of this machine (NumPy's BLAS, all threads)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
+          seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
+          model: str = "seq2seq", ranks: int = 1) -> dict:
+    """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
+    returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes."""
+    epochs = epochs or BENCH_EPOCHS.get(preset, 1)
+    if ranks < 1:
+        raise BenchError(f"--ranks must be at least 1, got {ranks}")
+    contenders = [("minis2s", 1)]
+    if ranks > 1:
+        mpiexec_command(ranks)  # before any run: a missing MPI is said at once
+        contenders.append((f"minis2s-{ranks}ranks", ranks))
+    if vs_torch:
+        if not have_torch():
+            raise BenchError("--vs-torch needs PyTorch, which is not installed: pip install "
+                             "torch")
+        contenders.append(("pytorch", 1))
+    results: dict[str, list[Result]] = {name: [] for name, _ in contenders}
+    width = max(len(name) for name in results)
+    for r in range(repeats):
+        for name, n in contenders:
+            impl = "pytorch" if name == "pytorch" else "minis2s"
+            res = spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model},
+                         ranks=n)
+            results[name].append(res)
+            print(f"run {r + 1}/{repeats} {name:{width}s} {res.tokens_per_sec:10.1f} "
+                  f"tokens/sec  loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB",
+                  file=out)
+    summary = {}
+    for name, rs in results.items():
+        summary[name] = {
+            "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
+            "loss": statistics.median(x.loss for x in rs),
+            "peak_rss_mb": max(x.peak_rss_mb for x in rs),
+            "step_ms": statistics.median(x.step_ms for x in rs)}
+    print(f"preset {preset}, {model} model, cell {cell}, {epochs} epochs per run, "
+          f"{repeats} runs each "
+          f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
+    for name, s in summary.items():
+        print(f"  {name:{width}s} {s['tokens_per_sec']:10.1f} tokens/sec  loss "
+              f"{s['loss']:.4f}  peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
+    if ranks > 1:
+        summary["ranks"] = ranks_summary(results[f"minis2s-{ranks}ranks"],
+                                          summary["minis2s"], ranks, out)
+    full = get_preset(preset).with_overrides(cell=cell, model=model)
+    flops = nominal_flops_per_token(full, bench_data(full, data))
+    ceiling = gemm_ceiling_gflops()
+    summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
+    print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "
+          f"{ceiling:.0f} GFLOP/s", file=out)
+    for name in results:
+        rate = summary[name]["tokens_per_sec"] * flops / 1e9
+        summary[name]["nominal_gflops"] = rate
+        print(f"  {name:{width}s} {rate:6.1f} nominal GFLOP/s = {100 * rate / ceiling:.0f}% "
+              f"of the ceiling", file=out)
+    if vs_torch:
+        ratio = summary["minis2s"]["tokens_per_sec"] / summary["pytorch"]["tokens_per_sec"]
+        lm, lt = summary["minis2s"]["loss"], summary["pytorch"]["loss"]
+        summary["ratio"] = ratio
+        summary["loss_gap"] = abs(lm - lt) / max(lt, 1e-12)
+        print(f"  ratio minis2s / pytorch: {ratio:.2f}x; final losses differ by "
+              f"{100 * summary['loss_gap']:.1f}%", file=out)
+        if ranks > 1:
+            name = f"minis2s-{ranks}ranks"
+            summary["ranks_ratio"] = (summary[name]["tokens_per_sec"]
+                                      / summary["pytorch"]["tokens_per_sec"])
+            print(f"  ratio {name} / pytorch: {summary['ranks_ratio']:.2f}x", file=out)
+    return summary
+
+
+def ranks_summary(runs: list[Result], single: dict, ranks: int, out) -> dict:
+    """What R ranks gain over one process, and what their sums cost."""
+    med = statistics.median
+    step = med(x.step_ms for x in runs)
+    summed = med(x.allreduce_ms for x in runs)
+    pure = med(x.pure_allreduce_ms for x in runs)
+    nbytes = runs[0].gradient_bytes
+    ring = 2 * (ranks - 1) / ranks * nbytes  # what a ring allreduce sends from each rank
+    info = {"speedup": med(x.tokens_per_sec for x in runs) / single["tokens_per_sec"],
+            "step_ms": step, "allreduce_ms": summed, "pure_allreduce_ms": pure,
+            "allreduce_share": summed / step, "gradient_bytes": nbytes,
+            "ring_bytes_per_rank": ring}
+    print(f"  {ranks} ranks / 1 process: {info['speedup']:.2f}x; a step takes {step:.1f} ms, "
+          f"of which {summed:.2f} ms ({100 * summed / step:.1f}%) in the sums over the ranks "
+          f"(waiting included); the gradients' sum alone takes {pure:.2f} ms", file=out)
+    print(f"  the gradients are {nbytes / 1e6:.2f} MB; a ring allreduce sends "
+          f"{ring / 1e6:.2f} MB from each rank per step", file=out)
+    return info

@@ -1,0 +1,146 @@
+"""Timed training runs, one contender in this process: minis2s (alone, or as one rank
+under ``mpiexec``) or the PyTorch reference of the same model, on the same data, batches
+and initial weights. A run measures; it prints nothing but its :class:`Result`, which
+:mod:`.launch` reads and :mod:`.report` summarises.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..presets import Preset
+
+BENCH_EPOCHS = {"zh": 30, "en": 10, "big": 1}
+BENCH_PRESETS = ("zh", "en", "big")
+
+
+@dataclass
+@dataclass
+class Result:
+    impl: str
+    tokens_per_sec: float
+    loss: float
+    peak_rss_mb: float
+    seconds: float
+    epochs: int
+    ranks: int = 1
+    step_ms: float = 0.0  # training time per optimisation step
+    allreduce_ms: float = 0.0  # per step, in training: the sums, and waiting for them
+    pure_allreduce_ms: float = 0.0  # the gradients' sum alone, ranks lined up first
+    gradient_bytes: int = 0  # each rank's gradient buffer (what one sum adds up)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (libraries included)."""
+    try:  # VmHWM is reset by exec, unlike ru_maxrss, which a child may inherit
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_data(preset: Preset, data_path):
+    from ..data import Part, load_data, resolve_data_path
+
+    data = load_data(resolve_data_path(data_path), preset.data_spec(), warn=lambda m: None)
+    empty = Part(data.train.src[:0], data.train.src_valid_len[:0], data.train.tgt[:0],
+                 data.train.tgt_valid_len[:0], [], [])
+    data.valid = data.test = empty  # only training is timed
+    return data
+
+
+def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
+    """Train in this process, or as one of the ranks when started by ``mpiexec``."""
+    from ..backend import get_backend
+    from ..train import Trainer, model_config
+    from ..train.ranks import limit_blas_threads, world
+
+    ranks = world()
+    said = limit_blas_threads(ranks)
+    if said and ranks.rank == 0:
+        print(said, file=sys.stderr)
+    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed,
+                      ranks=ranks)
+    trainer.fit(data, epochs, progress=False)
+    tokens = sum(s.tokens for s in trainer.history)
+    seconds = sum(s.seconds for s in trainer.history)
+    steps = trainer.opt.t
+    result = Result("minis2s", tokens / seconds, trainer.history[-1].loss, peak_rss_mb(),
+                    seconds, epochs, ranks.size, 1e3 * seconds / steps)
+    if ranks.size > 1:
+        summed = np.zeros_like(trainer.grads.flat)  # what every step sums over the ranks
+        result.allreduce_ms = 1e3 * trainer.allreduce_seconds / steps
+        result.pure_allreduce_ms = 1e3 * time_allreduce(ranks, summed)
+        result.gradient_bytes = int(summed.nbytes)
+        result.impl = f"minis2s-{ranks.size}ranks"
+    return result
+
+
+def time_allreduce(ranks, buffer, repeats: int = 20) -> float:
+    """Median seconds of one sum of ``buffer`` over the ranks, every rank lined up at a
+    barrier first (so no rank's lateness is counted)."""
+    times = []
+    for _ in range(repeats):
+        ranks.barrier()
+        start = time.perf_counter()
+        ranks.sum_(buffer)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
+    import torch
+
+    from ..backend import get_backend, to_numpy
+    from ..data import iterate_batches
+    from ..model import init_params
+    from ..torch_reference import TorchSeq2Seq, masked_ce, seed_grad_clipping
+    from ..train import model_config
+
+    cfg = model_config(preset, data)
+    init = init_params(cfg, get_backend("numpy"), np.random.default_rng(seed))
+    net = TorchSeq2Seq(cfg)  # float32, like minis2s
+    net.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in init.items()})
+    net.train()
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
+    shuffle = np.random.default_rng([seed, 1])  # the same batch order as minis2s
+    bos = data.tgt_vocab.bos
+    tokens, seconds, loss_sum, epoch_tokens, steps = 0, 0.0, 0.0, 0, 0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        loss_sum, epoch_tokens = 0.0, 0
+        for b in iterate_batches(data.train, preset.batch_size, shuffle, bos=bos):
+            src, tgt = torch.from_numpy(b.src), torch.from_numpy(b.tgt)
+            valid = torch.from_numpy(b.tgt_valid_len)
+            dec_in = torch.from_numpy(b.tgt_in)
+            opt.zero_grad()
+            loss = masked_ce(net(src, dec_in, None, torch.from_numpy(b.src_valid_len)), tgt,
+                             valid)
+            loss.backward()
+            seed_grad_clipping(net, preset.grad_clip)
+            opt.step()
+            loss_sum += loss.item()
+            epoch_tokens += b.num_tokens
+            steps += 1
+        seconds += time.perf_counter() - start
+        tokens += epoch_tokens
+    return Result("pytorch", tokens / seconds, loss_sum / epoch_tokens, peak_rss_mb(),
+                  seconds, epochs, step_ms=1e3 * seconds / steps)
+
+
+def have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True

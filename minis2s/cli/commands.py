@@ -1,0 +1,312 @@
+"""What each command does: read its arguments, run the package, print the result.
+
+Results go to stdout; progress, warnings and errors to stderr (:func:`warn`), so that
+``translate`` output can be piped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from ..settings import DATA_FIELDS, MODEL_FIELDS, TRAINING_FIELDS
+
+# the fields of a preset that ``minis2s train`` flags override
+TRAIN_FIELDS = (*MODEL_FIELDS, *TRAINING_FIELDS, *DATA_FIELDS)
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed ``minis2s: `` once (data messages carry it already)."""
+    if not message.startswith("minis2s: "):
+        message = f"minis2s: {message}"
+    print(message, file=sys.stderr)
+
+
+def known_errors():
+    """Errors that are the input's or the machine's fault: one line, no traceback."""
+    from ..bench import BenchError
+    from ..train import INPUT_ERRORS, RankError, TrainingError
+
+    return (*INPUT_ERRORS, BenchError, RankError, TrainingError)
+
+
+def gradcheck(args) -> int:
+    from .. import gradcheck as checks
+
+    check_seed(args.seed)
+    return checks.main(seed=args.seed)
+
+
+def bench(args) -> int:
+    from .. import bench as benchmark
+
+    benchmark.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed,
+                    args.data, cell=args.cell, model=args.model, ranks=args.ranks)
+    return 0
+
+
+def stop_listening_to_ctrl_c() -> None:
+    """From here on the command only reports and exits: further Ctrl-C presses are
+    ignored, so they cannot replace the report or raise during interpreter shutdown."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def train(args) -> int:
+    """Under ``mpiexec -n R`` every rank runs this. Errors that every rank meets alike
+    (a bad setting, unreadable data, NaN) end every rank the usual way; anything that
+    strikes one rank alone ends the whole job at once, since the others would wait for it
+    forever."""
+    from ..train import RankError, TrainingError, world
+
+    ranks = world()
+    try:
+        return _train(args, ranks)
+    except (RankError, TrainingError):
+        raise  # the same on every rank: main reports it (rank 0) and every rank exits
+    except BaseException as exc:
+        if ranks.size == 1:
+            raise
+        import traceback
+
+        kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        from_mpi = type(exc).__module__.startswith("mpi4py")  # a sum over the ranks failed
+        if from_mpi:  # a collective failed: its peer is gone, or MPI itself broke
+            said = "lost contact with another rank during a sum over the ranks (did it die?)"
+        else:
+            said = f"{type(exc).__name__}: {exc}"
+        print(f"minis2s: {kind} on rank {ranks.rank} of {ranks.size}: {said}; ending every "
+              "rank", file=sys.stderr)
+        if not (from_mpi or isinstance(exc, (KeyboardInterrupt, *known_errors()))):
+            traceback.print_exc()
+        sys.stderr.flush()
+        ranks.abort(130 if kind == "interrupted" else 2)
+        raise
+
+
+def _train(args, ranks) -> int:
+    from pathlib import Path
+
+    from ..backend import get_backend
+    from ..presets import get_preset
+    from ..train import INPUT_ERRORS, Interrupted, run_experiment, settings_to_resume
+
+    def start():
+        check_seed(args.seed)
+        overrides = {f: getattr(args, f) for f in TRAIN_FIELDS
+                     if getattr(args, f) is not None}
+        if args.resume:  # the checkpoint's settings, with the flags given
+            preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset,
+                                        overrides)
+        else:
+            preset = get_preset(args.preset or "zh").with_overrides(**overrides)
+        return preset, get_backend(args.backend)
+
+    preset, backend = ranks.together("start", start, INPUT_ERRORS)
+    try:
+        run = run_experiment(preset, args.data, backend, args.out, seed=args.seed,
+                             progress=not args.quiet, warn=warn, resume=args.resume,
+                             ranks=ranks)
+    except Interrupted as exc:
+        stop_listening_to_ctrl_c()  # a second press must not cut the report or the exit
+        if ranks.root:
+            warn(str(exc))
+        return 130
+    if not ranks.root:
+        return 0
+    print(run.trainer.summary_line())
+    last = run.trainer.history[-1]
+    if last.valid_loss is not None:
+        print(f"validation loss {last.valid_loss:.3f}")
+    return 0
+
+
+def _load_model(args, dtype: str = "float32"):
+    from .. import checkpoint
+    from ..backend import get_backend
+    from ..params import ParamSet
+
+    ck = checkpoint.load(args.model)
+    backend = get_backend(args.backend, dtype)
+    params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
+    params.assign(ck.params)
+    return ck, params, backend
+
+
+def _stdin_lines() -> list[str]:
+    """Standard input as lines split at ``\n`` only (a ``\r`` before it is dropped), so
+    there is one output line per input line whatever the text holds. Bytes that are not
+    UTF-8 become U+FFFD (and so ``<unk>``), with a warning naming the line."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream stands in for stdin (tests, embedding)
+        return [ln.rstrip("\n").rstrip("\r") for ln in sys.stdin]
+    raw = buffer.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    chunks = raw.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()  # the final newline ends the last line; it does not start another
+    lines = []
+    for number, chunk in enumerate(chunks, start=1):
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+        try:
+            lines.append(chunk.decode("utf-8"))
+        except UnicodeDecodeError:
+            warn(f"input line {number} is not valid UTF-8; undecodable bytes read as U+FFFD")
+            lines.append(chunk.decode("utf-8", errors="replace"))
+    return lines
+
+
+def _check_beam(args) -> None:
+    from ..settings import ConfigError
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam must be a whole number >= 1, got {args.beam}")
+    if not args.length_penalty >= 0 or args.length_penalty == float("inf"):  # NaN too
+        raise ConfigError(f"--length-penalty must be a number >= 0, got "
+                          f"{args.length_penalty}")
+
+
+def translate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..data import DataError
+    from ..decode import translations
+    from ..decode.heatmap import draw_attention
+
+    _check_beam(args)
+    ck, params, backend = _load_model(args)
+    want = bool(args.attention_plot or args.json)
+    if args.attention_plot and not ck.config.decoder.attends:
+        raise DataError(f"{args.model} holds a {ck.config.model} model, which has no "
+                        "attention weights to draw; train one with --model attention")
+    sentences = args.sentences if args.sentences else _stdin_lines()
+    results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
+                           ck.data.num_steps, backend, warn=warn, beam=args.beam,
+                           length_penalty=args.length_penalty, attention=want)
+    drawn = 0
+    for number, (sentence, t) in enumerate(zip(sentences, results), start=1):
+        if args.json:
+            print(json.dumps({"source": sentence, "translation": t.text, "tokens": t.tokens,
+                              "source_tokens": t.source,
+                              "attention": None if t.weights is None
+                              else t.weights.tolist()}, ensure_ascii=False))
+        else:
+            print(t.text)
+        if args.attention_plot and t.weights is not None:
+            drawn += draw_attention(t, Path(args.attention_plot) / f"sentence_{number:04d}.png")
+    if args.attention_plot:
+        if drawn or not any(t.weights is not None for t in results):
+            warn(f"{drawn} attention heat maps in {args.attention_plot}")
+        else:
+            warn("no heat maps: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
+def evaluate(args) -> int:
+    from ..evaluate import plot_by_length
+
+    _check_beam(args)
+    named = [_evaluate_one(args, path) for path in args.model]
+    names = [name for name, _ in named]
+    if len(set(names)) < len(names):  # two of a kind: their paths tell them apart
+        names = [f"{path}: {name}" for path, name in zip(args.model, names)]
+    reports = dict(zip(names, (report for _, report in named)))
+    if args.plot:
+        if plot_by_length(reports, args.plot):
+            warn(f"figure in {args.plot}")
+        else:
+            warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
+def _evaluate_one(args, path):
+    """Score one checkpoint on its held-out part; print the report; return its name (the
+    model and the decoding) and the report."""
+    import json
+
+    from ..evaluate import by_length_table, evaluate_model
+
+    ck, params, backend = _load_model(argparse.Namespace(model=path, backend=args.backend))
+    ev = evaluate_model(params, ck, backend, args.data, args.part, args.beam,
+                        args.length_penalty, warn=warn, where=path)
+    report, scores = ev.report, ev.report.scores
+    decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
+                                                f"{args.length_penalty:g}")
+    print(f"{args.part} part: {report.pairs} pairs, {ck.config.model} model, {decoding}")
+    print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
+    print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
+    print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}")
+    if args.by_length:
+        print(by_length_table(report))
+    if args.json:
+        print(json.dumps({"checkpoint": path, "model": ck.config.model, "part": args.part,
+                          "pairs": report.pairs, "beam": args.beam,
+                          "length_penalty": args.length_penalty, "bleu": scores["bleu"],
+                          "chrf": scores["chrf"],
+                          "by_length": [b.__dict__ for b in report.buckets]}))
+    for s_, h, r in list(zip(ev.sources, ev.hyps, ev.refs))[: args.show]:
+        print(f"  {s_} => {h}   [ref: {r}]")
+    return f"{ck.config.model}, {decoding}", report
+
+
+def gradflow(args) -> int:
+    import json
+
+    from ..backend import get_backend
+    from ..data import DataError, read_pairs
+    from ..gradflow import batch_of_pairs, flow_table, fresh_model, gradient_flow, plot_flow
+    from ..ops import CELLS
+    from ..presets import get_preset
+
+    check_seed(args.seed)
+    backend = get_backend(args.backend, "float64")  # norms over many steps: no rounding
+    if args.model and args.compare_cells:
+        raise DataError("--compare-cells compares freshly initialised models; to compare "
+                        "trained ones, give --model once per checkpoint")
+    pairs = read_pairs(args.pairs, warn=warn)[:args.batch_size]
+    models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps)
+    for path in args.model or []:
+        ck, params, _ = _load_model(argparse.Namespace(model=path, backend=args.backend),
+                                    dtype="float64")
+        name = ck.config.cell if len(args.model) > 1 else path
+        models.append((name, params, ck.config, ck.src_vocab, ck.tgt_vocab,
+                       args.num_steps or ck.data.num_steps))
+    if not models:
+        preset = get_preset(args.preset)
+        cells = list(CELLS) if args.compare_cells else [args.cell]
+        for cell in cells:
+            params, cfg, sv, tv = fresh_model(preset, cell, pairs, backend, args.seed)
+            models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps))
+    flows = {}
+    for name, params, cfg, sv, tv, num_steps in models:
+        flows[name] = gradient_flow(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps,
+                                                                backend))
+    if args.json:
+        out = {n: f.to_dict() for n, f in flows.items()}
+        print(json.dumps(next(iter(out.values())) if len(out) == 1 else out))
+    else:
+        for n, f in flows.items():
+            print(f"{n}: {len(pairs)} pairs, {f.encoder and len(f.encoder[0])} source and "
+                  f"{len(f.decoder[0])} target steps")
+            print(flow_table(f, args.clip))
+    if args.plot:
+        title = f"{len(pairs)} pairs of {args.pairs}" + (" (fresh models)" if not args.model
+                                                         else "")
+        if plot_flow(flows, args.plot, args.clip, title):
+            warn(f"figure in {args.plot}")
+        else:
+            warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
+def check_seed(seed) -> None:
+    """A random seed is a whole number >= 0 (NumPy's generators take no other)."""
+    from ..settings import ConfigError
+
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {seed}")
