@@ -121,3 +121,15 @@ def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     xp = numpy if name == "numpy" else _import_cupy()
     return Backend(name=name, xp=xp, dtype=numpy.dtype(str(dtype)))
+
+
+def map_arrays(fn, tree):
+    """``fn`` applied to every array of a nest of lists and (named) tuples; None stays."""
+    if tree is None:
+        return None
+    if isinstance(tree, list):
+        return [map_arrays(fn, t) for t in tree]
+    if isinstance(tree, tuple):
+        items = [map_arrays(fn, t) for t in tree]
+        return type(tree)(*items) if hasattr(tree, "_fields") else tuple(items)
+    return fn(tree)

@@ -37,6 +37,7 @@ import numpy as np
 
 from .data import DataError, DataSpec, Vocab
 from .model import ModelConfig, param_shapes
+from .params import ParamSet
 from .settings import DATA_FIELDS, MODEL_FIELDS, ConfigError, check
 
 FORMAT_VERSION = 2
@@ -58,6 +59,14 @@ class Checkpoint:
     tgt_vocab: Vocab
     training: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # further arrays (optimiser state, ...)
+
+    def params_on(self, backend) -> ParamSet:
+        """The parameters as a :class:`~minis2s.params.ParamSet` on ``backend``, in its
+        dtype."""
+        params = ParamSet({k: v.shape for k, v in self.params.items()}, backend.xp,
+                          backend.dtype)
+        params.assign(self.params)
+        return params
 
 
 def _meta(ck: Checkpoint) -> str:
@@ -223,7 +232,7 @@ def _from_version_1(meta: dict, path) -> dict:
     training = dict(training)
     saved = training.pop("preset_config", None)
     if isinstance(saved, dict):  # the optimisation fields, now stored once; without them
-        #                            resuming refuses the file, as it did
+        #                            resuming refuses the file (unreadable settings)
         training.update({k: saved[k] for k in ("batch_size", "lr", "grad_clip")
                          if k in saved})
         if "epochs" in saved:

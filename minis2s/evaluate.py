@@ -91,12 +91,12 @@ class Evaluation:
     report: Report
 
 
-def evaluate_model(params, ck, backend, data_path=None, part: str = "test", beam: int = 1,
+def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int = 1,
                    length_penalty: float = 0.75, warn: Callable[[str], None] | None = None,
                    where: str = "the checkpoint") -> Evaluation:
-    """Translate and score part ``part`` ("test", "valid" or "train") of the corpus that
-    checkpoint ``ck`` (a :class:`minis2s.checkpoint.Checkpoint`, whose parameters
-    ``params`` are on ``backend``) was trained on. The data is read again as ``ck.data``
+    """Translate on ``backend`` and score part ``part`` ("test", "valid" or "train") of the
+    corpus that checkpoint ``ck`` (a :class:`minis2s.checkpoint.Checkpoint`) was trained
+    on. The data is read again as ``ck.data``
     says; a corpus that does not give the checkpoint's vocabulary is refused (``where``
     names the checkpoint in the message)."""
     data = load_data(resolve_data_path(data_path), ck.data, warn=warn or (lambda m: None))
@@ -109,7 +109,7 @@ def evaluate_model(params, ck, backend, data_path=None, part: str = "test", beam
                         f"{ck.training.get('preset', '?')}); try --part train")
     sources = [" ".join(t) for t in chosen.src_tokens]
     refs = [" ".join(t) for t in chosen.tgt_tokens]
-    hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
+    hyps = translate(ck.params_on(backend), ck.config, ck.src_vocab, ck.tgt_vocab, sources,
                      ck.data.num_steps, backend, beam=beam, length_penalty=length_penalty)
     return Evaluation(sources, hyps, refs,
                       score(hyps, refs, [len(t) for t in chosen.src_tokens]))

@@ -11,7 +11,7 @@ encoder a layer's state at step t is both directions' h side by side, and its no
 both.
 
 ``minis2s gradflow`` prints them as a table, writes them as JSON and draws them
-(:func:`plot_flow`), for one model or for the three cells side by side.
+(:func:`plot_flow`), for one model or for every cell side by side.
 """
 
 from __future__ import annotations

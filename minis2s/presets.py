@@ -82,20 +82,22 @@ class Preset:
 
 PRESETS = {
     # the seed's chapter: 600 examples (601 pairs), all used for training
-    "zh": Preset("zh", 32, 32, 2, 0.1, batch_size=64, num_steps=10, lr=0.005, epochs=300,
-                 num_examples=600),
+    "zh": Preset("zh", embed_size=32, num_hiddens=32, num_layers=2, dropout=0.1,
+                 batch_size=64, num_steps=10, lr=0.005, epochs=300, num_examples=600),
     # d2l-en: 512 training + 128 validation pairs
-    "en": Preset("en", 256, 256, 2, 0.2, batch_size=128, num_steps=9, lr=0.005, epochs=30,
-                 num_examples=639, valid_size=128),
+    "en": Preset("en", embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2,
+                 batch_size=128, num_steps=9, lr=0.005, epochs=30, num_examples=639,
+                 valid_size=128),
     # a larger model on the first 20,000 pairs (also the speed benchmark's third preset)
-    "big": Preset("big", 256, 256, 2, 0.2, batch_size=128, num_steps=12, lr=0.005,
-                  epochs=10, num_examples=19999, valid_size=1000, test_size=1000),
+    "big": Preset("big", embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2,
+                  batch_size=128, num_steps=12, lr=0.005, epochs=10, num_examples=19999,
+                  valid_size=1000, test_size=1000),
     # the whole corpus with held-out validation and test parts, about 20 minutes on a
     # 2-core CPU; min_freq 5 halves the French vocabulary (17.8k -> 9.5k), and with it the
     # cost of the output layer, which dominates at this size
-    "full": Preset("full", 128, 256, 2, 0.2, batch_size=128, num_steps=10, lr=0.005,
-                   epochs=3, num_examples=None, valid_size=2000, test_size=5000,
-                   min_freq=5),
+    "full": Preset("full", embed_size=128, num_hiddens=256, num_layers=2, dropout=0.2,
+                   batch_size=128, num_steps=10, lr=0.005, epochs=3, num_examples=None,
+                   valid_size=2000, test_size=5000, min_freq=5),
 }
 
 

@@ -1,21 +1,25 @@
 """Every setting of a run, what it may hold, checked in one place.
 
-A run's settings come from a preset and ``minis2s train`` flags (:mod:`.presets`) or from
-a checkpoint's meta (:mod:`.checkpoint`); both go through :func:`check`, which knows the
-rule of every field, so that a value is refused the same way wherever it comes from,
-with every problem named in one message, before any data is read. The fields fall into
-three groups: the model (:data:`MODEL_FIELDS`, a :class:`~minis2s.model.ModelConfig` with
-the vocabulary sizes), the data (:data:`DATA_FIELDS`, a
-:class:`~minis2s.data.DataSpec`) and the optimisation (:data:`TRAINING_FIELDS`).
+A run's settings come from a preset and ``minis2s train`` flags (:mod:`.presets`), from a
+checkpoint's meta (:mod:`.checkpoint`) or from Python; all go through :func:`check`,
+which knows the rule of every field, so that a value is refused the same way wherever it
+comes from, with every problem named in one message, before any data is read. The fields
+fall into three groups: the model (:data:`MODEL_FIELDS`, a
+:class:`~minis2s.model.ModelConfig` with the vocabulary sizes, which checks them when it is
+made), the data (:data:`DATA_FIELDS`, a :class:`~minis2s.data.DataSpec`, likewise) and
+the optimisation (:data:`OPTIMISATION_FIELDS`); and the options of decoding and of the
+random seed.
+
+Two fields name an entry of a table that lives above this module: ``cell`` one of
+:data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`. Each table is
+entered in :data:`CHOICES` by its own package, and read when a value is checked, so that a
+decoder or cell registered later is a valid choice.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-
-from .model import DECODERS
-from .ops import CELLS
 
 MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks this deep
 #                  do not train without residual connections
@@ -24,7 +28,9 @@ MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dro
                 "bidirectional")
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
-TRAINING_FIELDS = ("epochs", "batch_size", "lr", "grad_clip")
+OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip")
+
+CHOICES: dict[str, Mapping] = {}  # field -> the table its value must be a key of
 
 
 class ConfigError(ValueError):
@@ -58,15 +64,21 @@ def _size(value) -> bool:
     return _whole(0)(value) or (isinstance(value, float) and 0 <= value < 1)
 
 
-def _one_of(table: Mapping) -> Callable:
-    return lambda value: isinstance(value, str) and value in table
+def _choice(field: str) -> tuple[Callable, Callable[[], str]]:
+    def ok(value) -> bool:
+        return isinstance(value, str) and value in CHOICES[field]
+    return ok, lambda: f"one of {', '.join(CHOICES[field])}"
 
 
-# field -> (test, what the value must be); the tables are read when a value is checked,
-# so that a decoder or cell registered later is a valid choice
+def _finite_at_least_zero(value) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and value >= 0)
+
+
+# field -> (test, what the value must be)
 RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
-    "model": (_one_of(DECODERS), lambda: f"one of {', '.join(DECODERS)}"),
-    "cell": (_one_of(CELLS), lambda: f"one of {', '.join(CELLS)}"),
+    "model": _choice("model"),
+    "cell": _choice("cell"),
     "embed_size": (_whole(1), lambda: "a whole number >= 1"),
     "num_hiddens": (_whole(1), lambda: "a whole number >= 1"),
     "num_layers": (_whole(1, MAX_LAYERS), lambda: f"a whole number from 1 to {MAX_LAYERS}"),
@@ -82,6 +94,9 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "batch_size": (_whole(1), lambda: "a whole number >= 1"),
     "lr": (_positive, lambda: "a number > 0"),
     "grad_clip": (_positive, lambda: "a number > 0"),
+    "seed": (_whole(0), lambda: "a whole number >= 0"),
+    "beam": (_whole(1), lambda: "a whole number >= 1"),
+    "length_penalty": (_finite_at_least_zero, lambda: "a number >= 0"),
 }
 
 

@@ -87,7 +87,7 @@ def _top_h(state):
     return (state[0] if isinstance(state, tuple) else state)[-1]
 
 
-class Decoder(nn.Module):
+class Seq2SeqDecoder(nn.Module):
     """The seed's decoder: the encoder's top-layer final h concatenated to every step's
     embedding, the encoder's final state as the first state."""
 
@@ -133,7 +133,7 @@ class AdditiveAttention(nn.Module):
         return torch.bmm(weights, values)
 
 
-class AttentionDecoder(nn.Module):
+class Seq2SeqAttentionDecoder(nn.Module):
     """d2l's Seq2SeqAttentionDecoder: a Python loop over the steps, the query being the
     top layer's h before each step, the cell reading [context ; embedding]."""
 
@@ -170,23 +170,24 @@ class AttentionDecoder(nn.Module):
         return self.dense(torch.cat(outs, dim=0)).permute(1, 0, 2)
 
 
-TORCH_DECODERS = {"seq2seq": Decoder, "attention": AttentionDecoder}
+TORCH_DECODERS = {"seq2seq": Seq2SeqDecoder, "attention": Seq2SeqAttentionDecoder}
 
 
 class TorchSeq2Seq(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        if cfg.model not in TORCH_DECODERS:
-            raise ValueError(f"no PyTorch twin of the {cfg.model!r} decoder; there are "
-                             f"{', '.join(TORCH_DECODERS)}")
+        for name, table in ((cfg.model, TORCH_DECODERS), (cfg.cell, MODULES)):
+            if name not in table:
+                raise ValueError(f"no PyTorch twin of {name!r}; there are "
+                                 f"{', '.join(table)}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = TORCH_DECODERS[cfg.model](cfg)
 
-    def encode(self, src, masks=None, outputs=False):
-        """src (N, T) -> the decoder's initial state (L, N, dirs * H), a pair (h, c) of
-        them for the LSTM (and, with ``outputs``, the top layer's outputs (T, N, dirs·H)).
-        ``masks``: as for :meth:`forward`; only the encoder's are used."""
+    def encode(self, src, masks=None):
+        """src (N, S) -> ``(state, outputs)``: the decoder's initial state (L, N, dirs *
+        H), a pair (h, c) of them for the LSTM, and the top layer's outputs (S, N,
+        dirs·H). ``masks``: as for :meth:`forward`; only the encoder's are used."""
         x = self.encoder.embedding(src.T)
         if masks is None:
             out, state = self.encoder.rnn(x)
@@ -201,16 +202,16 @@ class TorchSeq2Seq(nn.Module):
         if self.cfg.bidirectional:
             state = tuple(map(side_by_side, state)) if isinstance(state, tuple) \
                 else side_by_side(state)
-        return (state, out) if outputs else state
+        return state, out
 
     def forward(self, src, tgt_in, masks=None, src_valid_len=None):
-        """src (N, T_src), tgt_in (N, T_tgt) -> logits (N, T_tgt, V).
+        """src (N, S), tgt_in (N, T) -> logits (N, T, V).
 
         ``masks``: None, or minis2s's :class:`~minis2s.model.DropoutMasks` (arrays or
         tensors; their parts None where nothing drops). With masks, the model drops
         exactly those units and nothing else, in train and eval mode alike.
         ``src_valid_len`` (N,): what attention may read (default: all)."""
-        state, enc_out = self.encode(src, masks, outputs=True)
+        state, enc_out = self.encode(src, masks)
         if src_valid_len is None:
             src_valid_len = torch.full((src.shape[0],), src.shape[1])
         return self.decoder(tgt_in, state, enc_out, src_valid_len, masks)

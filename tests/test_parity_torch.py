@@ -11,7 +11,7 @@ else:
     torch = pytest.importorskip("torch")
 
 from minis2s import gradcheck as gc  # noqa: E402
-from minis2s.backend import get_backend  # noqa: E402
+from minis2s.backend import get_backend, map_arrays  # noqa: E402
 from minis2s.model import (  # noqa: E402
     DECODERS,
     DropoutMasks,
@@ -23,7 +23,6 @@ from minis2s.model import (  # noqa: E402
     seq2seq_forward,
 )
 from minis2s.model.attention import AttentionMasks  # noqa: E402
-from minis2s.model.registry import map_arrays  # noqa: E402
 from minis2s.ops import CELLS, State  # noqa: E402
 from minis2s.optim import Adam, clip_grad_norm_  # noqa: E402
 from minis2s.torch_reference import (  # noqa: E402
@@ -128,7 +127,7 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
 
     assert abs(float(loss) - t_loss.item()) <= 1e-10 * max(1.0, abs(t_loss.item()))
     np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-10)
-    assert_same_state(state, net.encode(torch.tensor(src)))
+    assert_same_state(state, net.encode(torch.tensor(src))[0])
     named = dict(net.named_parameters())
     assert set(named) == set(grads)
     for name, g in grads.items():
@@ -175,7 +174,7 @@ def test_parity_with_dropout_masks(cfg, reduction, packed):
 
     assert abs(float(loss) - t_loss.item()) <= 1e-10 * max(1.0, abs(t_loss.item()))
     np.testing.assert_allclose(logits, t_logits.detach().numpy(), rtol=0, atol=1e-10)
-    assert_same_state(state, net.encode(torch.tensor(src), masks))
+    assert_same_state(state, net.encode(torch.tensor(src), masks)[0])
     named = dict(net.named_parameters())
     assert set(named) == set(grads)
     for name, g in grads.items():
@@ -269,7 +268,7 @@ def test_attention_parity(cfg, reduction):
     """The attention model against d2l's written with torch.nn (a loop over decoder
     steps): loss, logits and every gradient to 1e-10, padded sources, the same dropout
     masks (between layers and on the attention weights) on both sides."""
-    from minis2s.model.attention import attention_decoder_forward
+    from minis2s.model.attention import attention_decoder_forward, attention_weights
 
     rng = np.random.default_rng(17)
     params = init_params(cfg, F64, rng)
@@ -284,8 +283,9 @@ def test_attention_parity(cfg, reduction):
     grads = seq2seq_backward(1.0, cache).params
     encoded, _ = encoder_forward(params, cfg, batch.src, batch.src_valid_len,
                                  masks=masks.encoder)
-    (logits, weights), _ = attention_decoder_forward(params, cfg, batch.tgt_in, encoded,
-                                                     masks.decoder)
+    logits, cache = attention_decoder_forward(params, cfg, batch.tgt_in, encoded,
+                                              masks.decoder)
+    weights = attention_weights(cache)
     assert weights.shape == (N, T_tgt, T_src)
     past = np.arange(T_src)[None, None, :] >= batch.src_valid_len[:, None, None]
     assert np.all(weights[np.broadcast_to(past, weights.shape)] == 0.0)  # exactly 0

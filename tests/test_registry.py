@@ -17,7 +17,7 @@ from minis2s import checkpoint
 from minis2s import gradcheck as gc
 from minis2s.backend import get_backend
 from minis2s.cli import main
-from minis2s.data import Vocab
+from minis2s.data import DataSpec, Vocab
 from minis2s.decode import beam_search, greedy_decode
 from minis2s.gradflow import batch_of_pairs, gradient_flow
 from minis2s.model import (
@@ -30,7 +30,6 @@ from minis2s.model import (
     init_params,
     register_decoder,
 )
-from minis2s.model.encoder import stack_flops
 from minis2s.model.weights import dense_params, embedding_param, scope, stack_params
 from minis2s.ops import (
     CELLS,
@@ -40,12 +39,14 @@ from minis2s.ops import (
     embed_project_forward,
     param_suffix,
     stack_backward,
+    stack_flops,
     stack_forward,
 )
+from minis2s.settings import ConfigError, check
 
 F64 = get_backend("numpy", "float64")
-W_IH0, B_IH0 = "decoder.rnn.weight_ih" + param_suffix(0, 0), "decoder.rnn.bias_ih" + \
-    param_suffix(0, 0)
+W_IH0 = "decoder.rnn.weight_ih" + param_suffix(0, 0)
+B_IH0 = "decoder.rnn.bias_ih" + param_suffix(0, 0)
 
 
 # ------------------------------------------------------------------ the decoder
@@ -114,7 +115,8 @@ class PlainDecoder(Decoder):
 
     def flops(self, cfg, S, T):
         W = cfg.decoder_hiddens
-        return stack_flops(cfg, T, cfg.embed_size, W) + 2 * T * W * cfg.tgt_vocab_size
+        return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size, W, cfg.num_layers)
+                + 2 * T * W * cfg.tgt_vocab_size)
 
 
 PLAIN = PlainDecoder()
@@ -224,9 +226,28 @@ def test_gradient_flow_of_a_registered_decoder(plain):
     assert all(v > 0 for v in flow.encoder[1])  # the gradient reaches every source step
 
 
-def test_an_unregistered_decoder_is_refused_by_the_settings_and_the_commands(tiny_corpus,
-                                                                             tmp_path,
-                                                                             capsys):
+def test_an_unregistered_decoder_is_refused_everywhere(tiny_corpus, tmp_path, capsys):
+    """Once the decoder leaves the table: the settings, ModelConfig, the flags and a
+    checkpoint that names it all refuse it, naming the decoders there are."""
+    register_decoder(PLAIN)
+    try:
+        cfg = _cfg(dropout=0.0)
+        params = init_params(cfg, F64, np.random.default_rng(0))
+        vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>", *"abcd"])
+        path = checkpoint.save(tmp_path / "plain.npz", checkpoint.Checkpoint(
+            {k: np.asarray(v) for k, v in params.items()}, cfg, DataSpec(num_steps=4),
+            vocab, vocab))
+    finally:
+        del DECODERS[PLAIN.name]
+    known = ", ".join(DECODERS)
+    with pytest.raises(ConfigError, match=f"--model must be one of {known}, got 'plain'"):
+        check({"model": "plain"})
+    with pytest.raises(ConfigError, match="model must be one of"):
+        _cfg()
+    with pytest.raises(checkpoint.CheckpointError, match=f"one of {known}, got 'plain'"):
+        checkpoint.load(path)
+    assert main(["translate", "--model", str(path), "a b"]) == 2
+    assert "got 'plain'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--data", str(tiny_corpus), "--model", "plain", "--out",
               str(tmp_path)])

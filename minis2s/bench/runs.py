@@ -21,7 +21,6 @@ BENCH_PRESETS = ("zh", "en", "big")
 
 
 @dataclass
-@dataclass
 class Result:
     impl: str
     tokens_per_sec: float

@@ -11,10 +11,10 @@ import signal
 import sys
 import threading
 
-from ..settings import DATA_FIELDS, MODEL_FIELDS, TRAINING_FIELDS
+from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, check
 
 # the fields of a preset that ``minis2s train`` flags override
-TRAIN_FIELDS = (*MODEL_FIELDS, *TRAINING_FIELDS, *DATA_FIELDS)
+FLAG_FIELDS = (*MODEL_FIELDS, *OPTIMISATION_FIELDS, *DATA_FIELDS)
 
 
 def warn(message: str) -> None:
@@ -95,7 +95,7 @@ def _train(args, ranks) -> int:
 
     def start():
         check_seed(args.seed)
-        overrides = {f: getattr(args, f) for f in TRAIN_FIELDS
+        overrides = {f: getattr(args, f) for f in FLAG_FIELDS
                      if getattr(args, f) is not None}
         if args.resume:  # the checkpoint's settings, with the flags given
             preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset,
@@ -126,13 +126,10 @@ def _train(args, ranks) -> int:
 def _load_model(args, dtype: str = "float32"):
     from .. import checkpoint
     from ..backend import get_backend
-    from ..params import ParamSet
 
     ck = checkpoint.load(args.model)
     backend = get_backend(args.backend, dtype)
-    params = ParamSet({k: v.shape for k, v in ck.params.items()}, backend.xp, backend.dtype)
-    params.assign(ck.params)
-    return ck, params, backend
+    return ck, ck.params_on(backend), backend
 
 
 def _stdin_lines() -> list[str]:
@@ -161,13 +158,7 @@ def _stdin_lines() -> list[str]:
 
 
 def _check_beam(args) -> None:
-    from ..settings import ConfigError
-
-    if args.beam < 1:
-        raise ConfigError(f"--beam must be a whole number >= 1, got {args.beam}")
-    if not args.length_penalty >= 0 or args.length_penalty == float("inf"):  # NaN too
-        raise ConfigError(f"--length-penalty must be a number >= 0, got "
-                          f"{args.length_penalty}")
+    check({"beam": args.beam, "length_penalty": args.length_penalty})
 
 
 def translate(args) -> int:
@@ -187,7 +178,7 @@ def translate(args) -> int:
     sentences = args.sentences if args.sentences else _stdin_lines()
     results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
                            ck.data.num_steps, backend, warn=warn, beam=args.beam,
-                           length_penalty=args.length_penalty, attention=want)
+                           length_penalty=args.length_penalty, with_weights=want)
     drawn = 0
     for number, (sentence, t) in enumerate(zip(sentences, results), start=1):
         if args.json:
@@ -229,11 +220,14 @@ def _evaluate_one(args, path):
     model and the decoding) and the report."""
     import json
 
+    from .. import checkpoint
+    from ..backend import get_backend
     from ..evaluate import by_length_table, evaluate_model
 
-    ck, params, backend = _load_model(argparse.Namespace(model=path, backend=args.backend))
-    ev = evaluate_model(params, ck, backend, args.data, args.part, args.beam,
-                        args.length_penalty, warn=warn, where=path)
+    ck = checkpoint.load(path)
+    ev = evaluate_model(ck, get_backend(args.backend), args.data, part=args.part,
+                        beam=args.beam, length_penalty=args.length_penalty, warn=warn,
+                        where=path)
     report, scores = ev.report, ev.report.scores
     decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
                                                 f"{args.length_penalty:g}")
@@ -305,8 +299,7 @@ def gradflow(args) -> int:
 
 
 def check_seed(seed) -> None:
-    """A random seed is a whole number >= 0 (NumPy's generators take no other)."""
-    from ..settings import ConfigError
-
-    if seed is not None and seed < 0:
-        raise ConfigError(f"--seed must be a whole number >= 0, got {seed}")
+    """A random seed is a whole number >= 0 (NumPy's generators take no other); None
+    stands for the default."""
+    if seed is not None:
+        check({"seed": seed})

@@ -17,6 +17,7 @@ from itertools import islice
 
 import numpy as np
 
+from ..settings import DATA_FIELDS, check
 from .errors import DataError, Warn, warn_stderr
 from .files import open_lines
 from .text import Pair, preprocess, tokenize
@@ -35,6 +36,9 @@ class DataSpec:
     test_size: int | float = 0
     split_seed: int = 0  # the random seed of the split's permutation
     min_freq: int = 2  # tokens seen fewer times in the training part become <unk>
+
+    def __post_init__(self):
+        check({name: getattr(self, name) for name in DATA_FIELDS}, name=str)
 
     def to_dict(self) -> dict:
         return asdict(self)

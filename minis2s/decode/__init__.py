@@ -7,10 +7,11 @@
 """
 
 from .beam import Hypothesis, beam_search
-from .greedy import greedy_decode
+from .greedy import Decoded, greedy_decode
 from .translate import Translation, encode_sentences, predict_seq2seq, translate, translations
 
 __all__ = [
+    "Decoded",
     "Hypothesis",
     "Translation",
     "beam_search",

@@ -91,11 +91,11 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
         scores = np.take_along_axis(flat, top, axis=1)
         row_of = np.full((N, K), -1)
         row_of[sent, slot] = np.arange(len(sent))
-        n_idx, j_idx = np.nonzero(np.isfinite(scores))
-        chosen = top[n_idx, j_idx]  # flat index = slot · C + place among that row's best
+        n_idx, top_idx = np.nonzero(np.isfinite(scores))
+        chosen = top[n_idx, top_idx]  # flat index = slot · C + place among that row's best
         parent = row_of[n_idx, chosen // C]
         new_tok = tokens_of[n_idx, chosen // C, chosen % C]
-        new_logp = scores[n_idx, j_idx]
+        new_logp = scores[n_idx, top_idx]
         alpha_np = to_numpy(alpha)[parent] if want_weights else None
         ends = new_tok == tgt_vocab.eos
         for j in np.flatnonzero(ends):  # finished: they leave the beam

@@ -55,11 +55,11 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
                  sentences: Sequence[str], num_steps: int, backend: Backend,
                  batch_size: int = 512, warn: Callable[[str], None] | None = None,
                  beam: int = 1, length_penalty: float = 0.75,
-                 attention: bool = False) -> list[Translation]:
+                 with_weights: bool = False) -> list[Translation]:
     """Translate sentences, greedily (``beam`` 1) or by beam search (``beam`` K > 1, score
     log P / L^``length_penalty``). Each output is its tokens joined by single spaces
-    (never a line break), so there is exactly one output per input. With ``attention``,
-    each carries its attention weights, if the model's decoder attends.
+    (never a line break), so there is exactly one output per input. With
+    ``with_weights``, each carries its attention weights, if the model's decoder attends.
 
     An empty or whitespace-only sentence gives an empty translation; words the source
     vocabulary lacks (any script, emoji) are read as ``<unk>``; a sentence too long for
@@ -75,10 +75,10 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
         valid = (src != src_vocab.pad).sum(axis=1)
         if beam == 1:
             found = greedy_decode(params, cfg, src, tgt_vocab, num_steps, backend, valid,
-                                  return_weights=attention)
+                                  return_weights=with_weights)
         else:
             found = beam_search(params, cfg, src, tgt_vocab, num_steps, backend, beam,
-                                length_penalty, valid, return_weights=attention)
+                                length_penalty, valid, return_weights=with_weights)
         outs, weights = [h.tokens for h in found], [h.weights for h in found]
         for row, (i, ids, w) in enumerate(zip(chunk, outs, weights)):
             words = tgt_vocab.to_tokens(ids)

@@ -36,9 +36,9 @@ from ..ops import (
     param_suffix,
     spans,
     stack_backward,
+    stack_flops,
     stack_forward,
 )
-from .encoder import stack_flops
 from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
 from .weights import Param, dense_params, embedding_param, scope, stack_params, xavier_uniform
 
@@ -134,7 +134,7 @@ class AttentionDecoderCache(NamedTuple):
     dense: Any
     final_state: State  # the state after the last step (packed: its rows only); when no
     #                     step ran, the initial state, whose zeros the backward then returns
-    padded: Any  # (T, N) for the padded layout, None when packed
+    padded_shape: Any  # (T, N) for the padded layout, None when packed
     params: Any  # the backward reads the weights
 
 
@@ -142,31 +142,32 @@ def attention_decoder_forward(params, cfg, ids, encoded, masks: AttentionMasks |
                               batch_sizes=None, probes=None):
     """The decoder over a whole target, step by step, from the encoder's final state.
 
-    Padded (``batch_sizes`` None): ids (N, T) previous tokens; returns ``(logits (N, T,
-    V), attention weights (N, T, S)), cache``. Packed (the training path): ids (M,) in the
-    stacks' packed layout, rows sorted by target length so that step t runs the first
-    ``batch_sizes[t]`` sequences only; returns ``(logits (M, V), weights (M, S)), cache``.
-    ``encoded`` is in the rows' order. ``masks``: :class:`AttentionMasks` laid out like
-    the rows ((T, N, ·) padded, (M, ·) packed), or None; ``probes`` (padded only): as for
-    the seed's decoder, (T·N, W) rows per layer."""
+    Padded (``batch_sizes`` None): ids (N, T) previous tokens; returns ``logits (N, T,
+    V), cache``. Packed (the training path): ids (M,) in the stacks' packed layout, rows
+    sorted by target length so that step t runs the first ``batch_sizes[t]`` sequences
+    only; returns ``logits (M, V), cache``. ``encoded`` is in the rows' order; each step's
+    attention weights are in the cache (:func:`attention_weights`). ``masks``:
+    :class:`AttentionMasks` laid out like the rows ((T, N, ·) padded, (M, ·) packed), or
+    None; ``probes`` (padded only): as for the seed's decoder, (T·N, W) rows per layer."""
     xp = array_module(encoded.outputs)
     memory = memory_forward(params, encoded.outputs, encoded.valid_len)
     W = cfg.decoder_hiddens
     state = encoded.state
     N = state.h.shape[1]
-    padded = None if batch_sizes is not None else ids.shape[::-1]
-    gi_emb, ecache = embed_project_forward(ids.T if padded is not None else ids,
+    padded_shape = None if batch_sizes is not None else ids.shape[::-1]  # (T, N)
+    gi_emb, ecache = embed_project_forward(ids.T if padded_shape is not None else ids,
                                            params["decoder.embedding.weight"],
                                            params[W_IH0][:, W:], params[B_IH0])
     gi_emb = gi_emb.reshape(-1, gi_emb.shape[-1])  # (M, G·W), step-major
-    rows = spans(padded[0] if padded is not None else len(batch_sizes), N, batch_sizes)
+    T = padded_shape[0] if padded_shape is not None else len(batch_sizes)
+    rows = spans(T, N, batch_sizes)
     layer_masks = None if masks is None else masks.layers
     att_masks = None if masks is None else masks.weights
-    if padded is not None:  # (T, N, ·) masks as rows
+    if padded_shape is not None:  # (T, N, ·) masks as rows
         layer_masks = None if layer_masks is None else [m.reshape(-1, m.shape[-1])
                                                         for m in layer_masks]
         att_masks = None if att_masks is None else att_masks.reshape(-1, att_masks.shape[-1])
-    steps, outs, alphas = [], [], []
+    steps, outs = [], []
     for lo, n in rows:  # step t: its n rows, from row lo
         hi = lo + n
         (out, state, alpha), step = attention_step_forward(
@@ -177,18 +178,28 @@ def attention_decoder_forward(params, cfg, ids, encoded, masks: AttentionMasks |
             None if probes is None else [p[lo:hi] for p in probes])
         steps.append(step)
         outs.append(out)
-        alphas.append(alpha)
-    S = memory.values.shape[1]
     out = xp.concatenate(outs) if outs else xp.zeros((0, W), dtype=encoded.outputs.dtype)
-    weights = xp.concatenate(alphas) if alphas else xp.zeros((0, S), dtype=out.dtype)
     logits, dcache = dense_forward(out, params["decoder.dense.weight"],
                                    params["decoder.dense.bias"])  # (M, V)
-    cache = AttentionDecoderCache(memory, ecache, steps, rows, dcache, state, padded, params)
-    if padded is not None:
-        T, N = padded
-        logits = logits.reshape(T, N, -1).transpose(1, 0, 2)
-        weights = weights.reshape(T, N, S).transpose(1, 0, 2)
-    return (logits, weights), cache
+    cache = AttentionDecoderCache(memory, ecache, steps, rows, dcache, state, padded_shape,
+                                  params)
+    if padded_shape is not None:
+        logits = logits.reshape(T, N, logits.shape[-1]).transpose(1, 0, 2)
+    return logits, cache
+
+
+def attention_weights(cache: AttentionDecoderCache):
+    """The attention weights of every step of a forward, before dropout: (N, T, S) padded,
+    (M, S) packed; exactly 0 past each source's valid length."""
+    xp = array_module(cache.memory.values)
+    N, S = cache.memory.values.shape[:2]
+    alphas = [step.attention.weights for step in cache.steps]
+    weights = xp.concatenate(alphas) if alphas else \
+        xp.zeros((0, S), dtype=cache.memory.values.dtype)
+    if cache.padded_shape is None:
+        return weights
+    T, N = cache.padded_shape
+    return weights.reshape(T, N, S).transpose(1, 0, 2)
 
 
 def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
@@ -197,7 +208,7 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
     state gradients come in the rows' layout."""
     xp = array_module(dlogits)
     params = cache.params
-    if cache.padded is not None:
+    if cache.padded_shape is not None:
         dlogits = dlogits.transpose(1, 0, 2).reshape(-1, dlogits.shape[-1])
     dout, g_dense = dense_backward(dlogits, cache.dense)
     grads = {"decoder.dense." + k: v for k, v in g_dense.items()}
@@ -260,9 +271,10 @@ def attention_params(cfg) -> dict:
             **dense_params("decoder.dense.", W, cfg.tgt_vocab_size)}
 
 
-class AttentionDecoder(Decoder):
-    """Bahdanau attention as a :class:`~.registry.Decoder`: memory is the
-    :class:`Memory`, and every step gives its attention weights."""
+class Seq2SeqAttentionDecoder(Decoder):
+    """Bahdanau attention (d2l's ``Seq2SeqAttentionDecoder``) as a
+    :class:`~.registry.Decoder`: its memory is the :class:`Memory`, and every step gives
+    its attention weights."""
 
     name = "attention"
     attends = True
@@ -281,9 +293,8 @@ class AttentionDecoder(Decoder):
 
     def forward(self, params, cfg, ids, encoded, masks=None, batch_sizes=None,
                 probes=None):
-        (logits, _), cache = attention_decoder_forward(params, cfg, ids, encoded, masks,
-                                                       batch_sizes, probes)
-        return logits, cache
+        return attention_decoder_forward(params, cfg, ids, encoded, masks, batch_sizes,
+                                         probes)
 
     def backward(self, dlogits, cache, record=False):
         return attention_decoder_backward(dlogits, cache, record)
@@ -303,8 +314,8 @@ class AttentionDecoder(Decoder):
     def flops(self, cfg, S, T):
         W, A = cfg.decoder_hiddens, cfg.num_hiddens
         attend = S * W * A + T * (W * A + S * A + S * W)  # keys once; query, scores, context
-        return (stack_flops(cfg, T, cfg.embed_size + W, W) + 2 * attend
-                + 2 * T * W * cfg.tgt_vocab_size)
+        return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, W, cfg.num_layers)
+                + 2 * attend + 2 * T * W * cfg.tgt_vocab_size)
 
 
-ATTENTION = register_decoder(AttentionDecoder())
+register_decoder(Seq2SeqAttentionDecoder())

@@ -6,7 +6,8 @@ A model is the encoder and one decoder of :data:`~.registry.DECODERS` (``cfg.mod
 at every step), or ``"attention"``, d2l's Bahdanau decoder (its context at every step is
 an additive-attention average of the encoder's top-layer outputs). Either runs with any
 cell of :data:`minis2s.ops.CELLS` (``cfg.cell``): a GRU (the seed's), an LSTM or a
-vanilla RNN. Settings are checked where they come in (:mod:`minis2s.settings`), not here.
+vanilla RNN. Its settings are checked when it is made, by the rules every setting
+follows (:mod:`minis2s.settings`).
 
 Sizing to a bidirectional encoder: the encoder's layer k ends in a forward state and a
 backward state (each H). The decoder has ``W = dirs * H`` units (H, or 2H when the encoder
@@ -25,11 +26,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Backend
+from ..backend import Backend, map_arrays
 from ..ops import CELLS, Cell
 from ..params import ParamSet
+from ..settings import MODEL_FIELDS, check
 from .encoder import encoder_params
-from .registry import DECODERS, Decoder, map_arrays
+from .registry import DECODERS, Decoder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,9 @@ class ModelConfig:
     bidirectional: bool = False
     cell: str = "gru"  # a key of minis2s.ops.CELLS
     model: str = "seq2seq"  # the decoder: a key of DECODERS
+
+    def __post_init__(self):
+        check({name: getattr(self, name) for name in MODEL_FIELDS}, name=str)
 
     @property
     def num_directions(self) -> int:

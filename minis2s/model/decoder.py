@@ -21,9 +21,9 @@ from ..ops import (
     repeat_steps_add_backward,
     repeat_steps_add_forward,
     stack_backward,
+    stack_flops,
     stack_forward,
 )
-from .encoder import stack_flops
 from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
 from .weights import dense_params, embedding_param, scope, stack_params
 
@@ -70,7 +70,7 @@ class DecoderCache(NamedTuple):
     inputs: DecoderInputCache
     rnn: Any  # the recurrent stack's cache
     dense: Any
-    padded: bool  # logits are (N, T, V), not (M, V) rows
+    padded: bool  # logits are (N, T, V), not packed (M, V) rows
 
 
 def decoder_run(params, cfg, ids, state, context, masks=None, batch_sizes=None,
@@ -128,8 +128,9 @@ def decoder_params(cfg) -> dict:
             **dense_params("decoder.dense.", W, cfg.tgt_vocab_size)}
 
 
-class ContextDecoder(Decoder):
-    """The seed's decoder as a :class:`~.registry.Decoder`: memory is the context."""
+class Seq2SeqDecoder(Decoder):
+    """The seed's decoder (d2l's ``Seq2SeqDecoder``) as a :class:`~.registry.Decoder`:
+    its memory is the context."""
 
     name = "seq2seq"
 
@@ -152,7 +153,8 @@ class ContextDecoder(Decoder):
 
     def flops(self, cfg, S, T):
         W = cfg.decoder_hiddens  # the context concatenated at every step, as the seed does
-        return stack_flops(cfg, T, cfg.embed_size + W, W) + 2 * T * W * cfg.tgt_vocab_size
+        return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, W, cfg.num_layers)
+                + 2 * T * W * cfg.tgt_vocab_size)
 
 
-SEQ2SEQ = register_decoder(ContextDecoder())
+register_decoder(Seq2SeqDecoder())

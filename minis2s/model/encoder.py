@@ -14,6 +14,7 @@ from ..ops import (
     embed_project_forward,
     param_suffix,
     stack_backward,
+    stack_flops,
     stack_forward,
 )
 from .weights import embedding_param, scope, stack_params
@@ -103,14 +104,7 @@ def encoder_backward(dstate: State, doutputs, cache: EncoderCache,
     return EncoderGrads(grads, g.recorded)
 
 
-def stack_flops(cfg, T: int, input_size: int, hidden: int, dirs: int = 1) -> float:
-    """Matrix-product FLOPs of a ``cfg.num_layers`` stack over T steps of one sequence:
-    each layer's input and state products, every gate."""
-    G = cfg.recurrent.gates
-    return sum(2 * T * ((input_size if k == 0 else dirs * hidden) + hidden) * G * hidden
-               * dirs for k in range(cfg.num_layers))
-
-
 def encoder_flops(cfg, S: int) -> float:
     """Matrix-product FLOPs of the encoder's forward over one source of S steps."""
-    return stack_flops(cfg, S, cfg.embed_size, cfg.num_hiddens, cfg.num_directions)
+    return stack_flops(cfg.recurrent.gates, S, cfg.embed_size, cfg.num_hiddens,
+                       cfg.num_layers, cfg.num_directions)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..backend import map_arrays
 from ..ops import State
+from ..settings import CHOICES
 
 if TYPE_CHECKING:
     from .encoder import Encoded
@@ -115,19 +117,8 @@ class Decoder:
         raise NotImplementedError
 
 
-def map_arrays(fn, tree):
-    """``fn`` applied to every array of a nest of lists and (named) tuples; None stays."""
-    if tree is None:
-        return None
-    if isinstance(tree, list):
-        return [map_arrays(fn, t) for t in tree]
-    if isinstance(tree, tuple):
-        items = [map_arrays(fn, t) for t in tree]
-        return type(tree)(*items) if hasattr(tree, "_fields") else tuple(items)
-    return fn(tree)
-
-
 DECODERS: dict[str, Decoder] = {}
+CHOICES["model"] = DECODERS  # what --model and ModelConfig.model may name
 
 
 def register_decoder(decoder: Decoder) -> Decoder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..backend import array_module
+from ..backend import array_module, map_arrays
 from ..ops import (
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
@@ -19,7 +19,6 @@ from ..ops import (
 )
 from .config import DropoutMasks, ModelConfig
 from .encoder import encoder_backward, encoder_forward
-from .registry import map_arrays
 
 if TYPE_CHECKING:  # the model reads a batch's fields; it never builds one
     from ..data.batches import Batch

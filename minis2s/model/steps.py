@@ -17,7 +17,7 @@ from .registry import StepOutput
 
 
 class Start(NamedTuple):
-    state: Any  # the decoder's state, a State of (L, B, W) arrays
+    state: Any  # the decoder's state (the seed's and attention: a State of (L, B, W))
     memory: Any  # what every step reads of the source (the decoder's choice)
 
 

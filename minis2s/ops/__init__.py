@@ -10,10 +10,12 @@ D input features, L layers, M rows (positions laid out along one axis).
 The recurrent cells (:mod:`.gru`, :mod:`.lstm`, :mod:`.rnn`) are fast kernels of one
 layer; each runs inside the stacks of :mod:`.recurrent`, and each has a plain twin in
 :mod:`.reference` that it is tested against. :data:`CELLS` names them: a new cell is its
-kernel module, its plain twin and one entry here. A cell's state is a :class:`State`;
+kernel module, its plain twin (entered in the reference stack's ``LOOPS``) and one entry
+here (docs/contributing.md). A cell's state is a :class:`State`;
 :mod:`.layout` says where each step's rows live.
 """
 
+from ..settings import CHOICES
 from .additive_attention import additive_attention_backward, additive_attention_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
@@ -27,6 +29,7 @@ from .recurrent import (
     StackGrads,
     param_suffix,
     stack_backward,
+    stack_flops,
     stack_forward,
     stack_param_shapes,
 )
@@ -42,7 +45,8 @@ from .softmax_ce import (
 )
 from .state import State
 
-CELLS = {cell.name: cell for cell in (GRU, LSTM, RNN)}
+CELLS = {cell.name: cell for cell in (RNN, GRU, LSTM)}
+CHOICES["cell"] = CELLS  # what --cell and ModelConfig.cell may name
 
 __all__ = [
     "CELLS",
@@ -73,6 +77,7 @@ __all__ = [
     "softmax_ce_forward",
     "spans",
     "stack_backward",
+    "stack_flops",
     "stack_forward",
     "stack_param_shapes",
 ]

@@ -50,6 +50,14 @@ def stack_param_shapes(gates: int, input_size: int, hidden: int, layers: int, di
     return shapes
 
 
+def stack_flops(gates: int, T: int, input_size: int, hidden: int, layers: int,
+                dirs: int = 1) -> float:
+    """Matrix-product FLOPs of a stack's forward over T steps of one sequence: each
+    layer's input and state products, every gate (the benchmark's nominal work)."""
+    return sum(2 * T * ((input_size if k == 0 else dirs * hidden) + hidden) * gates * hidden
+               * dirs for k in range(layers))
+
+
 # ------------------------------------------------------------------------ schedules
 
 
