@@ -31,7 +31,6 @@ from .state import State
 _INNER = (0, 1, 3, 2)  # the inner gate order i, f, o, g, as PyTorch block numbers
 
 
-
 class LSTMLayerCache(NamedTuple):
     h0: Any  # (N, H) states before the first processed step
     c0: Any  # (N, H)

@@ -82,4 +82,3 @@ def rnn_layer_backward(dhs, dstate_last: State | None, cache: RNNLayerCache, rec
 
 RNN = Cell("rnn", 1, False, rnn_layer_forward, rnn_layer_backward,
            lambda cache, lo, hi: State(cache.hs[lo:hi]))
-
