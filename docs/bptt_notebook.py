@@ -14,10 +14,11 @@
 # # Backprop through time, step by step
 #
 # The walk of `docs/bptt.md`, as code you can run. It runs top to bottom as a plain
-# script (`python docs/bptt_notebook.py`), and opens as a notebook with jupytext
-# (`jupytext --to notebook docs/bptt_notebook.py`). Everything here uses minis2s's plain
-# reference cells (`minis2s.ops.reference`), written to be read, and its finite-difference
-# checker (`minis2s.gradcheck`).
+# script (`python docs/bptt_notebook.py`; it writes no file), and opens as a notebook
+# made by jupytext (`mkdir -p runs && jupytext --to notebook docs/bptt_notebook.py -o
+# runs/bptt_notebook.ipynb`, under `runs/`, which git ignores; this script stays the one
+# to edit). Everything here uses minis2s's plain reference cells (`minis2s.ops.reference`),
+# written to be read, and its finite-difference checker (`minis2s.gradcheck`).
 
 # %%
 import numpy as np

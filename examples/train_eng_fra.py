@@ -6,6 +6,9 @@ and translate four sentences with each, as d2l prints them.
     python examples/train_eng_fra.py --cell lstm          # both models with LSTM cells
     python examples/train_eng_fra.py --preset en --epochs 10 --out runs/en
 
+Each run starts afresh and replaces the checkpoints of an earlier one in OUT (the
+``minis2s train`` command refuses that unless told ``--overwrite``).
+
 Data: --data PATH, else $MINIS2S_DATA, else the cache (~/.cache/minis2s), else a
 download of d2l's fra-eng.zip (Tatoeba, CC-BY 2.0: manythings.org/anki, tatoeba.org).
 """
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
                                                             cell=args.cell)
             backend = get_backend(args.backend)
             run = run_experiment(preset, args.data, backend, f"{args.out}/{model}",
-                                 seed=args.seed, warn=warn)
+                                 seed=args.seed, warn=warn, overwrite=True)
         except Interrupted as exc:
             warn(str(exc))
             return 130

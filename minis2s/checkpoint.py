@@ -78,6 +78,23 @@ def _meta(ck: Checkpoint) -> str:
                        "training": ck.training}, ensure_ascii=False)
 
 
+def resolve(path) -> Path:
+    """The checkpoint a path names: the file itself, or ``checkpoint.npz`` in the folder
+    given (the ``--out`` of ``minis2s train``). A folder without one is refused, naming the
+    file to give instead."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "checkpoint.npz").is_file():
+        return path / "checkpoint.npz"
+    others = sorted(str(f) for f in path.glob("*.npz") if f.is_file())
+    if others:
+        raise CheckpointError(f"no checkpoint at {path / 'checkpoint.npz'}; the folder holds "
+                              f"{', '.join(others)}: give --model one of these files")
+    raise CheckpointError(f"no checkpoint at {path / 'checkpoint.npz'}: the folder holds no "
+                          ".npz file (minis2s train --out writes one)")
+
+
 def save(path, ck: Checkpoint) -> Path:
     """Write ``ck`` to ``path`` atomically: a crash leaves the previous file intact."""
     path = Path(path)

@@ -58,28 +58,67 @@ def by_length_table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def plot_by_length(reports: dict[str, Report], path) -> bool:
-    """BLEU and chrF against source length, one line per entry of ``reports``; returns
-    False without matplotlib."""
-    try:
-        import matplotlib
+def by_length_title(part: str, reports: dict[str, Report]) -> str:
+    """The data line of :func:`plot_by_length`'s title: the part and its pair count (each
+    model's, where they differ)."""
+    counts = sorted({r.pairs for r in reports.values()})
+    if len(counts) == 1:
+        return f"{part} part, {counts[0]:,} pairs"
+    return f"{part} part, " + " / ".join(f"{n:,}" for n in counts) + " pairs"
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def make_by_length_figure(reports: dict[str, Report], title: str = ""):
+    """BLEU and chrF against source length as a matplotlib Figure (None without
+    matplotlib): one line per entry of ``reports`` (its key names the model and the
+    decoding), both y axes from 0. ``title`` (the data, as :func:`by_length_title` says
+    it) follows the figure's heading; one model's name joins it there, several are named
+    by a legend in a panel of its own below the axes."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        return False
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        return None
+    many = len(reports) > 1
+    fig = Figure(figsize=(9, 3.9 + (0.25 * len(reports) + 0.2 if many else 0)),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    if many:  # the legend gets a panel of its own, below the two axes
+        grid = fig.add_gridspec(2, 2, height_ratios=[3.3, 0.25 * len(reports) + 0.1])
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
+    else:
+        axes = fig.subplots(1, 2)
     for name, report in reports.items():
         labels = [b.label for b in report.buckets]
-        axes[0].plot(labels, [b.bleu for b in report.buckets], "o-", label=name)
-        axes[1].plot(labels, [b.chrf for b in report.buckets], "o-", label=name)
+        axes[0].plot(labels, [b.bleu for b in report.buckets], "o-", label=name,
+                     clip_on=False)  # a score of 0 shows its whole marker
+        axes[1].plot(labels, [b.chrf for b in report.buckets], "o-", label=name,
+                     clip_on=False)  # a score of 0 shows its whole marker
     for ax, what in zip(axes, ("BLEU", "chrF")):
+        ax.set_title(f"{what} by source length", fontsize=10)
         ax.set_xlabel("source sentence length (tokens)")
-        ax.set_ylabel(what)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        ax.set_ylabel(f"corpus {what} (0-100)")
+        ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))  # from 0; all zeros still read as 0
+        ax.grid(alpha=0.3)
+    heading = "Scores by source sentence length"
+    details = [title] if title else []
+    if not many:
+        details.extend(reports)
+    fig.suptitle("\n".join([heading, "; ".join(details)]) if details else heading,
+                 fontsize=10)
+    if many:
+        panel = fig.add_subplot(grid[1, :])
+        panel.axis("off")
+        panel.legend(*axes[0].get_legend_handles_labels(), loc="center", fontsize=8.5,
+                     frameon=False, title="model, decoding", title_fontsize=8.5)
+    return fig
+
+
+def plot_by_length(reports: dict[str, Report], path, title: str = "") -> bool:
+    """Save :func:`make_by_length_figure` as PNG; returns False without matplotlib."""
+    fig = make_by_length_figure(reports, title)
+    if fig is None:
+        return False
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return True
 
 

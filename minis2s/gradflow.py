@@ -16,6 +16,7 @@ both.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -89,42 +90,71 @@ def flow_table(flow: Flow, clip: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def make_flow_figure(flows: dict[str, Flow], clip: float | None = None, title: str = ""):
+    """∂L/∂h_t norms against t on a log scale as a matplotlib Figure (None without
+    matplotlib): encoder left, decoder right; one colour per entry of ``flows`` (its key
+    names the model), one line style per layer; with ``clip``, the clipped norms drawn
+    faded beside each line. A step no gradient reaches (norm 0: padding) is left out,
+    not drawn as a drop to the bottom. The legend has a panel of its own, right of the
+    axes; the title is a heading and then ``title`` (the pairs the norms were measured
+    on)."""
+    try:
+        from matplotlib import rcParams
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+    except ImportError:
+        return None
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.42])
+    left = fig.add_subplot(grid[0, 0])
+    axes = [left, fig.add_subplot(grid[0, 1], sharey=left)]
+    styles = ["-", "--", ":", "-."]
+    colours = itertools.cycle(c["color"] for c in rcParams["axes.prop_cycle"])
+    handles, layers_seen, clipped_any = [], 0, False
+    for (name, flow), colour in zip(flows.items(), colours):
+        factor = flow.clip_factor(clip)
+        clipped = clip is not None and factor < 1
+        clipped_any |= clipped
+        for ax, layers in ((axes[0], flow.encoder), (axes[1], flow.decoder)):
+            layers_seen = max(layers_seen, len(layers))
+            for k, norms in enumerate(layers):
+                style = styles[k % len(styles)]
+                norms = [v if v > 0 else math.nan for v in norms]  # padding: no line to 0
+                ax.plot(range(len(norms)), norms, style, color=colour)
+                if clipped:
+                    ax.plot(range(len(norms)), [v * factor for v in norms], style,
+                            color=colour, alpha=0.35)
+        label = name + (f" (clipping scales by {factor:.2g})" if clipped else "")
+        handles.append(Line2D([], [], color=colour, lw=2.5, label=label))
+    handles += [Line2D([], [], color="black", ls=styles[k % len(styles)], label=f"layer {k}")
+                for k in range(layers_seen)]
+    if clipped_any:
+        handles.append(Line2D([], [], color="grey", alpha=0.35, lw=2.5,
+                              label=f"faded: after clipping at {clip:g}"))
+    for ax, side in zip(axes, ("encoder", "decoder")):
+        ax.set_title(f"{side} states", fontsize=10)
+        ax.set_xlabel(f"time step t of the {side}")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("‖∂L/∂h_t‖ over the batch (log scale)")
+    panel = fig.add_subplot(grid[0, 2])
+    panel.axis("off")
+    panel.legend(handles=handles, loc="center left", fontsize=8.5, frameon=False,
+                 title="colour: model; style: layer", title_fontsize=8.5)
+    heading = "Gradient reaching each step's hidden state, ‖∂L/∂h_t‖"
+    fig.suptitle(f"{heading}\n{title}" if title else heading, fontsize=10)
+    return fig
+
+
 def plot_flow(flows: dict[str, Flow], path, clip: float | None = None,
               title: str = "") -> bool:
-    """Draw ∂L/∂h_t norms against t on a log scale, encoder left, decoder right; one
-    colour per entry of ``flows`` (a cell, say), one line style per layer; with ``clip``,
-    the clipped norms dashed beside each line. Returns False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    """Save :func:`make_flow_figure` as PNG; returns False without matplotlib."""
+    fig = make_flow_figure(flows, clip, title)
+    if fig is None:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    styles = ["-", "--", ":", "-."]
-    for (name, flow), colour in zip(flows.items(), plt.rcParams["axes.prop_cycle"]):
-        for ax, side, layers in ((axes[0], "encoder", flow.encoder),
-                                 (axes[1], "decoder", flow.decoder)):
-            for k, norms in enumerate(layers):
-                label = f"{name} layer {k}" if len(flows) > 1 else f"layer {k}"
-                ax.plot(range(len(norms)), norms, styles[k % len(styles)],
-                        color=colour["color"], label=label)
-                factor = flow.clip_factor(clip)
-                if clip is not None and factor < 1:
-                    ax.plot(range(len(norms)), [v * factor for v in norms],
-                            styles[k % len(styles)], color=colour["color"], alpha=0.35,
-                            label=f"{label}, clipped at {clip:g}")
-            ax.set_title(side)
-            ax.set_xlabel("time step t")
-            ax.set_yscale("log")
-    axes[0].set_ylabel("‖∂L/∂h_t‖ over the batch")
-    axes[1].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return True
 
 

@@ -51,10 +51,11 @@ def test_beam_search_through_the_commands(attention_model, tiny_corpus, tmp_path
     assert main(["evaluate", "--model", str(attention_model), "--data", str(tiny_corpus),
                  "--part", "train", "--beam", "2", "--by-length", "--json",
                  "--plot", str(tmp_path / "by_length.png")]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith("attention model, beam 2, length penalty 0.75")
-    assert out[4].split() == ["source", "tokens", "pairs", "BLEU", "chrF"]
-    report = json.loads(next(line for line in out if line.startswith("{")))
+    out, err = capsys.readouterr()  # with --json: the JSON on stdout, the report on stderr
+    lines = err.splitlines()
+    assert lines[0].endswith("attention model, beam 2, length penalty 0.75")
+    assert lines[4].split() == ["source", "tokens", "pairs", "BLEU", "chrF"]
+    report = json.loads(out)
     assert report["beam"] == 2 and sum(b["pairs"] for b in report["by_length"]) == \
         report["pairs"]
 

@@ -25,8 +25,8 @@ import sys
 
 from ..model import DECODERS
 from ..ops import CELLS
-from ..train.ranks import RankError
-from .launch import BenchError, measure_pair, worker
+from ..train.ranks import RankError, launched_rank
+from .launch import BenchError, measure_pair, refuse_a_launcher, worker
 from .report import bench, nominal_flops_per_token
 from .runs import BENCH_PRESETS, Result, bench_data, have_torch
 
@@ -35,8 +35,9 @@ __all__ = ["BENCH_PRESETS", "BenchError", "Result", "bench", "bench_data", "buil
 
 
 def build_parser(parser=None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="minis2s bench")
-    parser.add_argument("--preset", choices=BENCH_PRESETS, default="zh")
+    parser = parser or argparse.ArgumentParser(prog="minis2s bench", allow_abbrev=False)
+    parser.add_argument("--preset", choices=BENCH_PRESETS, default="zh",
+                        help="the model and data to train")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: zh 30, en 10, "
                         "big 1)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
@@ -48,7 +49,7 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
                         help="the decoder (PyTorch: d2l's, a loop over steps for attention)")
     parser.add_argument("--ranks", type=int, default=1, help="also train minis2s on this "
                         "many processes under mpiexec (needs the mpi extra)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the runs")
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", help=argparse.SUPPRESS)
@@ -60,10 +61,12 @@ def main(argv=None) -> int:
     try:
         if args.worker:
             return worker(args)
+        refuse_a_launcher(args.ranks)
         bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
               cell=args.cell, model=args.model, ranks=args.ranks)
     except (BenchError, RankError) as e:
-        print(f"minis2s bench: error: {e}", file=sys.stderr)
+        if launched_rank() == 0:  # under mpiexec every rank stops; rank 0 says why
+            print(f"minis2s bench: error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from ..presets import get_preset
-from ..train.ranks import launched_rank
+from ..train.ranks import _RANK_VARS, _SIZE_VARS, launched_rank
 from .runs import Result, bench_data, run_minis2s, run_torch
 
 
@@ -29,6 +29,16 @@ def worker(args) -> int:
         print(json.dumps(result.__dict__))
         sys.stdout.flush()
     return 0
+
+
+def refuse_a_launcher(ranks: int) -> None:
+    """The benchmark starts its own processes (under its own ``mpiexec -n R`` for
+    ``--ranks R``); started by an MPI launcher itself, each rank would start a whole
+    benchmark of its own. Refused, with the command to give instead."""
+    if any(os.environ.get(var, "").strip() for var in (*_RANK_VARS, *_SIZE_VARS)):
+        plain = "minis2s bench" + (f" --ranks {ranks}" if ranks > 1 else "")
+        raise BenchError(f"minis2s bench starts its own processes, so it does not run under "
+                         f"mpiexec: run it as plain {plain}")
 
 
 def mpiexec_command(ranks: int) -> list[str]:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ..presets import Preset, get_preset
+from ..wording import plural
 from .launch import BenchError, mpiexec_command, spawn
 from .runs import BENCH_EPOCHS, Result, bench_data, have_torch
 
@@ -80,8 +81,8 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "loss": statistics.median(x.loss for x in rs),
             "peak_rss_mb": max(x.peak_rss_mb for x in rs),
             "step_ms": statistics.median(x.step_ms for x in rs)}
-    print(f"preset {preset}, {model} model, cell {cell}, {epochs} epochs per run, "
-          f"{repeats} runs each "
+    print(f"preset {preset}, {model} model, cell {cell}, {plural(epochs, 'epoch')} per run, "
+          f"{plural(repeats, 'run')} each "
           f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
     for name, s in summary.items():
         print(f"  {name:{width}s} {s['tokens_per_sec']:10.1f} tokens/sec  loss "

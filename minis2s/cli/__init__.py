@@ -1,6 +1,7 @@
 """Command line: ``minis2s <command>`` and ``python -m minis2s <command>``.
 
-Commands: ``train``, ``translate``, ``evaluate``, ``gradcheck``, ``gradflow``, ``bench``.
+Commands: ``train``, ``translate``, ``evaluate``, ``info``, ``gradcheck``, ``gradflow``,
+``bench``.
 :mod:`.parser` holds the words (options, defaults, help), :mod:`.commands` what each
 command does; :func:`main` runs one and turns known errors into one line on stderr.
 """

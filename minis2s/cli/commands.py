@@ -10,8 +10,10 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, check
+from ..wording import plural
 
 # the fields of a preset that ``minis2s train`` flags override
 FLAG_FIELDS = (*MODEL_FIELDS, *OPTIMISATION_FIELDS, *DATA_FIELDS)
@@ -41,7 +43,9 @@ def gradcheck(args) -> int:
 
 def bench(args) -> int:
     from .. import bench as benchmark
+    from ..bench.launch import refuse_a_launcher
 
+    refuse_a_launcher(args.ranks)  # it starts its own processes: not under mpiexec
     benchmark.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed,
                     args.data, cell=args.cell, model=args.model, ranks=args.ranks)
     return 0
@@ -87,8 +91,6 @@ def train(args) -> int:
 
 
 def _train(args, ranks) -> int:
-    from pathlib import Path
-
     from ..backend import get_backend
     from ..presets import get_preset
     from ..train import INPUT_ERRORS, Interrupted, run_experiment, settings_to_resume
@@ -108,7 +110,7 @@ def _train(args, ranks) -> int:
     try:
         run = run_experiment(preset, args.data, backend, args.out, seed=args.seed,
                              progress=not args.quiet, warn=warn, resume=args.resume,
-                             ranks=ranks)
+                             ranks=ranks, overwrite=args.overwrite)
     except Interrupted as exc:
         stop_listening_to_ctrl_c()  # a second press must not cut the report or the exit
         if ranks.root:
@@ -127,7 +129,7 @@ def _load_model(args, dtype: str = "float32"):
     from .. import checkpoint
     from ..backend import get_backend
 
-    ck = checkpoint.load(args.model)
+    ck = checkpoint.load(checkpoint.resolve(args.model))
     backend = get_backend(args.backend, dtype)
     return ck, ck.params_on(backend), backend
 
@@ -163,8 +165,8 @@ def _check_beam(args) -> None:
 
 def translate(args) -> int:
     import json
-    from pathlib import Path
 
+    from ..bleu import detokenize
     from ..data import DataError
     from ..decode import translations
     from ..decode.heatmap import draw_attention
@@ -179,73 +181,110 @@ def translate(args) -> int:
     results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
                            ck.data.num_steps, backend, warn=warn, beam=args.beam,
                            length_penalty=args.length_penalty, with_weights=want)
-    drawn = 0
-    for number, (sentence, t) in enumerate(zip(sentences, results), start=1):
+    drawn = 0  # maps are numbered in the order drawn: a line without a map takes no number
+    decoding = "greedy" if args.beam == 1 else f"beam {args.beam}"
+    about = f"{ck.config.model} decoder, {ck.config.cell} cell, {decoding}"
+    for sentence, t in zip(sentences, results):
         if args.json:
-            print(json.dumps({"source": sentence, "translation": t.text, "tokens": t.tokens,
+            print(json.dumps({"source": sentence, "translation": t.text,
+                              "detokenized": detokenize(t.text), "tokens": t.tokens,
                               "source_tokens": t.source,
                               "attention": None if t.weights is None
                               else t.weights.tolist()}, ensure_ascii=False))
         else:
-            print(t.text)
+            print(detokenize(t.text) if args.detokenize else t.text)
         if args.attention_plot and t.weights is not None:
-            drawn += draw_attention(t, Path(args.attention_plot) / f"sentence_{number:04d}.png")
+            drawn += draw_attention(t, Path(args.attention_plot) / f"sentence_{drawn + 1:04d}.png",
+                                    sentence, about)
     if args.attention_plot:
         if drawn or not any(t.weights is not None for t in results):
-            warn(f"{drawn} attention heat maps in {args.attention_plot}")
+            warn(f"{plural(drawn, 'attention heat map')} in {args.attention_plot}")
         else:
             warn("no heat maps: matplotlib is not installed (pip install 'minis2s[plot]')")
     return 0
 
 
 def evaluate(args) -> int:
-    from ..evaluate import plot_by_length
+    """Score each ``--model`` in turn. With ``--json`` stdout holds one JSON line per
+    model and nothing else; the report a person reads goes to stderr."""
+    from .. import checkpoint
+    from ..evaluate import by_length_title, plot_by_length
 
     _check_beam(args)
-    named = [_evaluate_one(args, path) for path in args.model]
+    paths = [checkpoint.resolve(m) for m in args.model]
+    cks = [checkpoint.load(path) for path in paths]  # every one readable before any work
+    out = sys.stderr if args.json else sys.stdout
+    named = []
+    for number, (path, ck) in enumerate(zip(paths, cks)):
+        if number:
+            print(file=out)
+        named.append(_evaluate_one(args, ck, str(path), out, several=len(paths) > 1))
     names = [name for name, _ in named]
     if len(set(names)) < len(names):  # two of a kind: their paths tell them apart
-        names = [f"{path}: {name}" for path, name in zip(args.model, names)]
+        names = distinct([f"{short_path(m)}: {name}" for m, name in zip(args.model, names)])
     reports = dict(zip(names, (report for _, report in named)))
     if args.plot:
-        if plot_by_length(reports, args.plot):
+        if plot_by_length(reports, args.plot, by_length_title(args.part, reports)):
             warn(f"figure in {args.plot}")
         else:
             warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
     return 0
 
 
-def _evaluate_one(args, path):
-    """Score one checkpoint on its held-out part; print the report; return its name (the
-    model and the decoding) and the report."""
+def _evaluate_one(args, ck, path: str, out, several: bool):
+    """Score checkpoint ``ck`` (read from ``path``) on its held-out part; print the report
+    to ``out`` (its first line names ``path`` when ``several`` models are scored) and,
+    with ``--json``, one JSON line to stdout; return its name (the decoder, the cell and
+    the decoding) and the report."""
     import json
 
-    from .. import checkpoint
     from ..backend import get_backend
     from ..evaluate import by_length_table, evaluate_model
 
-    ck = checkpoint.load(path)
     ev = evaluate_model(ck, get_backend(args.backend), args.data, part=args.part,
                         beam=args.beam, length_penalty=args.length_penalty, warn=warn,
                         where=path)
     report, scores = ev.report, ev.report.scores
     decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
                                                 f"{args.length_penalty:g}")
-    print(f"{args.part} part: {report.pairs} pairs, {ck.config.model} model, {decoding}")
-    print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})")
-    print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})")
-    print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}")
+    where = f"{path}, " if several else ""
+    print(f"{where}{args.part} part: {plural(report.pairs, 'pair')}, {ck.config.model} "
+          f"model, {decoding}", file=out)
+    print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})", file=out)
+    print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})", file=out)
+    print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}", file=out)
     if args.by_length:
-        print(by_length_table(report))
+        print(by_length_table(report), file=out)
+    for s_, h, r in list(zip(ev.sources, ev.hyps, ev.refs))[: args.show]:
+        print(f"  {s_} => {h}   [ref: {r}]", file=out)
     if args.json:
-        print(json.dumps({"checkpoint": path, "model": ck.config.model, "part": args.part,
+        print(json.dumps({"checkpoint": path, "model": ck.config.model,
+                          "cell": ck.config.cell, "part": args.part,
                           "pairs": report.pairs, "beam": args.beam,
                           "length_penalty": args.length_penalty, "bleu": scores["bleu"],
                           "chrf": scores["chrf"],
                           "by_length": [b.__dict__ for b in report.buckets]}))
-    for s_, h, r in list(zip(ev.sources, ev.hyps, ev.refs))[: args.show]:
-        print(f"  {s_} => {h}   [ref: {r}]")
-    return f"{ck.config.model}, {decoding}", report
+    out.flush()
+    return f"{ck.config.model}, {ck.config.cell}, {decoding}", report
+
+
+def short_path(given) -> str:
+    """A ``--model`` as a label: the path given, less a final ``checkpoint.npz``."""
+    path = Path(given)
+    return str(path.parent if path.name == "checkpoint.npz" else path)
+
+
+def distinct(labels: list[str]) -> list[str]:
+    """``labels`` with a repeated one numbered (``a``, ``a #2``), so none is lost as a
+    key."""
+    result: list[str] = []
+    for label in labels:
+        candidate, number = label, 1
+        while candidate in result:
+            number += 1
+            candidate = f"{label} #{number}"
+        result.append(candidate)
+    return result
 
 
 def gradflow(args) -> int:
@@ -262,14 +301,17 @@ def gradflow(args) -> int:
     if args.model and args.compare_cells:
         raise DataError("--compare-cells compares freshly initialised models; to compare "
                         "trained ones, give --model once per checkpoint")
+    _check_labels(args.label, args.model)
     pairs = read_pairs(args.pairs, warn=warn)[:args.batch_size]
     models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps)
     for path in args.model or []:
         ck, params, _ = _load_model(argparse.Namespace(model=path, backend=args.backend),
                                     dtype="float64")
-        name = ck.config.cell if len(args.model) > 1 else path
-        models.append((name, params, ck.config, ck.src_vocab, ck.tgt_vocab,
+        models.append((path, params, ck.config, ck.src_vocab, ck.tgt_vocab,
                        args.num_steps or ck.data.num_steps))
+    if models:  # each its own name: one entry per checkpoint in the table, JSON and figure
+        names = args.label or model_labels(args.model, [m[2] for m in models])
+        models = [(name, *rest) for name, (_, *rest) in zip(names, models)]
     if not models:
         preset = get_preset(args.preset)
         cells = list(CELLS) if args.compare_cells else [args.cell]
@@ -285,16 +327,59 @@ def gradflow(args) -> int:
         print(json.dumps(next(iter(out.values())) if len(out) == 1 else out))
     else:
         for n, f in flows.items():
-            print(f"{n}: {len(pairs)} pairs, {f.encoder and len(f.encoder[0])} source and "
-                  f"{len(f.decoder[0])} target steps")
+            print(f"{n}: {plural(len(pairs), 'pair')}, {f.encoder and len(f.encoder[0])} "
+                  f"source and {plural(len(f.decoder[0]), 'target step')}")
             print(flow_table(f, args.clip))
     if args.plot:
-        title = f"{len(pairs)} pairs of {args.pairs}" + (" (fresh models)" if not args.model
-                                                         else "")
+        decoders = {m[2].model for m in models}
+        title = (f"{plural(len(pairs), 'pair', ',')} of {args.pairs}; "
+                 + ("trained" if args.model else f"freshly initialised, preset {args.preset}")
+                 + (f", {decoders.pop()} decoder" if len(decoders) == 1 else ""))
         if plot_flow(flows, args.plot, args.clip, title):
             warn(f"figure in {args.plot}")
         else:
             warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")
+    return 0
+
+
+def _check_labels(labels, models) -> None:
+    """``--label``: one per ``--model``, each its own."""
+    from ..data import DataError
+
+    if not labels:
+        return
+    if not models:
+        raise DataError("--label names the checkpoints given with --model; fresh models "
+                        "are named by their cells")
+    if len(labels) != len(models):
+        raise DataError(f"give one --label per --model ({plural(len(models), 'model')}, "
+                        f"{plural(len(labels), 'label')})")
+    twice = sorted({name for name in labels if labels.count(name) > 1})
+    if twice:
+        raise DataError(f"--label {twice[0]!r} is given twice; each model needs a name of "
+                        "its own")
+
+
+def model_labels(given: list[str], configs) -> list[str]:
+    """Names that tell checkpoints apart (``given``: the ``--model`` paths, ``configs``:
+    their model settings): one checkpoint is named by its path; several by their cells
+    where the cells all differ, else by folder, decoder and cell (``runs/a (seq2seq,
+    gru)``), numbered where even these repeat."""
+    if len(given) == 1:
+        return [str(given[0])]
+    cells = [c.cell for c in configs]
+    if len(set(cells)) == len(cells):
+        return cells
+    return distinct([f"{short_path(g)} ({c.model}, {c.cell})" for g, c in zip(given, configs)])
+
+
+def info(args) -> int:
+    import json
+
+    from ..api import describe, load
+
+    about = load(args.checkpoint, backend="numpy").info()
+    print(json.dumps(about, ensure_ascii=False) if args.json else describe(about))
     return 0
 
 

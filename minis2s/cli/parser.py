@@ -1,12 +1,16 @@
 """The command line's words: every command, option, default and help text.
 
 Each command's function lives in :mod:`.commands`; :func:`build_parser` points each
-sub-command at it.
+sub-command at it. Options are matched by their whole name only (never by a prefix), an
+unknown one is reported by its command with the nearest option names, and ``--help``
+shows every option's default.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
 
 from ..model import DECODERS
 from ..ops import CELLS
@@ -26,8 +30,87 @@ def _size(text: str) -> int | float:
         raise argparse.ArgumentTypeError(f"not a count or a fraction: {text!r}") from None
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """Help that ends each option's text with ``(default: X)``, unless the text already
+    speaks of its default or there is none to show (a required option, a flag that is off
+    unless given, a default of None)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or action.required or "default" in text
+                or default is None or default is False or default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def did_you_mean(unknown: list[str], parser: argparse.ArgumentParser) -> str:
+    """``unknown`` (arguments no option took) as an error message, with the options of
+    ``parser`` closest to each unknown flag: ``unrecognized arguments: --epoch 5 (did you
+    mean --epochs?)``."""
+    known = [s for a in parser._actions if a.help is not argparse.SUPPRESS
+             for s in a.option_strings]
+    hints = []
+    for word in unknown:
+        if not word.startswith("--"):
+            continue
+        name = word.split("=", 1)[0]
+        near = [s for s in known if s.startswith(name)] or \
+            difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hints += [s for s in near if s not in hints]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    if hints:
+        options = hints[0] if len(hints) == 1 else \
+            f"{', '.join(hints[:-1])} or {hints[-1]}"
+        message += f" (did you mean {options}?)"
+    return message
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that never takes a prefix for an option (``--epoch`` is not
+    ``--epochs``), shows defaults in its help, and leaves unknown arguments to the
+    command they follow: that command's usage, and the options it has that are nearest
+    to them. Its commands' parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsHelp)
+        super().__init__(*args, **kwargs)
+        self._commands = None
+        self._words = None  # the arguments being parsed, for error messages
+
+    def add_subparsers(self, **kwargs):
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            owner = self
+            if self._commands is not None:
+                owner = self._commands.choices.get(getattr(parsed, self._commands.dest),
+                                                   self)
+            owner.error(did_you_mean(unknown, owner))
+        return parsed
+
+    def error(self, message):
+        """Report ``message`` with this parser's usage and exit 2. A required option
+        reported missing, as when its name is misspelt, comes with the unknown flags
+        given and the options nearest to them."""
+        if message.startswith("the following arguments are required"):
+            unknown = [w for w in self._words or [] if w.startswith("--") and w != "--"
+                       and w.split("=", 1)[0] not in self._option_string_actions]
+            if unknown:
+                message = f"{message}; {did_you_mean(unknown, self)}"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="minis2s",
         description="Sequence-to-sequence translation with hand-derived backprop.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,68 +122,90 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and write DIR/checkpoint.npz",
                        description="Train a model. A preset sets every field; each flag "
-                       "below overrides one. All settings are printed at the start and "
+                       "below overrides one (with --resume, the checkpoint's settings take "
+                       "the preset's place). All settings are printed at the start and "
                        "recorded in the checkpoint.")
     p.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, the "
                    "cache, else a download)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="named settings to start from (default zh; with --resume, the "
+                   help="named settings to start from (default: zh; with --resume, the "
                    "checkpoint's)")
     p.add_argument("--seed", type=int, default=None, help="random seed of initialisation, "
-                   "batch order and dropout (default 0; with --resume, the checkpoint's)")
+                   "batch order and dropout (default: 0; with --resume, the checkpoint's)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.npz "
                    "with its settings (flags given must agree; --epochs counts all "
                    "epochs, done ones too)")
+    p.add_argument("--overwrite", action="store_true", help="start again where OUT holds a "
+                   "checkpoint, replacing it (without --overwrite or --resume such a run is "
+                   "refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none "
                    "when stderr is not a terminal)")
     backend_opt(p)
+
+    def field(group, flag, text, **kwargs):
+        """A flag that overrides one preset field; its default is the preset's."""
+        value = getattr(PRESETS["zh"], kwargs.setdefault("dest", flag[2:].replace("-", "_")))
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        elif value is None:
+            value = "all"
+        group.add_argument(flag, help=f"{text} (default: the preset's; zh: {value})",
+                           **kwargs)
+
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=list(DECODERS), help="the decoder: the "
-                   "seed's (seq2seq, the default) or Bahdanau attention (attention)")
-    g.add_argument("--cell", choices=list(CELLS), help="the recurrent cell of "
-                   "encoder and decoder (default gru, the seed's; rnn: vanilla, tanh)")
-    g.add_argument("--embed-size", dest="embed_size", type=int, metavar="E")
-    g.add_argument("--num-hiddens", dest="num_hiddens", type=int, metavar="H",
-                   help="units per direction of the encoder's cell")
-    g.add_argument("--num-layers", dest="num_layers", type=int, metavar="L")
-    g.add_argument("--dropout", type=float, metavar="P", help="between recurrent layers, in [0, 1)")
-    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
-                   help="a bidirectional encoder (the decoder gets 2H units)")
+    field(g, "--model", "the decoder: seq2seq (the seed's) or attention (Bahdanau's)",
+          choices=list(DECODERS))
+    field(g, "--cell", "the recurrent cell of encoder and decoder: gru (the seed's), lstm "
+          "or rnn (vanilla, tanh)", choices=list(CELLS))
+    field(g, "--embed-size", "embedding size", type=int, metavar="E")
+    field(g, "--num-hiddens", "units per direction of the encoder's cell", type=int,
+          metavar="H")
+    field(g, "--num-layers", "recurrent layers of encoder and decoder", type=int,
+          metavar="L")
+    field(g, "--dropout", "between recurrent layers, in [0, 1)", type=float, metavar="P")
+    field(g, "--bidirectional", "a bidirectional encoder (the decoder gets 2H units)",
+          action=argparse.BooleanOptionalAction, default=None)
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, help="epochs in all")
-    g.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")
-    g.add_argument("--lr", type=float, help="Adam's learning rate")
-    g.add_argument("--grad-clip", dest="grad_clip", type=float, metavar="NORM",
-                   help="clip gradients to this global norm")
+    field(g, "--epochs", "epochs in all", type=int)
+    field(g, "--batch-size", "pairs per step", type=int, metavar="N")
+    field(g, "--lr", "Adam's learning rate", type=float)
+    field(g, "--grad-clip", "clip gradients to this global norm", type=float,
+          metavar="NORM")
     g = p.add_argument_group("data")
-    g.add_argument("--examples", dest="num_examples", type=int, metavar="N",
-                   help="read corpus lines 0..N (the seed's rule)")
-    g.add_argument("--num-steps", dest="num_steps", type=int, metavar="T",
-                   help="tokens per sentence, after padding or truncation")
-    g.add_argument("--min-freq", dest="min_freq", type=int, metavar="K",
-                   help="rarer tokens map to <unk>")
-    g.add_argument("--valid-size", dest="valid_size", type=_size, metavar="N|F",
-                   help="validation pairs: a count, or a fraction such as 0.1")
-    g.add_argument("--test-size", dest="test_size", type=_size, metavar="N|F",
-                   help="test pairs: a count, or a fraction")
-    g.add_argument("--split-seed", dest="split_seed", type=int, metavar="S",
-                   help="random seed of the train / validation / test split")
+    field(g, "--examples", "read corpus lines 0..N (the seed's rule)", type=int,
+          metavar="N", dest="num_examples")
+    field(g, "--num-steps", "tokens per sentence, after padding or truncation", type=int,
+          metavar="T")
+    field(g, "--min-freq", "rarer tokens map to <unk>", type=int, metavar="K")
+    field(g, "--valid-size", "validation pairs: a count, or a fraction such as 0.1",
+          type=_size, metavar="N|F")
+    field(g, "--test-size", "test pairs: a count, or a fraction", type=_size,
+          metavar="N|F")
+    field(g, "--split-seed", "random seed of the train / validation / test split",
+          type=int, metavar="S")
     p.set_defaults(func=commands.train)
 
     def beam_opts(p):
         p.add_argument("--beam", type=int, default=1, metavar="K", help="beam search with K "
-                       "hypotheses per sentence (default 1: greedy decoding)")
+                       "hypotheses per sentence (default: 1, greedy decoding)")
         p.add_argument("--length-penalty", dest="length_penalty", type=float, default=0.75,
-                       metavar="ALPHA", help="beam search scores log P / L^ALPHA (default "
-                       "0.75)")
+                       metavar="ALPHA", help="beam search scores log P / L^ALPHA")
 
-    p = sub.add_parser("translate", help="translate sentences (arguments, or stdin lines)")
-    p.add_argument("--model", required=True, help="a checkpoint.npz")
-    p.add_argument("sentences", nargs="*", metavar="SENTENCE")
+    ckpt = "a checkpoint.npz, or the folder holding one (the --out of minis2s train)"
+    p = sub.add_parser("translate", help="translate sentences (arguments, or stdin lines)",
+                       description="Translate each SENTENCE, or else each line of standard "
+                       "input: one line out per sentence, tokens joined by spaces (--detokenize: "
+                       "punctuation joined to its word, as evaluate scores it).")
+    p.add_argument("--model", required=True, metavar="CKPT", help=ckpt)
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="English sentences "
+                   "(default: the lines of standard input)")
     beam_opts(p)
+    p.add_argument("--detokenize", action="store_true", help="print 'va!' rather than the "
+                   "tokens 'va !'")
     p.add_argument("--json", action="store_true", help="one JSON object per line: source, "
-                   "translation, tokens and (attention models) the attention weights")
+                   "translation (tokens joined by spaces), detokenized, tokens and "
+                   "(attention models) the attention weights")
     p.add_argument("--attention-plot", dest="attention_plot", metavar="DIR", help="one heat "
                    "map per sentence, DIR/sentence_0001.png ... (attention models)")
     backend_opt(p)
@@ -108,16 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="corpus BLEU and chrF on the held-out test part")
     p.add_argument("--model", required=True, action="append", metavar="CKPT",
-                   help="a checkpoint.npz; give it several times to score several models "
-                   "(and draw them in one --plot)")
-    p.add_argument("--data", help="the corpus the model was trained on")
-    p.add_argument("--part", choices=["test", "valid", "train"], default="test")
-    p.add_argument("--show", type=int, default=5, help="print this many example translations")
+                   help=f"{ckpt}; give it several times to score several models (and draw "
+                   "them in one --plot)")
+    p.add_argument("--data", help="the corpus the model was trained on (default: "
+                   "$MINIS2S_DATA, the cache, else a download)")
+    p.add_argument("--part", choices=["test", "valid", "train"], default="test",
+                   help="which part of the corpus to score")
+    p.add_argument("--show", type=int, default=5, metavar="N",
+                   help="print this many example translations")
     beam_opts(p)
     p.add_argument("--by-length", dest="by_length", action="store_true", help="BLEU and chrF "
                    "per source-length bucket")
     p.add_argument("--plot", metavar="PNG", help="draw BLEU and chrF against source length")
-    p.add_argument("--json", action="store_true", help="the scores as one JSON line too")
+    p.add_argument("--json", action="store_true", help="stdout holds only JSON, one line per "
+                   "model (its checkpoint, settings and scores); the report goes to stderr")
     backend_opt(p)
     p.set_defaults(func=commands.evaluate)
 
@@ -133,10 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "off backprop through time (the seed's loss, no dropout, float64).")
     p.add_argument("--pairs", required=True, help="sentence pairs, tab-separated as the "
                    "corpus (a .zip corpus works too)")
-    p.add_argument("--model", action="append", metavar="CKPT", help="a checkpoint; give it "
+    p.add_argument("--model", action="append", metavar="CKPT", help=f"{ckpt}; give it "
                    "several times to compare trained models (default: a fresh model)")
+    p.add_argument("--label", action="append", metavar="NAME", help="a name for each "
+                   "--model, in order, used in the table, the JSON and the figure (default: "
+                   "the path of one checkpoint; of several, their cells where these all "
+                   "differ, else each folder with its model and cell)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="zh",
-                   help="the fresh model's shape (default zh)")
+                   help="the fresh model's shape")
     p.add_argument("--cell", choices=list(CELLS), default="gru",
                    help="the fresh model's cell")
     p.add_argument("--compare-cells", action="store_true", help="fresh models of every "
@@ -145,13 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", dest="num_steps", type=int, metavar="T", help="pad or "
                    "truncate each side to T tokens (default: the model's num_steps)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64, metavar="N",
-                   help="the first N pairs of the file (default 64)")
+                   help="the first N pairs of the file")
     p.add_argument("--clip", type=float, metavar="THETA", help="also show what clipping at "
                    "global norm THETA does to the gradients (the seed clips at 1)")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
     p.add_argument("--plot", metavar="PNG", help="draw the norms (log scale) to this file")
     backend_opt(p)
     p.set_defaults(func=commands.gradflow)
+
+    p = sub.add_parser("info", help="what a checkpoint holds: settings, data, training "
+                       "record, size")
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint.npz, or the folder "
+                   "holding one")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=commands.info)
 
     from ..bench import build_parser as bench_parser
 

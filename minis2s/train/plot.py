@@ -4,38 +4,68 @@ from __future__ import annotations
 
 from .trainer import EpochStats
 
-# What EpochStats.loss is: the seed sums each sequence's token losses, divides by the
-# padded length num_steps, and sums over sequences; the epoch figure divides that sum
-# by the number of valid target tokens.
-LOSS_LABEL = "loss per token / num_steps (the seed's)"
+# What EpochStats.loss is, in words: the seed sums each sequence's token losses and
+# divides by the padded length num_steps, sums that over the sequences, and the epoch
+# figure divides the total by the number of valid target tokens.
+LOSS_LABEL = ("loss (the seed's): per sequence, the sum of\n"
+              "its token losses ÷ num_steps; summed over\n"
+              "the sequences ÷ valid target tokens")
 
 
-def plot_history(history: list[EpochStats], path, warn=None) -> bool:
-    """Save a loss curve as PNG when matplotlib is installed; returns whether it did. A
-    figure that cannot be written is reported through ``warn`` (the checkpoint matters,
-    the figure does not)."""
+def history_title(preset=None, pairs: int | None = None) -> str:
+    """The figure's title: what it shows, and for which run (``preset``, a
+    :class:`~minis2s.presets.Preset`: its name, decoder and cell; ``pairs``: training
+    pairs)."""
+    title = "Loss per epoch"
+    if preset is not None:
+        title += f"\npreset {preset.name}: {preset.model} decoder, {preset.cell} cell"
+    if pairs is not None:
+        title += ("; " if preset is not None else "\n") + f"{pairs:,} training pairs"
+    return title
+
+
+def make_history_figure(history: list[EpochStats], preset=None, pairs: int | None = None):
+    """The loss curve as a matplotlib Figure (None without matplotlib): the training loss
+    and, where the run had a validation part, the validation loss, each epoch a marker,
+    the legend to the right of the axes."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+        return None
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     epochs = [s.epoch for s in history]
-    ax.plot(epochs, [s.loss for s in history], label="train")
+    ax.plot(epochs, [s.loss for s in history], "o-", markersize=5, label="training part")
     if any(s.valid_loss is not None for s in history):
-        ax.plot(epochs, [s.valid_loss for s in history], label="validation")
+        ax.plot(epochs, [s.valid_loss for s in history], "s--", markersize=5,
+                label="validation part")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs and min(epochs) == max(epochs):  # one epoch: a point, with room around it
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(LOSS_LABEL)
-    ax.legend()
-    fig.tight_layout()
+    ax.set_ylabel(LOSS_LABEL, fontsize=8.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              fontsize=8.5)
+    fig.suptitle(history_title(preset, pairs), fontsize=10)
+    return fig
+
+
+def plot_history(history: list[EpochStats], path, warn=None, *, preset=None,
+                 pairs: int | None = None) -> bool:
+    """Save the loss curve (:func:`make_history_figure`) as PNG when matplotlib is
+    installed; returns whether it did. A figure that cannot be written is reported
+    through ``warn`` (the checkpoint matters, the figure does not)."""
+    fig = make_history_figure(history, preset, pairs)
+    if fig is None:
+        return False
     try:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
     except (OSError, ValueError) as exc:
         if warn is not None:
             warn(f"no loss curve: cannot write {path} ({exc})")
         return False
-    finally:
-        plt.close(fig)
     return True

@@ -16,6 +16,7 @@ from ..checkpoint import CheckpointError
 from ..data import DataError, TranslationData, load_data, resolve_data_path
 from ..presets import PRESETS, Preset
 from ..settings import ConfigError
+from ..wording import plural
 from .plot import plot_history
 from .ranks import SINGLE, Ranks, limit_blas_threads
 from .resume import ResumeError, check_resumable, checkpoint_of, resume_trainer
@@ -63,13 +64,19 @@ def _together(ranks: Ranks, what: str, task: Callable):
 def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
                    seed: int | None = 0, progress: bool = True,
                    warn: Callable[[str], None] = print, resume: bool = False,
-                   ranks: Ranks = SINGLE) -> Run:
+                   ranks: Ranks = SINGLE, overwrite: bool = False,
+                   log_every: float = 300.0) -> Run:
     """Read the data, train ``preset.epochs`` epochs in all, and keep
     ``out_dir/checkpoint.npz`` saved after every epoch (and a loss curve when matplotlib
     is there). With ``resume`` the run goes on from that checkpoint, which must have been
-    trained with ``preset`` (its epochs aside).
+    trained with ``preset`` (its epochs aside). Without ``resume``, a checkpoint already
+    there is refused with a :class:`ResumeError` before the corpus is read, and left as it
+    is, unless ``overwrite`` says to start again and replace it.
 
-    The settings are printed first, through ``warn``. Ctrl-C stops between two steps,
+    The settings are printed first, through ``warn``; so is progress where there is no
+    progress bar (no ``progress``, or stderr not a terminal): one line per epoch with its
+    loss, speed and the time left, and one every ``log_every`` seconds inside an epoch
+    (see :class:`~minis2s.train.trainer.ProgressLog`). Ctrl-C stops between two steps,
     saves the current state (with SIGINT ignored while it is written) and raises
     :class:`Interrupted`. A NaN or Inf raises :class:`TrainingError` and leaves the last
     epoch's checkpoint as it was.
@@ -91,6 +98,17 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
                 raise OSError(f"cannot use {out_dir} as the output folder: "
                               f"{exc.strerror or exc}") from None
 
+    if resume and overwrite:
+        raise ResumeError("--resume goes on from the checkpoint and --overwrite replaces "
+                          "it: give one or the other")
+
+    def refuse_to_replace():
+        """Rank 0 writes the checkpoints, so its folder is the one to keep safe."""
+        if ranks.root and not resume and not overwrite and ckpt_path.exists():
+            raise ResumeError(f"{ckpt_path} exists: --resume goes on from it, --overwrite "
+                              "starts again and replaces it")
+
+    _together(ranks, "check the output folder", refuse_to_replace)  # before the corpus
     _together(ranks, "make the output folder", make_folder)
     ck = None
     if resume:  # fail before reading the corpus
@@ -127,11 +145,12 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     if resume:
         warn(f"resuming {trainer.position()} from {ckpt_path}")
     on = f"{backend.name}" + (f", {ranks.size} ranks" if ranks.size > 1 else "")
-    warn(f"{len(data.train)} training pairs, vocabularies {len(data.src_vocab)} / "
-         f"{len(data.tgt_vocab)}, {preset.epochs} epochs on {on}")
+    warn(f"{plural(len(data.train), 'training pair')}, vocabularies "
+         f"{len(data.src_vocab)} / {len(data.tgt_vocab)}, {plural(preset.epochs, 'epoch')} "
+         f"on {on}")
     if remaining < 1:
-        warn(f"{ckpt_path} already holds {done} finished epochs of the {preset.epochs} "
-             "asked for; nothing to train (raise --epochs to go on)")
+        warn(f"{ckpt_path} already holds {plural(done, 'finished epoch')} of the "
+             f"{preset.epochs} asked for; nothing to train (raise --epochs to go on)")
         return Run(trainer, data, ckpt_path)
 
     def save(tr: Trainer, _stats: EpochStats) -> None:
@@ -145,7 +164,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     with InterruptRequest() as interrupt:
         try:
             trainer.fit(data, remaining, progress=progress, on_epoch=save,
-                        interrupt=interrupt)
+                        interrupt=interrupt, log=warn, log_every=log_every)
         except KeyboardInterrupt:
             with sigint_ignored():
                 save(trainer, None)
@@ -160,7 +179,8 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
             else:
                 kept = "no checkpoint was written"
             raise TrainingError(f"{trainer.position()}: {exc}; {kept}") from None
-    if ranks.root and plot_history(trainer.history, out_dir / "loss.png", warn):
+    if ranks.root and plot_history(trainer.history, out_dir / "loss.png", warn,
+                                   preset=preset, pairs=len(data.train)):
         warn(f"loss curve in {out_dir / 'loss.png'}")
     warn(f"checkpoint in {ckpt_path}")
     ranks.barrier()  # every rank ends when the last checkpoint is written

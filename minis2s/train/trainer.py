@@ -6,6 +6,11 @@ gives the optimiser's moments, the generators' states and the position inside th
 current epoch, and :meth:`Trainer.load_resume_state` puts them back, so that a resumed
 run computes bit for bit what an uninterrupted one would (on the NumPy backend; see
 docs/reliability.md). Writing and checking checkpoints is :mod:`.resume`'s job.
+
+While it trains, :meth:`Trainer.fit` says where it is: a progress bar on a terminal, and
+otherwise (a log file, a batch job, ``--quiet``) one line per epoch with its loss, speed
+and the time left, plus a line every ``log_every`` seconds inside long epochs
+(:class:`ProgressLog`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..model import (
 from ..optim import Adam, clip_grad_norm_
 from ..params import ParamSet
 from ..presets import Preset
+from .progress import ProgressLog
 from .ranks import SINGLE, Ranks, shard_rows
 from .signals import InterruptRequest
 
@@ -200,11 +206,17 @@ class Trainer:
 
     def fit(self, data: TranslationData, epochs: int, progress: bool = True,
             on_epoch: Callable[[Trainer, EpochStats], None] | None = None,
-            interrupt: InterruptRequest | None = None) -> EpochStats:
+            interrupt: InterruptRequest | None = None,
+            log: Callable[[str], None] | None = None, log_every: float = 300.0
+            ) -> EpochStats:
         """Train ``epochs`` more epochs (an unfinished one counts as one); calls
         ``on_epoch`` after each. Ctrl-C raises ``KeyboardInterrupt`` between two steps
-        (through ``interrupt``, or one of its own). The progress bar shows only when
-        ``progress`` is set and stderr is a terminal."""
+        (through ``interrupt``, or one of its own).
+
+        The progress bar shows only when ``progress`` is set and stderr is a terminal; it
+        counts batches, gives the time left and shows the last epoch's loss. Where it does
+        not show, ``log`` (when given) gets :class:`ProgressLog`'s lines: one per epoch,
+        and one every ``log_every`` seconds inside an epoch."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         with contextlib.ExitStack() as stack:
@@ -212,22 +224,34 @@ class Trainer:
                 interrupt = stack.enter_context(InterruptRequest())
             self.interrupt = interrupt
             stack.callback(setattr, self, "interrupt", None)
-            return self._fit(data, epochs, progress, on_epoch)
+            return self._fit(data, epochs, progress, on_epoch, log, log_every)
 
-    def _fit(self, data, epochs, progress, on_epoch) -> EpochStats:
-        bar = None
+    def _fit(self, data, epochs, progress, on_epoch, log, log_every) -> EpochStats:
+        batches = math.ceil(len(data.train) / self.preset.batch_size)
+        done = self.epoch_progress.batches if self.epoch_progress else 0
+        bar = lines = None
         if progress:
             from tqdm import tqdm
 
-            batches = math.ceil(len(data.train) / self.preset.batch_size)
-            done = self.epoch_progress.batches if self.epoch_progress else 0
             # disable=None: tqdm's convention, no bar when stderr is not a terminal
             bar = tqdm(total=epochs * batches - done, unit="batch", leave=False,
                        dynamic_ncols=True, disable=None)
+            if bar.disable:
+                bar = None
+        if bar is None and log is not None:
+            lines = ProgressLog(log, log_every, len(self.history) + epochs, batches,
+                                epochs * batches - done)
+
+        def after_step(_n: int) -> None:
+            if bar is not None:
+                bar.update(1)
+            if lines is not None:
+                lines.batch(len(self.history) + 1, self.epoch_progress)
+
         stats = None
         try:
             for _ in range(epochs):
-                stats = self.run_epoch(data, bar.update if bar else None)
+                stats = self.run_epoch(data, after_step)
                 if bar is not None:
                     post = {"epoch": stats.epoch, "loss": f"{stats.loss:.3f}"}
                     if stats.valid_loss is not None:
@@ -235,6 +259,8 @@ class Trainer:
                     bar.set_postfix(post)
                 if on_epoch is not None:
                     on_epoch(self, stats)
+                if lines is not None:
+                    lines.epoch(stats)
         finally:
             if bar is not None:
                 bar.close()
