@@ -1,6 +1,6 @@
 """Tokens/sec of minis2s and PyTorch against hidden size (32 -> 512), plotted to PNG.
 
-    python benchmarks/hidden_sweep.py [--data PATH] [--out docs/hidden_sweep.png]
+    python benchmarks/hidden_sweep.py [--data PATH] [--out runs/hidden_sweep.png]
 
 The model is the `en` preset's (2 layers, batch 128, 9 steps, 640 pairs) with
 embed = hidden = H; each point alternates one minis2s run and one PyTorch run.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from minis2s.bench import measure_pair
 
@@ -20,7 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data")
     parser.add_argument("--sizes", default="32,64,128,256,512")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", default="docs/hidden_sweep.png")
+    parser.add_argument("--out", default="runs/hidden_sweep.png")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     ax.set_title("en preset shape, 2-core CPU")
     ax.legend()
     fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
     print(f"plot in {args.out}", file=sys.stderr)
     return 0

@@ -5,4 +5,4 @@ set -euo pipefail
 for preset in zh en big; do
     python -m minis2s bench --preset "$preset" --vs-torch --repeats "${REPEATS:-3}" "$@"
 done
-python benchmarks/hidden_sweep.py "$@"
+python benchmarks/hidden_sweep.py "$@"  # draws runs/hidden_sweep.png

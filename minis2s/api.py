@@ -14,7 +14,8 @@ Bad input raises the errors the command line reports in one line:
 :class:`~minis2s.checkpoint.CheckpointError` for a file that is not a checkpoint,
 :class:`~minis2s.data.DataError` for unreadable data or pairs,
 :class:`~minis2s.settings.ConfigError` for a setting out of range (``beam=0``).
-Warnings (a sentence cut to ``num_steps``, corpus lines skipped) are Python warnings.
+Warnings (a sentence cut to ``num_steps``, corpus lines or pairs skipped) are Python
+warnings.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ from pathlib import Path
 from . import checkpoint as checkpoints
 from .backend import Backend, get_backend
 from .checkpoint import Checkpoint
-from .data import DataError, preprocess, tokenize
+from .data import DataError
+from .data.corpus import parse_pairs
 from .params import ParamSet
 from .settings import MODEL_FIELDS, check
-
-PARTS = ("test", "valid", "train")
 
 
 @contextmanager
@@ -49,9 +49,9 @@ def _warnings():
 
 def load(path, backend: str | Backend | None = None) -> Model:
     """Read the checkpoint at ``path`` (a ``.npz`` file, or a folder holding
-    ``checkpoint.npz``) and put its parameters on ``backend``: ``"numpy"`` or ``"cupy"``
-    in float32, as ``minis2s translate`` uses them; None takes ``$MINIS2S_BACKEND``, else
-    NumPy. Example::
+    ``checkpoint.npz``) into a :class:`Model` whose parameters go to ``backend``:
+    ``"numpy"`` or ``"cupy"`` in float32, as ``minis2s translate`` uses them; None takes
+    ``$MINIS2S_BACKEND``, else NumPy. They are put there when first used. Example::
 
         model = minis2s.load("runs/zh")               # runs/zh/checkpoint.npz
     """
@@ -64,17 +64,23 @@ def load(path, backend: str | Backend | None = None) -> Model:
 
 @dataclass(eq=False)
 class Model:
-    """A checkpoint with its parameters on a backend. ``checkpoint`` holds the settings,
-    the data spec, the vocabularies and the training record; ``params`` the parameters
-    in the backend's dtype; ``path`` the file it came from (None if made in Python)."""
+    """A checkpoint and the backend its parameters go to. ``checkpoint`` holds the
+    settings, the data spec, the vocabularies, the training record and the parameters as
+    NumPy arrays; ``params`` the parameters on the backend in its dtype, made once when
+    first asked for; ``path`` the file it came from (None if made in Python)."""
 
     checkpoint: Checkpoint
     backend: Backend
     path: Path | None = None
-    params: ParamSet = field(init=False, repr=False)
+    _params: ParamSet | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self):
-        self.params = self.checkpoint.params_on(self.backend)
+    @property
+    def params(self) -> ParamSet:
+        """The parameters on the backend, put there when first asked for (describing the
+        model with :meth:`info` needs only the checkpoint's NumPy arrays)."""
+        if self._params is None:
+            self._params = self.checkpoint.params_on(self.backend)
+        return self._params
 
     def translations(self, sentences: Sequence[str], beam: int = 1,
                      length_penalty: float = 0.75) -> list:
@@ -88,7 +94,7 @@ class Model:
         from .decode import translations
 
         ck = self.checkpoint
-        check({"beam": beam, "length_penalty": length_penalty}, name=str)
+        _check_decoding(beam, length_penalty)
         with _warnings() as warn:
             return translations(self.params, ck.config, ck.src_vocab, ck.tgt_vocab,
                                 _sentences(sentences), ck.data.num_steps, self.backend,
@@ -108,7 +114,7 @@ class Model:
         from .decode import translate
 
         ck = self.checkpoint
-        check({"beam": beam, "length_penalty": length_penalty}, name=str)
+        _check_decoding(beam, length_penalty)
         with _warnings() as warn:
             texts = translate(self.params, ck.config, ck.src_vocab, ck.tgt_vocab,
                               _sentences(sentences), ck.data.num_steps, self.backend,
@@ -118,31 +124,31 @@ class Model:
     def evaluate(self, data=None, part: str = "test", beam: int = 1,
                  length_penalty: float = 0.75):
         """Corpus BLEU and chrF, the seed's sentence BLEU and both scores by source length
-        (a :class:`~minis2s.evaluate.Report`) on part ``part`` (``"test"``, ``"valid"`` or
-        ``"train"``) of the corpus the model was trained on, read again as its data spec
-        says from ``data`` (a path; None: ``$MINIS2S_DATA``, the cache, else a download).
-        Example::
+        (a :class:`~minis2s.evaluate.Report`) on part ``part`` (one of
+        :data:`minis2s.evaluate.PARTS`: ``"test"``, ``"valid"`` or ``"train"``) of the
+        corpus the model was trained on, read again as its data spec says from ``data`` (a
+        path; None: ``$MINIS2S_DATA``, the cache, else a download). Example::
 
             model.evaluate("fra-eng.zip").scores["bleu"]    # corpus BLEU, 0 to 100
         """
         from .evaluate import evaluate_model
 
-        if part not in PARTS:
-            raise DataError(f"part {part!r}: choose one of {', '.join(PARTS)}")
-        check({"beam": beam, "length_penalty": length_penalty}, name=str)
+        _check_decoding(beam, length_penalty)
         where = str(self.path) if self.path is not None else "the checkpoint"
         with _warnings() as warn:
             return evaluate_model(self.checkpoint, self.backend, data, part=part, beam=beam,
-                                  length_penalty=length_penalty, warn=warn,
-                                  where=where).report
+                                  length_penalty=length_penalty, warn=warn, where=where,
+                                  params=self.params).report
 
     def gradient_flow(self, pairs, num_steps: int | None = None):
         """‖∂L/∂h_t‖ for every layer and step of encoder and decoder on one batch of
         ``pairs`` (a :class:`~minis2s.gradflow.Flow`), computed in float64 with the seed's
         loss and no dropout, as ``minis2s gradflow --model`` does. Each pair is an
-        ``"English<TAB>French"`` line (as in the corpus) or an ``(english, french)``
-        tuple; each side is cut or padded to ``num_steps`` tokens (default: the model's).
-        Example::
+        ``"English<TAB>French"`` line or an ``(english, french)`` tuple, read by the
+        corpus's rules (:func:`minis2s.data.corpus.parse_pairs`, as ``--pairs FILE`` is):
+        columns after the second are ignored, and blank lines, lines without a tab and
+        pairs with an empty side are skipped with a warning. Each side is cut or padded to
+        ``num_steps`` tokens (default: the model's). Example::
 
             flow = model.gradient_flow(["I lost.\\tJ'ai perdu.", ("Go.", "Va !")])
             flow.decoder[0]                            # layer 0, one norm per step
@@ -152,7 +158,9 @@ class Model:
         ck = self.checkpoint
         num_steps = ck.data.num_steps if num_steps is None else num_steps
         check({"num_steps": num_steps}, name=str)
-        tokens = _token_pairs(pairs)
+        with _warnings() as warn:
+            tokens = parse_pairs(_pair_lines(pairs), None, "the pairs given",
+                                 "the pairs given", warn)
         backend = get_backend(self.backend.name, "float64")  # norms over many steps
         batch = batch_of_pairs(tokens, ck.src_vocab, ck.tgt_vocab, num_steps, backend)
         return gradient_flow(ck.params_on(backend), ck.config, batch)
@@ -199,66 +207,26 @@ def _sentences(sentences) -> list[str]:
     return [sentences] if isinstance(sentences, str) else list(sentences)
 
 
-def _token_pairs(pairs) -> list[tuple[list[str], list[str]]]:
-    """Source and target tokens of each pair, by the corpus's text rules."""
+def _check_decoding(beam, length_penalty) -> None:
+    check({"beam": beam, "length_penalty": length_penalty}, name=str)
+
+
+def _pair_lines(pairs) -> list[str]:
+    """Each pair as an ``English<TAB>French`` line, the form the corpus reader takes."""
     if isinstance(pairs, str):
         pairs = [pairs]
-    out = []
+    lines = []
     for number, pair in enumerate(pairs, start=1):
         if isinstance(pair, str):
-            sides = pair.split("\t")
-            if len(sides) < 2:
-                raise DataError(f"pair {number} has no tab: give 'English<TAB>French' or "
-                                "an (english, french) tuple")
+            if "\n" in pair:
+                raise DataError(f"pair {number} holds a line break: give one pair per string")
+            lines.append(pair)
         elif isinstance(pair, (tuple, list)) and len(pair) == 2 \
                 and all(isinstance(s, str) for s in pair):
-            sides = pair
+            if any("\t" in s or "\n" in s for s in pair):
+                raise DataError(f"pair {number} has a tab or a line break inside a side")
+            lines.append("\t".join(pair))
         else:
             raise DataError(f"pair {number} is a {type(pair).__name__}: give "
                             "'English<TAB>French' or an (english, french) tuple")
-        src, tgt = (tokenize(preprocess(s)) for s in sides[:2])
-        if not src or not tgt:
-            raise DataError(f"pair {number} has an empty side")
-        out.append((src, tgt))
-    if not out:
-        raise DataError("no pairs given")
-    return out
-
-
-def describe(info: dict) -> str:
-    """:meth:`Model.info` as the lines ``minis2s info`` prints."""
-    m, d, t = info["model"], info["data"], info["training"]
-    size = info["file_bytes"]
-    lines = [f"{info['checkpoint']}: "
-             + (f"{size / 1024:,.1f} KiB, " if size is not None else "")
-             + f"{info['parameters']:,} parameters ({info['dtype']})",
-             f"model     {m['model']} decoder, {m['cell']} cell, embed_size "
-             f"{m['embed_size']}, num_hiddens {m['num_hiddens']}, num_layers "
-             f"{m['num_layers']}, dropout {m['dropout']:g}, "
-             + ("bidirectional" if m["bidirectional"] else "unidirectional") + " encoder"]
-    examples = "all" if d["num_examples"] is None else d["num_examples"]
-    lines.append(f"data      num_steps {d['num_steps']}, examples {examples}, valid_size "
-                 f"{d['valid_size']}, test_size {d['test_size']}, split_seed "
-                 f"{d['split_seed']}, min_freq {d['min_freq']}")
-    vocab = f"vocab     {d['src_vocab_size']} source, {d['tgt_vocab_size']} target tokens"
-    if d["train_pairs"] is not None:
-        vocab += f"; {d['train_pairs']} training pairs"
-    lines.append(vocab)
-    recorded = [f"preset {t['preset']}" if t["preset"] is not None else None,
-                _epochs(t["epochs"], t["total_epochs"]),
-                f"seed {t['seed']}" if t["seed"] is not None else None,
-                _loss("loss", t["loss"]), _loss("validation loss", t["valid_loss"])]
-    recorded = [r for r in recorded if r]
-    lines.append("training  " + (", ".join(recorded) if recorded else "not recorded")
-                 + ("; can be resumed" if t["resumable"] else "; cannot be resumed"))
-    return "\n".join(lines)
-
-
-def _epochs(done, total) -> str | None:
-    if done is None:
-        return None
-    return f"epoch {done}" + (f" of {total}" if total is not None else "")
-
-
-def _loss(name: str, value) -> str | None:
-    return f"{name} {value:.4f}" if isinstance(value, (int, float)) else None
+    return lines

@@ -90,7 +90,7 @@ def resolve(path) -> Path:
     others = sorted(str(f) for f in path.glob("*.npz") if f.is_file())
     if others:
         raise CheckpointError(f"no checkpoint at {path / 'checkpoint.npz'}; the folder holds "
-                              f"{', '.join(others)}: give --model one of these files")
+                              f"{', '.join(others)}: give one of these files")
     raise CheckpointError(f"no checkpoint at {path / 'checkpoint.npz'}: the folder holds no "
                           ".npz file (minis2s train --out writes one)")
 

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from .bleu import bleu, corpus_scores
 from .data import DataError, load_data, resolve_data_path
 from .decode import translate
+from .figures import new_figure, save_figure
+from .wording import plural
 
 # source lengths (tokens, <eos> not counted) that share a bucket: 1-3, 4-5, ... 16 and more
 LENGTH_EDGES = (1, 4, 6, 8, 11, 16)
+# the parts of the corpus a model can be scored on (``evaluate --part``, Model.evaluate)
+PARTS = ("test", "valid", "train")
 
 
 @dataclass
@@ -63,7 +67,7 @@ def by_length_title(part: str, reports: dict[str, Report]) -> str:
     model's, where they differ)."""
     counts = sorted({r.pairs for r in reports.values()})
     if len(counts) == 1:
-        return f"{part} part, {counts[0]:,} pairs"
+        return f"{part} part, {plural(counts[0], 'pair', ',')}"
     return f"{part} part, " + " / ".join(f"{n:,}" for n in counts) + " pairs"
 
 
@@ -73,15 +77,10 @@ def make_by_length_figure(reports: dict[str, Report], title: str = ""):
     decoding), both y axes from 0. ``title`` (the data, as :func:`by_length_title` says
     it) follows the figure's heading; one model's name joins it there, several are named
     by a legend in a panel of its own below the axes."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
     many = len(reports) > 1
-    fig = Figure(figsize=(9, 3.9 + (0.25 * len(reports) + 0.2 if many else 0)),
-                 layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(9, 3.9 + (0.25 * len(reports) + 0.2 if many else 0)))
+    if fig is None:
+        return None
     if many:  # the legend gets a panel of its own, below the two axes
         grid = fig.add_gridspec(2, 2, height_ratios=[3.3, 0.25 * len(reports) + 0.1])
         axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
@@ -114,11 +113,13 @@ def make_by_length_figure(reports: dict[str, Report], title: str = ""):
 
 
 def plot_by_length(reports: dict[str, Report], path, title: str = "") -> bool:
-    """Save :func:`make_by_length_figure` as PNG; returns False without matplotlib."""
+    """Save :func:`make_by_length_figure` to ``path`` (the format its ending names);
+    returns False without matplotlib. A path that cannot be written raises
+    :class:`~minis2s.figures.FigureError`."""
     fig = make_by_length_figure(reports, title)
     if fig is None:
         return False
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    save_figure(fig, path)
     return True
 
 
@@ -132,23 +133,30 @@ class Evaluation:
 
 def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int = 1,
                    length_penalty: float = 0.75, warn: Callable[[str], None] | None = None,
-                   where: str = "the checkpoint") -> Evaluation:
-    """Translate on ``backend`` and score part ``part`` ("test", "valid" or "train") of the
+                   where: str = "the checkpoint", params=None) -> Evaluation:
+    """Translate on ``backend`` and score part ``part`` (one of :data:`PARTS`) of the
     corpus that checkpoint ``ck`` (a :class:`minis2s.checkpoint.Checkpoint`) was trained
-    on. The data is read again as ``ck.data``
-    says; a corpus that does not give the checkpoint's vocabulary is refused (``where``
-    names the checkpoint in the message)."""
+    on, with ``params`` (its parameters already on ``backend``; None puts them there).
+    The part's name is checked before anything is read. The data is read again as
+    ``ck.data`` says; a corpus that does not give the checkpoint's vocabulary is refused
+    (``where`` names the checkpoint in the message), and so is a part the data settings
+    leave empty, naming the parts that have pairs."""
+    if part not in PARTS:
+        raise DataError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
     data = load_data(resolve_data_path(data_path), ck.data, warn=warn or (lambda m: None))
     if data.src_vocab.idx_to_token != ck.src_vocab.idx_to_token:
         raise DataError(f"this corpus does not give the vocabulary {where} was trained "
                         "with: it is not the same data")
     chosen = getattr(data, part)
     if not len(chosen):
+        have = " or ".join(p for p in PARTS if len(getattr(data, p)))
         raise DataError(f"the checkpoint's data settings leave no {part} part (preset "
-                        f"{ck.training.get('preset', '?')}); try --part train")
+                        f"{ck.training.get('preset', '?')}); score the {have} part instead")
     sources = [" ".join(t) for t in chosen.src_tokens]
     refs = [" ".join(t) for t in chosen.tgt_tokens]
-    hyps = translate(ck.params_on(backend), ck.config, ck.src_vocab, ck.tgt_vocab, sources,
+    if params is None:
+        params = ck.params_on(backend)
+    hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
                      ck.data.num_steps, backend, beam=beam, length_penalty=length_penalty)
     return Evaluation(sources, hyps, refs,
                       score(hyps, refs, [len(t) for t in chosen.src_tokens]))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import to_numpy
+from .figures import new_figure, save_figure
 from .model import ModelConfig, seq2seq_backward, seq2seq_forward
 
 
@@ -98,15 +99,12 @@ def make_flow_figure(flows: dict[str, Flow], clip: float | None = None, title: s
     not drawn as a drop to the bottom. The legend has a panel of its own, right of the
     axes; the title is a heading and then ``title`` (the pairs the norms were measured
     on)."""
-    try:
-        from matplotlib import rcParams
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-    except ImportError:
+    fig = new_figure(figsize=(12, 4.2))
+    if fig is None:
         return None
-    fig = Figure(figsize=(12, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    from matplotlib import rcParams
+    from matplotlib.lines import Line2D
+
     grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.42])
     left = fig.add_subplot(grid[0, 0])
     axes = [left, fig.add_subplot(grid[0, 1], sharey=left)]
@@ -150,11 +148,13 @@ def make_flow_figure(flows: dict[str, Flow], clip: float | None = None, title: s
 
 def plot_flow(flows: dict[str, Flow], path, clip: float | None = None,
               title: str = "") -> bool:
-    """Save :func:`make_flow_figure` as PNG; returns False without matplotlib."""
+    """Save :func:`make_flow_figure` to ``path`` (the format its ending names); returns
+    False without matplotlib. A path that cannot be written raises
+    :class:`~minis2s.figures.FigureError`."""
     fig = make_flow_figure(flows, clip, title)
     if fig is None:
         return False
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    save_figure(fig, path)
     return True
 
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str, spec: str = "") -> str:
+def plural(count: int, noun: str, spec: str = "", many: str | None = None) -> str:
     """``1 pair``, ``2 pairs``: the count (formatted by ``spec``, say ``,``) and the noun,
-    with an s unless the count is 1."""
-    return f"{count:{spec}} {noun}" + ("" if count == 1 else "s")
+    as it is for a count of 1 and otherwise ``many`` (default: the noun with an s), as in
+    ``plural(3, "batch", many="batches")``."""
+    return f"{count:{spec}} " + (noun if count == 1 else many or f"{noun}s")
 
 
 def format_duration(seconds: float, tenths: bool = True) -> str:

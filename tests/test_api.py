@@ -1,12 +1,14 @@
 """minis2s from Python (minis2s/api.py) and ``minis2s info``.
 
-Each method of :class:`minis2s.Model` is checked against the lower-level function it
-stands for, on the same checkpoint and inputs; ``info`` against the checkpoint's own
-fields; and the README's "From Python" example is run as it is written.
+Each method of :class:`minis2s.Model` is checked against what the command line does with
+the same checkpoint and inputs (or the lower-level function it stands for); ``info``
+against the checkpoint's own fields; and the README's "From Python" example is run as it
+is written, after the training command it gives.
 """
 
 import json
 import re
+import shlex
 import warnings
 from pathlib import Path
 
@@ -17,12 +19,13 @@ import minis2s
 from minis2s import checkpoint
 from minis2s.backend import get_backend
 from minis2s.bleu import detokenize
-from minis2s.checkpoint import CheckpointError
+from minis2s.checkpoint import Checkpoint, CheckpointError
 from minis2s.cli import main
-from minis2s.data import ENV_DATA, DataError, preprocess, tokenize
+from minis2s.cli.info import describe
+from minis2s.cli.parser import build_parser
+from minis2s.data import ENV_DATA, DataError
 from minis2s.decode import translate, translations
-from minis2s.evaluate import evaluate_model
-from minis2s.gradflow import batch_of_pairs, gradient_flow
+from minis2s.evaluate import PARTS, evaluate_model
 from minis2s.settings import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,18 +40,42 @@ def _train(corpus, out, *flags):
     return out / "checkpoint.npz"
 
 
+def from_python_section() -> str:
+    """The text under README.md's '## From Python' heading."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## From Python\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, "README.md has no '## From Python' section"
+    return section.group(1)
+
+
+def from_python_train_command() -> list[str]:
+    """The words of the `minis2s train ...` command the 'From Python' section asks for."""
+    found = re.findall(r"`(minis2s train [^`]*--out [^`]+)`", from_python_section())
+    assert len(found) == 1, f"expected one `minis2s train` command, found {found}"
+    return shlex.split(found[0])
+
+
+def out_folder(words: list[str]) -> str:
+    return words[words.index("--out") + 1]
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_corpus, tmp_path_factory):
-    """A folder holding runs/zh/checkpoint.npz: the seed's model, one epoch, a test part
-    of a tenth of the pairs (the README's example evaluates on it)."""
+    """A folder in which the README's 'From Python' training command has run (one epoch
+    of 200 pairs of the tiny corpus): the seed's model with a test part of a tenth of the
+    pairs, which the README's example evaluates on."""
     root = tmp_path_factory.mktemp("api")
-    _train(tiny_corpus, root / "runs" / "zh", "--test-size", "0.1")
+    words = from_python_train_command()
+    assert words[:2] == ["minis2s", "train"]
+    args = [*words[2:-2], "--data", str(tiny_corpus), "--examples", "199", "--epochs", "1",
+            "--quiet", "--out", str(root / out_folder(words))]
+    assert main(["train", *args]) == 0
     return root
 
 
 @pytest.fixture(scope="module")
 def seq2seq_path(runs):
-    return runs / "runs" / "zh" / "checkpoint.npz"
+    return runs / out_folder(from_python_train_command()) / "checkpoint.npz"
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +87,29 @@ def attention_path(tiny_corpus, tmp_path_factory):
 
 def from_python_snippet() -> str:
     """The ```python block under README.md's '## From Python' heading."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = re.search(r"^## From Python\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert section, "README.md has no '## From Python' section"
-    block = re.search(r"^```python\n(.*?)^```", section.group(1), re.M | re.S)
+    block = re.search(r"^```python\n(.*?)^```", from_python_section(), re.M | re.S)
     assert block, "README.md's 'From Python' section has no ```python block"
     return block.group(1)
 
 
+def test_the_readmes_from_python_training_does_not_meet_the_tours_checkpoint():
+    """The README's tour trains into some folders first; the 'From Python' command must
+    train into one of its own, or ``train`` refuses to replace the tour's checkpoint."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    tour = text[:text.index("## From Python")]
+    taken = set(re.findall(r"^minis2s train .*?--out (\S+)", tour, re.M))
+    assert "runs/zh" in taken, f"the tour's folders are not found: {taken}"
+    folder = out_folder(from_python_train_command())
+    assert folder.startswith("runs/") and folder not in taken, folder
+    assert f'minis2s.load("{folder}")' in from_python_snippet()
+
+
 def test_the_readmes_from_python_example_runs(runs, tiny_corpus, monkeypatch, capsys):
-    """The example exactly as README.md shows it. It names its checkpoint by the relative
-    path "runs/zh" and finds its corpus as the commands do; so it runs in the folder
-    holding runs/zh/checkpoint.npz, with $MINIS2S_DATA naming the corpus it was trained on
-    (no variables are set for it)."""
+    """The example exactly as README.md shows it, after the training command the section
+    gives. It names its checkpoint by a relative path and finds its corpus as the
+    commands do; so it runs in the folder the command trained in, with $MINIS2S_DATA
+    naming the corpus it was trained on (no variables are set for it)."""
     code = from_python_snippet()
-    assert 'minis2s.load("runs/zh")' in code
     for call in ("translate(", "evaluate(", "gradient_flow(", "info()"):
         assert call in code, f"the README example does not show {call}"
     monkeypatch.chdir(runs)
@@ -158,8 +193,21 @@ def test_decoding_options_are_checked(seq2seq_path, tiny_corpus):
         model.translations(["go ."], length_penalty=-1)
     with pytest.raises(ConfigError, match="beam"):
         model.evaluate(tiny_corpus, beam=0)
-    with pytest.raises(DataError, match="part 'dev': choose one of test, valid, train"):
-        model.evaluate(tiny_corpus, part="dev")
+
+
+def test_the_part_is_checked_in_one_place_before_anything_is_read(seq2seq_path, tmp_path):
+    """``evaluate_model`` checks the part by :data:`PARTS` before it reads the corpus (here
+    a path that does not exist), for Python callers and the command line alike; the
+    command's ``--part`` choices are the same tuple."""
+    message = re.escape("unknown part 'dev'; choose one of test, valid, train")
+    ck, missing = checkpoint.load(seq2seq_path), tmp_path / "no-such-corpus.txt"
+    with pytest.raises(DataError, match=message):
+        evaluate_model(ck, get_backend("numpy"), missing, part="dev")
+    with pytest.raises(DataError, match=message):
+        minis2s.load(seq2seq_path, backend="numpy").evaluate(missing, part="dev")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    part = next(a for a in sub.choices["evaluate"]._actions if a.dest == "part")
+    assert part.choices is PARTS and PARTS == ("test", "valid", "train")
 
 
 @pytest.mark.parametrize("part, beam", [("test", 1), ("train", 2)])
@@ -174,40 +222,85 @@ def test_evaluate_is_evaluate_model(seq2seq_path, tiny_corpus, part, beam):
 
 
 def test_evaluate_refuses_a_part_the_checkpoint_lacks(seq2seq_path, tiny_corpus):
-    with pytest.raises(DataError, match="no valid part"):
+    """The message names the parts that have pairs, in words that fit Python callers
+    (no command-line flag) as well as the command line."""
+    with pytest.raises(DataError) as caught:
         minis2s.load(seq2seq_path, backend="numpy").evaluate(tiny_corpus, part="valid")
+    assert str(caught.value) == ("the checkpoint's data settings leave no valid part "
+                                 "(preset zh); score the test or train part instead")
 
 
-def test_gradient_flow_is_gradflow_in_float64(seq2seq_path, attention_path):
-    lines = ["I lost.\tJe perdu.\tCC-BY 2.0", "He is calm and we see it, you run home.\tIl "
-             "est calme et nous le vois, tu cours chez moi !"]
-    pairs = [tuple(line.split("\t")[:2]) for line in lines]
-    tokens = [tuple(tokenize(preprocess(s)) for s in p) for p in pairs]
+def test_evaluate_puts_the_parameters_on_the_backend_once(seq2seq_path, tiny_corpus,
+                                                          monkeypatch):
+    calls = []
+    real = Checkpoint.params_on
+
+    def params_on(ck, backend):
+        calls.append(backend)
+        return real(ck, backend)
+
+    monkeypatch.setattr(Checkpoint, "params_on", params_on)
+    model = minis2s.load(seq2seq_path, backend="numpy")
+    model.translate(["Go."])
+    model.evaluate(tiny_corpus)
+    model.evaluate(tiny_corpus, part="train")
+    assert len(calls) == 1  # the model's own, reused by evaluate_model
+
+
+PAIRS_FILE = ["I lost.\tJe perdu.\tCC-BY 2.0",
+              "He is calm and we see it, you run home.\tIl est calme et nous le vois, tu "
+              "cours chez moi !",
+              "a line without a tab", "",
+              "  \t va !",
+              "We see it.\tNous le vois."]
+
+
+@pytest.mark.parametrize("num_steps", [None, 14])
+def test_gradient_flow_is_the_gradflow_command(seq2seq_path, attention_path, tmp_path,
+                                              capsys, num_steps):
+    """The same lines, as a file for ``minis2s gradflow --pairs FILE --model CKPT --json``
+    (read by read_pairs) and as lines or (english, french) tuples for the API: the same
+    pairs kept, the same lines skipped and said, the same figures."""
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("\n".join(PAIRS_FILE) + "\n", encoding="utf-8")
+    kept = [PAIRS_FILE[0], PAIRS_FILE[1], PAIRS_FILE[-1]]
+    tuples = [tuple(line.split("\t")[:2]) for line in kept]
+    steps = [] if num_steps is None else ["--num-steps", str(num_steps)]
     for path in (seq2seq_path, attention_path):
+        assert main(["gradflow", "--pairs", str(pairs_file), "--model", str(path), "--json",
+                     *steps]) == 0
+        out, err = capsys.readouterr()
+        (want,) = json.loads(out).values()  # the one model's name to its flow
+        assert err.splitlines() == ["minis2s: skipped 3 lines of pairs.txt (1 blank, 1 "
+                                    "without a tab, 1 with an empty side)"]
         model = minis2s.load(path, backend="numpy")  # float32 parameters
-        ck, params, backend = _reference(path, "float64")
-        for num_steps in (None, 14):
-            steps = num_steps or ck.data.num_steps
-            want = gradient_flow(params, ck.config,
-                                 batch_of_pairs(tokens, ck.src_vocab, ck.tgt_vocab, steps,
-                                                backend))
-            for given in (lines, pairs, [lines[0], pairs[1]]):
-                got = model.gradient_flow(given, num_steps=num_steps)
-                assert got.to_dict() == want.to_dict()
-                assert len(got.encoder[0]) == len(got.decoder[0]) == steps
-                assert len(got.encoder) == len(got.decoder) == ck.config.num_layers
+        with pytest.warns(UserWarning) as caught:
+            got = model.gradient_flow(PAIRS_FILE, num_steps=num_steps)
+        assert [str(w.message) for w in caught] == [
+            "skipped 3 lines of the pairs given (1 blank, 1 without a tab, 1 with an empty "
+            "side)"]
+        assert caught[0].filename == __file__  # the warning points at the caller
+        assert got.to_dict() == want
+        for given in (kept, tuples, [kept[0], *tuples[1:]]):
+            assert model.gradient_flow(given, num_steps=num_steps).to_dict() == want
+        steps_of = num_steps or checkpoint.load(path).data.num_steps
+        assert len(got.encoder[0]) == len(got.decoder[0]) == steps_of
+        assert len(got.encoder) == len(got.decoder) == model.checkpoint.config.num_layers
 
 
 @pytest.mark.parametrize("pairs, message", [
-    (["go .  va !"], "pair 1 has no tab"),
-    ([("go .", "va !"), "\tva !"], "pair 2 has an empty side"),
+    (["go .  va !"], "the pairs given: no valid 'English<TAB>French' line found"),
+    ([], "the pairs given: no valid 'English<TAB>French' line found"),
+    ([("go .", "va !"), ("go\t.", "va !")], "pair 2 has a tab or a line break inside a side"),
+    (["go .\tva !\nrun .\tcours !"], "pair 1 holds a line break"),
     ([("go .",)], "pair 1 is a tuple"),
     ([3], "pair 1 is a int"),
-    ([], "no pairs given"),
 ])
 def test_gradient_flow_refuses_bad_pairs(seq2seq_path, pairs, message):
-    with pytest.raises(DataError, match=re.escape(message)):
-        minis2s.load(seq2seq_path, backend="numpy").gradient_flow(pairs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the lines skipped on the way
+        with pytest.raises(DataError, match=re.escape(message)):
+            minis2s.load(seq2seq_path, backend="numpy").gradient_flow(pairs)
 
 
 def _unfinished_copy(path, tmp_path) -> Path:
@@ -238,6 +331,20 @@ def test_info_gives_the_checkpoints_own_fields(attention_path, tmp_path):
                                 "loss": last["loss"], "valid_loss": last["valid_loss"],
                                 "resumable": True}
     assert len(tr["history"]) == 1 and last["valid_loss"] is not None
+
+
+def test_info_leaves_the_parameters_where_they_are(seq2seq_path, monkeypatch, capsys):
+    """Describing a model counts the checkpoint's NumPy arrays: nothing is put on a
+    backend, by ``info()`` or by ``minis2s info``."""
+    def params_on(ck, backend):
+        raise AssertionError("the parameters were put on a backend")
+
+    monkeypatch.setattr(Checkpoint, "params_on", params_on)
+    info = minis2s.load(seq2seq_path, backend="numpy").info()
+    assert info["parameters"] == sum(v.size for v in checkpoint.load(seq2seq_path)
+                                     .params.values())
+    assert main(["info", str(seq2seq_path)]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_info_of_a_checkpoint_without_a_training_record(seq2seq_path, tmp_path):
@@ -271,6 +378,20 @@ def test_info_command_prints_the_info_as_text(attention_path, tmp_path, capsys):
                         f"target tokens; {d['train_pairs']} training pairs")
     assert lines[4] == (f"training  preset zh, epoch 1 of 5, seed 0, loss {t['loss']:.4f}, "
                         f"validation loss {t['valid_loss']:.4f}; can be resumed")
+
+
+def test_info_text_counts_in_words(attention_path):
+    """One of a kind is said in the singular: '1 training pair', '1 target token'."""
+    info = minis2s.load(attention_path, backend="numpy").info()
+    info["data"].update(train_pairs=1, tgt_vocab_size=1)
+    info["parameters"] = 1
+    lines = describe(info).splitlines()
+    assert lines[0].endswith(": " + f"{info['file_bytes'] / 1024:,.1f} KiB, 1 parameter "
+                             "(float32)")
+    assert lines[3].endswith(" source, 1 target token; 1 training pair")
+    info["data"].update(train_pairs=2, tgt_vocab_size=2)
+    assert describe(info).splitlines()[3].endswith(" source, 2 target tokens; 2 training "
+                                                   "pairs")
 
 
 def test_info_command_json_is_model_info(seq2seq_path, capsys):

@@ -27,20 +27,25 @@ def test_train_records_the_attention_model(attention_model):
 
 
 def test_translate_json_and_heat_maps(attention_model, tmp_path, capsys):
-    sentences = ["i lost .", "you go home .", "he is calm ."]
+    sentences = ["i lost .", "", "you go home .", "he is calm ."]
+    maps = tmp_path / "maps"
     assert main(["translate", "--model", str(attention_model), "--json",
-                 "--attention-plot", str(tmp_path / "maps"), *sentences]) == 0
+                 "--attention-plot", str(maps), *sentences]) == 0
     out, err = capsys.readouterr()
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["source"] for r in records] == sentences
-    for r in records:
+    assert records[1]["attention"] is None and records[1]["attention_plot"] is None
+    for r in records[:1] + records[2:]:
         w = np.array(r["attention"])
         assert w.shape == (min(len(r["tokens"]) + 1, 10), len(r["source_tokens"]))
         np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-6)  # over the source
         assert r["source_tokens"][-1] == "<eos>"
     pytest.importorskip("matplotlib")
-    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert maps == ["sentence_0001.png", "sentence_0002.png", "sentence_0003.png"]
+    # numbered in the order drawn: the empty line gets no map, and each record names its own
+    drawn = ["sentence_0001.png", "sentence_0002.png", "sentence_0003.png"]
+    assert sorted(p.name for p in maps.iterdir()) == drawn
+    assert [r["attention_plot"] for r in records] == [
+        str(maps / drawn[0]), None, str(maps / drawn[1]), str(maps / drawn[2])]
     assert "3 attention heat maps in" in err
 
 
@@ -84,6 +89,8 @@ def test_heat_maps_of_the_seeds_model_are_refused(tiny_corpus, tmp_path, capsys)
 def test_gradflow_reads_an_attention_checkpoint(attention_model, tiny_corpus, capsys):
     assert main(["gradflow", "--pairs", str(tiny_corpus), "--model", str(attention_model),
                  "--json", "--batch-size", "8"]) == 0
-    flow = json.loads(capsys.readouterr().out)
+    flows = json.loads(capsys.readouterr().out)
+    assert list(flows) == [f"{attention_model.parent} (attention, gru)"]
+    flow = flows[f"{attention_model.parent} (attention, gru)"]
     assert len(flow["encoder"]) == len(flow["decoder"]) == 2
     assert all(len(row) == 10 for row in flow["decoder"])

@@ -99,7 +99,9 @@ def test_table_json_and_figure(pairs, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert (tmp_path / "flow.png").stat().st_size > 1000 and "figure in" in err
     assert main(["gradflow", "--pairs", str(pairs), "--num-steps", "12", "--json"]) == 0
-    flow = json.loads(capsys.readouterr().out)
+    flows = json.loads(capsys.readouterr().out)
+    assert list(flows) == ["gru"]  # one model: the same shape as several, named by its cell
+    flow = flows["gru"]
     assert set(flow) == {"encoder", "decoder", "loss", "grad_norm"}
     assert len(flow["encoder"]) == 2 and all(len(row) == 12 for row in flow["encoder"])
     assert len(flow["decoder"]) == 2 and all(len(row) == 12 for row in flow["decoder"])
@@ -111,15 +113,19 @@ def test_compare_cells_and_trained_models(pairs, tmp_path, capsys):
                  "--num-steps", "8"]) == 0
     flows = json.loads(capsys.readouterr().out)
     assert set(flows) == set(CELLS)
-    for cell in ("gru", "lstm"):  # two trained checkpoints side by side
-        assert main(["train", "--data", str(pairs), "--cell", cell, "--epochs", "2",
-                     "--min-freq", "1", "--out", str(tmp_path / cell), "--quiet"]) == 0
+    # two trained checkpoints side by side, of other cells and other decoders: each named
+    # by its folder, decoder and cell, as evaluate names it
+    for model, cell in (("seq2seq", "gru"), ("attention", "lstm")):
+        assert main(["train", "--data", str(pairs), "--model", model, "--cell", cell,
+                     "--epochs", "2", "--min-freq", "1", "--out", str(tmp_path / cell),
+                     "--quiet"]) == 0
     capsys.readouterr()
     assert main(["gradflow", "--pairs", str(pairs), "--model",
                  str(tmp_path / "gru" / "checkpoint.npz"), "--model",
-                 str(tmp_path / "lstm" / "checkpoint.npz"), "--json"]) == 0
+                 str(tmp_path / "lstm"), "--json"]) == 0
     flows = json.loads(capsys.readouterr().out)
-    assert set(flows) == {"gru", "lstm"}
+    assert list(flows) == [f"{tmp_path / 'gru'} (seq2seq, gru)",
+                           f"{tmp_path / 'lstm'} (attention, lstm)"]
     assert all(len(f["encoder"][0]) == 10 for f in flows.values())  # the models' num_steps
 
 

@@ -491,8 +491,8 @@ def test_a_fresh_run_warns_before_replacing_a_checkpoint(tiny_corpus, model, tmp
                                                          capsys):
     (tmp_path / "checkpoint.npz").write_bytes(model.read_bytes())
     assert train_in_process(tiny_corpus, tmp_path, 1, "--overwrite") == 0
-    assert (f"minis2s: {tmp_path / 'checkpoint.npz'} exists and will be replaced "
-            "(--resume goes on from it)") in capsys.readouterr().err.splitlines()
+    assert (f"minis2s: {tmp_path / 'checkpoint.npz'} exists and will be replaced by this "
+            "new run (--overwrite)") in capsys.readouterr().err.splitlines()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..argparsing import Parser
 from ..model import DECODERS
 from ..ops import CELLS
 from ..train.ranks import RankError, launched_rank
@@ -31,11 +32,16 @@ from .report import bench, nominal_flops_per_token
 from .runs import BENCH_PRESETS, Result, bench_data, have_torch
 
 __all__ = ["BENCH_PRESETS", "BenchError", "Result", "bench", "bench_data", "build_parser",
-           "have_torch", "main", "measure_pair", "nominal_flops_per_token"]
+           "have_torch", "main", "measure_pair", "nominal_flops_per_token", "run"]
 
 
 def build_parser(parser=None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="minis2s bench", allow_abbrev=False)
+    """The options of ``minis2s bench``, added to ``parser`` (the ``bench`` command of
+    ``minis2s``), or to a parser of their own for ``python -m minis2s.bench``: the same
+    :class:`~minis2s.argparsing.Parser` as ``minis2s``'s, so whole option names only and
+    defaults in ``--help``."""
+    parser = parser or Parser(prog="minis2s bench", description="Training speed against a "
+                              "PyTorch reference of the same model.")
     parser.add_argument("--preset", choices=BENCH_PRESETS, default="zh",
                         help="the model and data to train")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: zh 30, en 10, "
@@ -56,8 +62,11 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """Run the benchmark ``args`` (of :func:`build_parser`) asks for; its exit status.
+    ``minis2s bench`` and ``python -m minis2s.bench`` both come here, so both refuse to
+    run under a launcher of several ranks and report an error alike, in one line
+    ``minis2s bench: error: ...`` (from rank 0 alone), exit status 2."""
     try:
         if args.worker:
             return worker(args)
@@ -71,3 +80,6 @@ def main(argv=None) -> int:
     return 0
 
 
+def main(argv=None) -> int:
+    """``python -m minis2s.bench``."""
+    return run(build_parser().parse_args(argv))

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from ..presets import get_preset
-from ..train.ranks import _RANK_VARS, _SIZE_VARS, launched_rank
+from ..train.ranks import launched_rank, launched_ranks
 from .runs import Result, bench_data, run_minis2s, run_torch
 
 
@@ -33,12 +33,14 @@ def worker(args) -> int:
 
 def refuse_a_launcher(ranks: int) -> None:
     """The benchmark starts its own processes (under its own ``mpiexec -n R`` for
-    ``--ranks R``); started by an MPI launcher itself, each rank would start a whole
-    benchmark of its own. Refused, with the command to give instead."""
-    if any(os.environ.get(var, "").strip() for var in (*_RANK_VARS, *_SIZE_VARS)):
+    ``--ranks R``); started by an MPI launcher with several ranks, each rank would start a
+    whole benchmark of its own. Refused, with the command to give instead, by the rule
+    :func:`~minis2s.train.ranks.world` goes by: more than one rank launched. One rank
+    (``mpiexec -n 1``, a shell under ``srun``) runs as a plain process would."""
+    if launched_ranks() > 1:
         plain = "minis2s bench" + (f" --ranks {ranks}" if ranks > 1 else "")
-        raise BenchError(f"minis2s bench starts its own processes, so it does not run under "
-                         f"mpiexec: run it as plain {plain}")
+        raise BenchError(f"it starts its own processes, so it does not run under mpiexec "
+                         f"with {launched_ranks()} ranks: run it as plain {plain}")
 
 
 def mpiexec_command(ranks: int) -> list[str]:

@@ -6,7 +6,6 @@ Results go to stdout; progress, warnings and errors to stderr (:func:`warn`), so
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, check
 from ..wording import plural
+from .naming import checkpoint_names
 
 # the fields of a preset that ``minis2s train`` flags override
 FLAG_FIELDS = (*MODEL_FIELDS, *OPTIMISATION_FIELDS, *DATA_FIELDS)
@@ -29,9 +29,10 @@ def warn(message: str) -> None:
 def known_errors():
     """Errors that are the input's or the machine's fault: one line, no traceback."""
     from ..bench import BenchError
+    from ..figures import FigureError
     from ..train import INPUT_ERRORS, RankError, TrainingError
 
-    return (*INPUT_ERRORS, BenchError, RankError, TrainingError)
+    return (*INPUT_ERRORS, BenchError, FigureError, RankError, TrainingError)
 
 
 def gradcheck(args) -> int:
@@ -42,13 +43,11 @@ def gradcheck(args) -> int:
 
 
 def bench(args) -> int:
+    """As ``python -m minis2s.bench``: :func:`minis2s.bench.run` refuses, runs and
+    reports its errors, under either name."""
     from .. import bench as benchmark
-    from ..bench.launch import refuse_a_launcher
 
-    refuse_a_launcher(args.ranks)  # it starts its own processes: not under mpiexec
-    benchmark.bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed,
-                    args.data, cell=args.cell, model=args.model, ranks=args.ranks)
-    return 0
+    return benchmark.run(args)
 
 
 def stop_listening_to_ctrl_c() -> None:
@@ -125,13 +124,16 @@ def _train(args, ranks) -> int:
     return 0
 
 
-def _load_model(args, dtype: str = "float32"):
+def _load_model(model, backend=None, dtype: str = "float32"):
+    """The checkpoint ``model`` names (a file, or the folder holding ``checkpoint.npz``),
+    its parameters on ``backend`` (a name, or None for the default) in ``dtype``, and that
+    backend."""
     from .. import checkpoint
     from ..backend import get_backend
 
-    ck = checkpoint.load(checkpoint.resolve(args.model))
-    backend = get_backend(args.backend, dtype)
-    return ck, ck.params_on(backend), backend
+    ck = checkpoint.load(checkpoint.resolve(model))
+    on = get_backend(backend, dtype)
+    return ck, ck.params_on(on), on
 
 
 def _stdin_lines() -> list[str]:
@@ -170,9 +172,11 @@ def translate(args) -> int:
     from ..data import DataError
     from ..decode import translations
     from ..decode.heatmap import draw_attention
+    from ..figures import check_figure_folder
 
     _check_beam(args)
-    ck, params, backend = _load_model(args)
+    check_figure_folder(args.attention_plot)  # before any sentence is translated
+    ck, params, backend = _load_model(args.model, args.backend)
     want = bool(args.attention_plot or args.json)
     if args.attention_plot and not ck.config.decoder.attends:
         raise DataError(f"{args.model} holds a {ck.config.model} model, which has no "
@@ -185,17 +189,23 @@ def translate(args) -> int:
     decoding = "greedy" if args.beam == 1 else f"beam {args.beam}"
     about = f"{ck.config.model} decoder, {ck.config.cell} cell, {decoding}"
     for sentence, t in zip(sentences, results):
+        plot = None  # the heat map's file, where one is drawn
+        if args.attention_plot and t.weights is not None:
+            plot = Path(args.attention_plot) / f"sentence_{drawn + 1:04d}.png"
+            if draw_attention(t, plot, sentence, about):
+                drawn += 1
+            else:
+                plot = None
         if args.json:
             print(json.dumps({"source": sentence, "translation": t.text,
                               "detokenized": detokenize(t.text), "tokens": t.tokens,
                               "source_tokens": t.source,
                               "attention": None if t.weights is None
-                              else t.weights.tolist()}, ensure_ascii=False))
+                              else t.weights.tolist(),
+                              "attention_plot": None if plot is None else str(plot)},
+                             ensure_ascii=False))
         else:
             print(detokenize(t.text) if args.detokenize else t.text)
-        if args.attention_plot and t.weights is not None:
-            drawn += draw_attention(t, Path(args.attention_plot) / f"sentence_{drawn + 1:04d}.png",
-                                    sentence, about)
     if args.attention_plot:
         if drawn or not any(t.weights is not None for t in results):
             warn(f"{plural(drawn, 'attention heat map')} in {args.attention_plot}")
@@ -209,20 +219,21 @@ def evaluate(args) -> int:
     model and nothing else; the report a person reads goes to stderr."""
     from .. import checkpoint
     from ..evaluate import by_length_title, plot_by_length
+    from ..figures import check_figure_path
 
     _check_beam(args)
+    check_figure_path(args.plot)  # before any model is scored
     paths = [checkpoint.resolve(m) for m in args.model]
     cks = [checkpoint.load(path) for path in paths]  # every one readable before any work
     out = sys.stderr if args.json else sys.stdout
-    named = []
+    found = []
     for number, (path, ck) in enumerate(zip(paths, cks)):
         if number:
             print(file=out)
-        named.append(_evaluate_one(args, ck, str(path), out, several=len(paths) > 1))
-    names = [name for name, _ in named]
-    if len(set(names)) < len(names):  # two of a kind: their paths tell them apart
-        names = distinct([f"{short_path(m)}: {name}" for m, name in zip(args.model, names)])
-    reports = dict(zip(names, (report for _, report in named)))
+        found.append(_evaluate_one(args, ck, str(path), out, several=len(paths) > 1))
+    names = checkpoint_names(args.model, [ck.config for ck in cks],
+                             more=(_decoding(args),))
+    reports = dict(zip(names, found))
     if args.plot:
         if plot_by_length(reports, args.plot, by_length_title(args.part, reports)):
             warn(f"figure in {args.plot}")
@@ -234,8 +245,7 @@ def evaluate(args) -> int:
 def _evaluate_one(args, ck, path: str, out, several: bool):
     """Score checkpoint ``ck`` (read from ``path``) on its held-out part; print the report
     to ``out`` (its first line names ``path`` when ``several`` models are scored) and,
-    with ``--json``, one JSON line to stdout; return its name (the decoder, the cell and
-    the decoding) and the report."""
+    with ``--json``, one JSON line to stdout; return the report."""
     import json
 
     from ..backend import get_backend
@@ -245,11 +255,9 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
                         beam=args.beam, length_penalty=args.length_penalty, warn=warn,
                         where=path)
     report, scores = ev.report, ev.report.scores
-    decoding = "greedy" if args.beam == 1 else (f"beam {args.beam}, length penalty "
-                                                f"{args.length_penalty:g}")
     where = f"{path}, " if several else ""
     print(f"{where}{args.part} part: {plural(report.pairs, 'pair')}, {ck.config.model} "
-          f"model, {decoding}", file=out)
+          f"model, {_decoding(args)}", file=out)
     print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})", file=out)
     print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})", file=out)
     print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}", file=out)
@@ -265,26 +273,14 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
                           "chrf": scores["chrf"],
                           "by_length": [b.__dict__ for b in report.buckets]}))
     out.flush()
-    return f"{ck.config.model}, {ck.config.cell}, {decoding}", report
+    return report
 
 
-def short_path(given) -> str:
-    """A ``--model`` as a label: the path given, less a final ``checkpoint.npz``."""
-    path = Path(given)
-    return str(path.parent if path.name == "checkpoint.npz" else path)
-
-
-def distinct(labels: list[str]) -> list[str]:
-    """``labels`` with a repeated one numbered (``a``, ``a #2``), so none is lost as a
-    key."""
-    result: list[str] = []
-    for label in labels:
-        candidate, number = label, 1
-        while candidate in result:
-            number += 1
-            candidate = f"{label} #{number}"
-        result.append(candidate)
-    return result
+def _decoding(args) -> str:
+    """The decoding ``evaluate`` was asked for, in words."""
+    if args.beam == 1:
+        return "greedy"
+    return f"beam {args.beam}, length penalty {args.length_penalty:g}"
 
 
 def gradflow(args) -> int:
@@ -292,11 +288,13 @@ def gradflow(args) -> int:
 
     from ..backend import get_backend
     from ..data import DataError, read_pairs
+    from ..figures import check_figure_path
     from ..gradflow import batch_of_pairs, flow_table, fresh_model, gradient_flow, plot_flow
     from ..ops import CELLS
     from ..presets import get_preset
 
     check_seed(args.seed)
+    check_figure_path(args.plot)
     backend = get_backend(args.backend, "float64")  # norms over many steps: no rounding
     if args.model and args.compare_cells:
         raise DataError("--compare-cells compares freshly initialised models; to compare "
@@ -305,12 +303,11 @@ def gradflow(args) -> int:
     pairs = read_pairs(args.pairs, warn=warn)[:args.batch_size]
     models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps)
     for path in args.model or []:
-        ck, params, _ = _load_model(argparse.Namespace(model=path, backend=args.backend),
-                                    dtype="float64")
+        ck, params, _ = _load_model(path, args.backend, "float64")
         models.append((path, params, ck.config, ck.src_vocab, ck.tgt_vocab,
                        args.num_steps or ck.data.num_steps))
     if models:  # each its own name: one entry per checkpoint in the table, JSON and figure
-        names = args.label or model_labels(args.model, [m[2] for m in models])
+        names = checkpoint_names(args.model, [m[2] for m in models], args.label)
         models = [(name, *rest) for name, (_, *rest) in zip(names, models)]
     if not models:
         preset = get_preset(args.preset)
@@ -322,9 +319,8 @@ def gradflow(args) -> int:
     for name, params, cfg, sv, tv, num_steps in models:
         flows[name] = gradient_flow(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps,
                                                                 backend))
-    if args.json:
-        out = {n: f.to_dict() for n, f in flows.items()}
-        print(json.dumps(next(iter(out.values())) if len(out) == 1 else out))
+    if args.json:  # one shape, however many models: each one's name to its flow
+        print(json.dumps({n: f.to_dict() for n, f in flows.items()}, ensure_ascii=False))
     else:
         for n, f in flows.items():
             print(f"{n}: {plural(len(pairs), 'pair')}, {f.encoder and len(f.encoder[0])} "
@@ -360,23 +356,11 @@ def _check_labels(labels, models) -> None:
                         "its own")
 
 
-def model_labels(given: list[str], configs) -> list[str]:
-    """Names that tell checkpoints apart (``given``: the ``--model`` paths, ``configs``:
-    their model settings): one checkpoint is named by its path; several by their cells
-    where the cells all differ, else by folder, decoder and cell (``runs/a (seq2seq,
-    gru)``), numbered where even these repeat."""
-    if len(given) == 1:
-        return [str(given[0])]
-    cells = [c.cell for c in configs]
-    if len(set(cells)) == len(cells):
-        return cells
-    return distinct([f"{short_path(g)} ({c.model}, {c.cell})" for g, c in zip(given, configs)])
-
-
 def info(args) -> int:
     import json
 
-    from ..api import describe, load
+    from ..api import load
+    from .info import describe
 
     about = load(args.checkpoint, backend="numpy").info()
     print(json.dumps(about, ensure_ascii=False) if args.json else describe(about))

@@ -1,17 +1,17 @@
 """The command line's words: every command, option, default and help text.
 
 Each command's function lives in :mod:`.commands`; :func:`build_parser` points each
-sub-command at it. Options are matched by their whole name only (never by a prefix), an
-unknown one is reported by its command with the nearest option names, and ``--help``
-shows every option's default.
+sub-command at it. The parser is :class:`minis2s.argparsing.Parser`: options are matched
+by their whole name only (never by a prefix), an unknown one is reported by its command
+with the nearest option names, and ``--help`` shows every option's default.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import sys
 
+from ..argparsing import Parser
+from ..evaluate import PARTS
 from ..model import DECODERS
 from ..ops import CELLS
 from ..presets import PRESETS
@@ -28,85 +28,6 @@ def _size(text: str) -> int | float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a count or a fraction: {text!r}") from None
-
-
-class DefaultsHelp(argparse.HelpFormatter):
-    """Help that ends each option's text with ``(default: X)``, unless the text already
-    speaks of its default or there is none to show (a required option, a flag that is off
-    unless given, a default of None)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        default = action.default
-        if (not action.option_strings or action.required or "default" in text
-                or default is None or default is False or default is argparse.SUPPRESS):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
-def did_you_mean(unknown: list[str], parser: argparse.ArgumentParser) -> str:
-    """``unknown`` (arguments no option took) as an error message, with the options of
-    ``parser`` closest to each unknown flag: ``unrecognized arguments: --epoch 5 (did you
-    mean --epochs?)``."""
-    known = [s for a in parser._actions if a.help is not argparse.SUPPRESS
-             for s in a.option_strings]
-    hints = []
-    for word in unknown:
-        if not word.startswith("--"):
-            continue
-        name = word.split("=", 1)[0]
-        near = [s for s in known if s.startswith(name)] or \
-            difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hints += [s for s in near if s not in hints]
-    message = f"unrecognized arguments: {' '.join(unknown)}"
-    if hints:
-        options = hints[0] if len(hints) == 1 else \
-            f"{', '.join(hints[:-1])} or {hints[-1]}"
-        message += f" (did you mean {options}?)"
-    return message
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser that never takes a prefix for an option (``--epoch`` is not
-    ``--epochs``), shows defaults in its help, and leaves unknown arguments to the
-    command they follow: that command's usage, and the options it has that are nearest
-    to them. Its commands' parsers are of this class too."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", DefaultsHelp)
-        super().__init__(*args, **kwargs)
-        self._commands = None
-        self._words = None  # the arguments being parsed, for error messages
-
-    def add_subparsers(self, **kwargs):
-        self._commands = super().add_subparsers(**kwargs)
-        return self._commands
-
-    def parse_known_args(self, args=None, namespace=None):
-        self._words = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
-
-    def parse_args(self, args=None, namespace=None):
-        parsed, unknown = self.parse_known_args(args, namespace)
-        if unknown:
-            owner = self
-            if self._commands is not None:
-                owner = self._commands.choices.get(getattr(parsed, self._commands.dest),
-                                                   self)
-            owner.error(did_you_mean(unknown, owner))
-        return parsed
-
-    def error(self, message):
-        """Report ``message`` with this parser's usage and exit 2. A required option
-        reported missing, as when its name is misspelt, comes with the unknown flags
-        given and the options nearest to them."""
-        if message.startswith("the following arguments are required"):
-            unknown = [w for w in self._words or [] if w.startswith("--") and w != "--"
-                       and w.split("=", 1)[0] not in self._option_string_actions]
-            if unknown:
-                message = f"{message}; {did_you_mean(unknown, self)}"
-        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start again where OUT holds a "
                    "checkpoint, replacing it (without --overwrite or --resume such a run is "
                    "refused)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none "
-                   "when stderr is not a terminal)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar: a line per epoch "
+                   "instead (loss, speed, time left), and one every 5 minutes inside a "
+                   "longer epoch, as when stderr is not a terminal")
     backend_opt(p)
 
     def field(group, flag, text, **kwargs):
@@ -204,10 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detokenize", action="store_true", help="print 'va!' rather than the "
                    "tokens 'va !'")
     p.add_argument("--json", action="store_true", help="one JSON object per line: source, "
-                   "translation (tokens joined by spaces), detokenized, tokens and "
-                   "(attention models) the attention weights")
+                   "translation (tokens joined by spaces), detokenized, tokens, "
+                   "(attention models) the attention weights, and attention_plot: the "
+                   "file of the sentence's heat map (null where none was drawn)")
     p.add_argument("--attention-plot", dest="attention_plot", metavar="DIR", help="one heat "
-                   "map per sentence, DIR/sentence_0001.png ... (attention models)")
+                   "map per sentence (attention models), DIR/sentence_0001.png ... numbered "
+                   "in the order drawn: an empty line gets none and takes no number, so "
+                   "--json names each sentence's file")
     backend_opt(p)
     p.set_defaults(func=commands.translate)
 
@@ -217,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "them in one --plot)")
     p.add_argument("--data", help="the corpus the model was trained on (default: "
                    "$MINIS2S_DATA, the cache, else a download)")
-    p.add_argument("--part", choices=["test", "valid", "train"], default="test",
+    p.add_argument("--part", choices=PARTS, default="test",
                    help="which part of the corpus to score")
     p.add_argument("--show", type=int, default=5, metavar="N",
                    help="print this many example translations")
@@ -246,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "several times to compare trained models (default: a fresh model)")
     p.add_argument("--label", action="append", metavar="NAME", help="a name for each "
                    "--model, in order, used in the table, the JSON and the figure (default: "
-                   "the path of one checkpoint; of several, their cells where these all "
-                   "differ, else each folder with its model and cell)")
+                   "its folder, decoder and cell, as evaluate names it: 'runs/a (seq2seq, "
+                   "gru)')")
     p.add_argument("--preset", choices=sorted(PRESETS), default="zh",
                    help="the fresh model's shape")
     p.add_argument("--cell", choices=list(CELLS), default="gru",
@@ -261,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the first N pairs of the file")
     p.add_argument("--clip", type=float, metavar="THETA", help="also show what clipping at "
                    "global norm THETA does to the gradients (the seed clips at 1)")
-    p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table: "
+                   "one object, each model's name to its norms (for one model too; fresh "
+                   "models are named by their cell)")
     p.add_argument("--plot", metavar="PNG", help="draw the norms (log scale) to this file")
     backend_opt(p)
     p.set_defaults(func=commands.gradflow)

@@ -18,6 +18,7 @@ from itertools import islice
 import numpy as np
 
 from ..settings import DATA_FIELDS, check
+from ..wording import plural
 from .errors import DataError, Warn, warn_stderr
 from .files import open_lines
 from .text import Pair, preprocess, tokenize
@@ -82,8 +83,7 @@ def parse_pairs(
             parts.append(f"{no_tab} without a tab")
         if empty_side:
             parts.append(f"{empty_side} with an empty side")
-        noun = "line" if skipped == 1 else "lines"
-        warn(f"minis2s: skipped {skipped} {noun} of {name} ({', '.join(parts)})")
+        warn(f"minis2s: skipped {plural(skipped, 'line')} of {name} ({', '.join(parts)})")
     if not pairs:
         raise DataError(f"{where}: no valid 'English<TAB>French' line found")
     return pairs

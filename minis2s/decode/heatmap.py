@@ -5,7 +5,8 @@ the model in the title."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
+
+from ..figures import new_figure, save_figure
 
 # inches per character of a tick label (10 pt DejaVu Sans averages about 0.6 em)
 _INCH_PER_CHAR = 0.085
@@ -25,11 +26,6 @@ def make_attention_figure(translation, sentence: str | None = None, model: str =
     """The heat map of ``translation`` (a :class:`~.translate.Translation`) as a matplotlib
     Figure, or None without matplotlib. The figure is sized from the tokens so that every
     tick label and the title lie inside it."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
     w = translation.weights  # (output steps, source tokens)
     rows = [*translation.tokens, "<eos>"][:w.shape[0]]
     cols = list(translation.source)
@@ -40,8 +36,9 @@ def make_attention_figure(translation, sentence: str | None = None, model: str =
     width = 0.45 * w.shape[1] + _INCH_PER_CHAR * longest_row + 2.2  # colour bar, y label
     width = max(width, 0.09 * max(len(line) for line in title.split("\n")) + 0.4)
     height = 0.4 * w.shape[0] + _INCH_PER_CHAR * longest_col + 0.25 * lines + 1.0
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(width, height))
+    if fig is None:
+        return None
     ax = fig.add_subplot()
     image = ax.imshow(w, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(w.shape[1]), cols, rotation=90)
@@ -56,10 +53,11 @@ def make_attention_figure(translation, sentence: str | None = None, model: str =
 def draw_attention(translation, path, sentence: str | None = None, model: str = "") -> bool:
     """Write ``translation``'s attention weights (a :class:`~.translate.Translation`) to
     the PNG ``path``, titled with ``sentence`` and ``model`` (see :func:`attention_title`);
-    returns False without matplotlib (the ``plot`` extra)."""
+    returns False without matplotlib (the ``plot`` extra). The PNG is the whole figure,
+    its size set from the tokens; a path that cannot be written raises
+    :class:`~minis2s.figures.FigureError`."""
     fig = make_attention_figure(translation, sentence, model)
     if fig is None:
         return False
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, tight=False)
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..figures import FigureError, new_figure, save_figure
+from ..wording import plural
 from .trainer import EpochStats
 
 # What EpochStats.loss is, in words: the seed sums each sequence's token losses and
@@ -20,7 +22,7 @@ def history_title(preset=None, pairs: int | None = None) -> str:
     if preset is not None:
         title += f"\npreset {preset.name}: {preset.model} decoder, {preset.cell} cell"
     if pairs is not None:
-        title += ("; " if preset is not None else "\n") + f"{pairs:,} training pairs"
+        title += ("; " if preset is not None else "\n") + plural(pairs, "training pair", ",")
     return title
 
 
@@ -28,14 +30,11 @@ def make_history_figure(history: list[EpochStats], preset=None, pairs: int | Non
     """The loss curve as a matplotlib Figure (None without matplotlib): the training loss
     and, where the run had a validation part, the validation loss, each epoch a marker,
     the legend to the right of the axes."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
+    fig = new_figure(figsize=(6.4, 3.8))
+    if fig is None:
         return None
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-    FigureCanvasAgg(fig)
+    from matplotlib.ticker import MaxNLocator
+
     ax = fig.add_subplot()
     epochs = [s.epoch for s in history]
     ax.plot(epochs, [s.loss for s in history], "o-", markersize=5, label="training part")
@@ -57,15 +56,16 @@ def make_history_figure(history: list[EpochStats], preset=None, pairs: int | Non
 def plot_history(history: list[EpochStats], path, warn=None, *, preset=None,
                  pairs: int | None = None) -> bool:
     """Save the loss curve (:func:`make_history_figure`) as PNG when matplotlib is
-    installed; returns whether it did. A figure that cannot be written is reported
-    through ``warn`` (the checkpoint matters, the figure does not)."""
+    installed; returns whether it did. A path that cannot be written (a
+    :class:`~minis2s.figures.FigureError`) is a warning through ``warn``, not an error:
+    the checkpoint matters, the figure does not."""
     fig = make_history_figure(history, preset, pairs)
     if fig is None:
         return False
     try:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    except (OSError, ValueError) as exc:
+        save_figure(fig, path)
+    except FigureError as exc:
         if warn is not None:
-            warn(f"no loss curve: cannot write {path} ({exc})")
+            warn(f"no loss curve: {exc}")
         return False
     return True

@@ -17,7 +17,7 @@ class ProgressLog:
     """Lines that say where a run is, for whoever reads its log rather than a terminal.
 
     :meth:`epoch` makes one line per finished epoch, e.g. ``epoch 3/10: loss 0.412,
-    validation 0.398, 41,230 tokens/s, 12.3 s, about 1 min 02 s left`` (the last epoch
+    validation 0.398, 41,230 tokens/sec, 12.3 s, about 1 min 02 s left`` (the last epoch
     has nothing left to announce); :meth:`batch` makes one inside an epoch when ``every``
     seconds have passed since the last line (``epoch 3/10: batch 120/400, loss 0.523 so
     far, about 5 min 10 s left``), so a long epoch is not silent either. The time left
@@ -56,5 +56,5 @@ class ProgressLog:
         valid = "" if stats.valid_loss is None else f", validation {stats.valid_loss:.3f}"
         self.said = now
         self.say(f"epoch {stats.epoch}/{self.last_epoch}: loss {stats.loss:.3f}{valid}, "
-                 f"{stats.tokens_per_sec:,.0f} tokens/s, {format_duration(stats.seconds)}"
+                 f"{stats.tokens_per_sec:,.0f} tokens/sec, {format_duration(stats.seconds)}"
                  f"{self._left(now)}")

@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from ..wording import plural
+
 # environment variables by which MPI launchers (MPICH's, Open MPI's, PMIx ones) tell a
 # process its rank and how many ranks there are
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
@@ -172,7 +174,7 @@ def limit_blas_threads(ranks: Ranks) -> str:
                 "BLAS threads are not limited (pip install 'minis2s[mpi]')")
     threadpool_limits(limits=threads, user_api="blas")
     return f"{ranks.size} ranks, {local} on this machine of {cores} cores: " \
-           f"{threads} BLAS thread{'s' if threads > 1 else ''} each"
+           f"{plural(threads, 'BLAS thread')} each"
 
 
 def shard_rows(order: np.ndarray, ranks: Ranks) -> np.ndarray:

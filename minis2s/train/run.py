@@ -76,7 +76,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     The settings are printed first, through ``warn``; so is progress where there is no
     progress bar (no ``progress``, or stderr not a terminal): one line per epoch with its
     loss, speed and the time left, and one every ``log_every`` seconds inside an epoch
-    (see :class:`~minis2s.train.trainer.ProgressLog`). Ctrl-C stops between two steps,
+    (see :class:`~minis2s.train.progress.ProgressLog`). Ctrl-C stops between two steps,
     saves the current state (with SIGINT ignored while it is written) and raises
     :class:`Interrupted`. A NaN or Inf raises :class:`TrainingError` and leaves the last
     epoch's checkpoint as it was.
@@ -137,7 +137,7 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
         trainer.ranks = ranks
     else:
         if ckpt_path.exists():
-            warn(f"{ckpt_path} exists and will be replaced (--resume goes on from it)")
+            warn(f"{ckpt_path} exists and will be replaced by this new run (--overwrite)")
         trainer = Trainer(model_config(preset, data), preset, backend, seed=seed,
                           ranks=ranks)
     done = len(trainer.history)

@@ -35,6 +35,7 @@ from ..model import (
 from ..optim import Adam, clip_grad_norm_
 from ..params import ParamSet
 from ..presets import Preset
+from ..wording import plural
 from .progress import ProgressLog
 from .ranks import SINGLE, Ranks, shard_rows
 from .signals import InterruptRequest
@@ -277,8 +278,7 @@ class Trainer:
         p = self.epoch_progress
         if p is None or p.batches == 0:
             return f"after epoch {done}/{total}" if done else "before the first step"
-        plural = "es" if p.batches > 1 else ""
-        return f"in epoch {done + 1}/{total} after {p.batches} batch{plural}"
+        return f"in epoch {done + 1}/{total} after {plural(p.batches, 'batch', many='batches')}"
 
     # ------------------------------------------------------------ stopping and going on
 

@@ -1,6 +1,7 @@
-"""The command line as a newcomer meets it: several checkpoints kept apart, output a
-script can read, a folder for --model, flags never guessed from a prefix, errors shown
-with the right command's usage, bench refused under mpiexec, defaults in --help."""
+"""The command line's usability: checkpoints named alike by evaluate and gradflow and
+kept apart, output a script can read, a folder for --model, flags never guessed from a
+prefix, errors shown with the right command's usage, bench refused under a launcher of
+several ranks, defaults in every --help."""
 
 import argparse
 import json
@@ -8,7 +9,6 @@ import json
 import pytest
 
 from minis2s import gradflow as gradflow_module
-from minis2s.bleu import detokenize
 from minis2s.cli import main
 from minis2s.cli.parser import build_parser
 
@@ -61,11 +61,42 @@ def test_gradflow_keeps_two_checkpoints_of_one_cell_apart(two_models, tiny_corpu
     assert main([*common, "--label", "plain", "--label", "attends", "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)) == ["plain", "attends"]
 
+    # one checkpoint: the same JSON shape, keyed by its name or its --label
+    one = ["gradflow", "--pairs", str(tiny_corpus), "--batch-size", "8", "--json", "--model",
+           str(seq2seq)]
+    assert main(one) == 0
+    assert list(json.loads(capsys.readouterr().out)) == labels[:1]
+    assert main([*one, "--label", "mine"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["mine"]
+
     # the same checkpoint twice: two entries still, the second numbered
     assert main(["gradflow", "--pairs", str(tiny_corpus), "--batch-size", "8", "--json",
                  "--model", str(seq2seq), "--model", str(seq2seq / "checkpoint.npz")]) == 0
     assert list(json.loads(capsys.readouterr().out)) == [
         f"{seq2seq} (seq2seq, gru)", f"{seq2seq} (seq2seq, gru) #2"]
+
+
+def test_evaluate_and_gradflow_name_a_checkpoint_alike(two_models, tiny_corpus, tmp_path,
+                                                       capsys, monkeypatch):
+    import minis2s.evaluate as evaluation
+
+    seq2seq, attention = two_models
+    legends = []
+    monkeypatch.setattr(evaluation, "plot_by_length",
+                        lambda reports, *args, **kwargs: legends.append(list(reports)))
+    models = ["--model", str(seq2seq / "checkpoint.npz"), "--model", str(attention),
+              "--model", str(seq2seq)]
+    assert main(["evaluate", *models, "--data", str(tiny_corpus), "--part", "train",
+                 "--show", "0", "--plot", str(tmp_path / "scores.png")]) == 0
+    assert legends == [[f"{seq2seq} (seq2seq, gru, greedy)",
+                        f"{attention} (attention, gru, greedy)",
+                        f"{seq2seq} (seq2seq, gru, greedy) #2"]]
+    capsys.readouterr()
+    assert main(["gradflow", "--pairs", str(tiny_corpus), "--batch-size", "4", "--json",
+                 *models]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == [
+        f"{seq2seq} (seq2seq, gru)", f"{attention} (attention, gru)",
+        f"{seq2seq} (seq2seq, gru) #2"]
 
 
 @pytest.mark.parametrize(("labels", "message"), [
@@ -114,19 +145,39 @@ def test_evaluate_names_each_checkpoint_it_reports(two_models, tiny_corpus, caps
                       f"{paths[1]}, train part: 200 pairs, attention model, greedy"]
 
 
-def test_translate_detokenize_is_what_evaluate_scores(two_models, capsys):
-    model = str(two_models[1])
-    sentences = ["i am home .", "go .", "he is calm ."]
+def test_translate_detokenize_is_what_evaluate_scores(two_models, tiny_corpus, capsys,
+                                                      monkeypatch):
+    """The lines of ``translate --detokenize`` are the hypotheses evaluate hands to
+    sacrebleu for the same sentences; ``--json`` gives them as ``detokenized``."""
+    import minis2s.bleu as bleu_module
+
+    scored = []  # the hypotheses of every corpus BLEU evaluate computes, in order
+
+    class Spy(bleu_module.BLEU):
+        def corpus_score(self, hypotheses, references, *args, **kwargs):
+            scored.append(list(hypotheses))
+            return super().corpus_score(hypotheses, references, *args, **kwargs)
+
+    monkeypatch.setattr(bleu_module, "BLEU", Spy)
+    model, shown = str(two_models[1]), 8
     capsys.readouterr()
-    assert main(["translate", "--model", model, *sentences]) == 0
-    tokens = capsys.readouterr().out.splitlines()
-    assert any(detokenize(t) != t for t in tokens)  # there is something to join
-    assert main(["translate", "--model", model, "--detokenize", *sentences]) == 0
-    assert capsys.readouterr().out.splitlines() == [detokenize(t) for t in tokens]
-    assert main(["translate", "--model", model, "--json", *sentences]) == 0
+    assert main(["evaluate", "--model", model, "--data", str(tiny_corpus), "--part", "train",
+                 "--show", str(shown)]) == 0
+    examples = [line.strip().split("   [ref: ")[0].split(" => ")
+                for line in capsys.readouterr().out.splitlines() if " => " in line]
+    sources, tokens = [s for s, _ in examples], [t for _, t in examples]
+    assert len(sources) == shown
+    whole = scored[-1]  # the last corpus BLEU: the whole part's, not a length bucket's
+    assert len(whole) == 200
+    assert whole[:shown] != tokens  # there is something to join
+    assert main(["translate", "--model", model, "--detokenize", *sources]) == 0
+    assert capsys.readouterr().out.splitlines() == whole[:shown]
+    assert main(["translate", "--model", model, *sources]) == 0
+    assert capsys.readouterr().out.splitlines() == tokens
+    assert main(["translate", "--model", model, "--json", *sources]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["translation"] for r in records] == tokens
-    assert [r["detokenized"] for r in records] == [detokenize(t) for t in tokens]
+    assert [r["detokenized"] for r in records] == whole[:shown]
 
 
 # --- --model DIR --------------------------------------------------------------------------
@@ -144,7 +195,7 @@ def test_a_run_folder_serves_as_model(two_models, tiny_corpus, capsys):
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(folder / "checkpoint.npz")
     assert main(["gradflow", "--pairs", str(tiny_corpus), "--batch-size", "4", "--model",
                  str(folder)]) == 0
-    assert capsys.readouterr().out.startswith(f"{folder}: 4 pairs, ")
+    assert capsys.readouterr().out.startswith(f"{folder} (attention, gru): 4 pairs, ")
 
 
 @pytest.mark.parametrize("command", [["translate", "go ."], ["evaluate"],
@@ -162,24 +213,24 @@ def test_a_folder_without_a_checkpoint_names_the_file(tmp_path, tiny_corpus, cap
     assert main([*command, "--model", str(empty)]) == 2
     assert error_lines(capsys) == [
         f"minis2s: error: no checkpoint at {empty / 'checkpoint.npz'}; the folder holds "
-        f"{empty / 'best.npz'}: give --model one of these files"]
+        f"{empty / 'best.npz'}: give one of these files"]
 
 
 # --- flags: whole names only, errors from the command's own parser ----------------------
 
 
 def parsers():
-    """The top parser and every command's, by name."""
+    """The top parser, every command's, and ``python -m minis2s.bench``'s, by name."""
+    from minis2s.bench import build_parser as bench_parser
+
     top = build_parser()
     commands = top._commands.choices
-    return {"minis2s": top, **{f"minis2s {name}": p for name, p in commands.items()}}
+    return {"minis2s": top, **{f"minis2s {name}": p for name, p in commands.items()},
+            "python -m minis2s.bench": bench_parser()}
 
 
 def test_no_parser_takes_a_prefix_for_a_flag():
-    from minis2s.bench import build_parser as bench_parser
-
     assert all(p.allow_abbrev is False for p in parsers().values())
-    assert bench_parser().allow_abbrev is False
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -212,21 +263,32 @@ def test_a_misspelt_flag_is_refused_by_its_command(tmp_path, capsys, argv, messa
     assert not out.exists()
 
 
-def test_bench_alone_refuses_a_prefix(capsys):
-    from minis2s.bench import main as bench_main
+def test_bench_alone_refuses_a_prefix(capsys, monkeypatch):
+    import minis2s.bench as benchmark
 
-    with pytest.raises(SystemExit):
-        bench_main(["--rank", "2"])
-    assert "unrecognized arguments: --rank 2" in capsys.readouterr().err
+    def never(*args, **kwargs):
+        raise AssertionError("--rank was taken for --ranks: the benchmark started")
+
+    monkeypatch.setattr(benchmark, "bench", never)
+    with pytest.raises(SystemExit) as stop:
+        benchmark.main(["--rank", "2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: minis2s bench ")
+    assert err.strip().splitlines()[-1] == \
+        "minis2s bench: error: unrecognized arguments: --rank 2 (did you mean --ranks?)"
 
 
 # --- bench under an MPI launcher -------------------------------------------------------
+
+LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+                      "PMIX_RANK", "PMIX_SIZE")
 
 
 @pytest.mark.parametrize("variables", [{"PMI_RANK": "0", "PMI_SIZE": "2"},
                                        {"OMPI_COMM_WORLD_RANK": "0",
                                         "OMPI_COMM_WORLD_SIZE": "2"},
-                                       {"PMIX_RANK": "0"}])
+                                       {"PMIX_RANK": "0", "PMIX_SIZE": "2"}])
 def test_bench_under_mpiexec_is_refused_in_one_line(monkeypatch, capsys, variables):
     import minis2s.bench as benchmark
 
@@ -234,18 +296,41 @@ def test_bench_under_mpiexec_is_refused_in_one_line(monkeypatch, capsys, variabl
         raise AssertionError("the benchmark ran under a launcher")
 
     monkeypatch.setattr(benchmark, "bench", never)
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
+    refusal = ["minis2s bench: error: it starts its own processes, so it does not run under "
+               "mpiexec with 2 ranks: run it as plain minis2s bench --ranks 2"]
     assert main(["bench", "--ranks", "2"]) == 2
-    assert error_lines(capsys) == [
-        "minis2s: error: minis2s bench starts its own processes, so it does not run under "
-        "mpiexec: run it as plain minis2s bench --ranks 2"]
-    assert benchmark.main(["--ranks", "2"]) == 2
-    assert capsys.readouterr().err.startswith("minis2s bench: error: minis2s bench starts")
+    assert error_lines(capsys) == refusal
+    assert benchmark.main(["--ranks", "2"]) == 2  # python -m minis2s.bench: the same line
+    assert error_lines(capsys) == refusal
     rank = next(iter(variables))
     monkeypatch.setenv(rank, "1")  # the other ranks stop without a word
     assert main(["bench"]) == 2
     assert benchmark.main([]) == 2
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("variables", [{"PMI_RANK": "0", "PMI_SIZE": "1"},
+                                       {"OMPI_COMM_WORLD_RANK": "0",
+                                        "OMPI_COMM_WORLD_SIZE": "1"},
+                                       {"PMIX_RANK": "0"}])
+def test_bench_under_a_launcher_of_one_rank_runs(monkeypatch, capsys, variables):
+    """``mpiexec -n 1``, or a shell under ``srun --mpi=pmix`` that sets only PMIX_RANK:
+    one process, as training sees it, so the benchmark runs."""
+    import minis2s.bench as benchmark
+
+    ran = []
+    monkeypatch.setattr(benchmark, "bench", lambda *args, **kwargs: ran.append(kwargs))
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main(["bench", "--ranks", "2"]) == 0
+    assert benchmark.main(["--ranks", "2"]) == 0
+    assert [r["ranks"] for r in ran] == [2, 2]
     assert capsys.readouterr().err == ""
 
 
@@ -264,7 +349,7 @@ def test_one_of_a_thing_is_singular(two_models, tiny_corpus, tmp_path, capsys):
     assert main(["gradflow", "--pairs", str(tiny_corpus), "--batch-size", "1", "--num-steps",
                  "1", "--model", str(two_models[0])]) == 0
     assert capsys.readouterr().out.splitlines()[0] == \
-        f"{two_models[0]}: 1 pair, 1 source and 1 target step"
+        f"{two_models[0]} (seq2seq, gru): 1 pair, 1 source and 1 target step"
 
 
 def option_helps(parser) -> dict[str, str]:
