@@ -182,9 +182,12 @@ for cell in ("rnn", "gru", "lstm"):
 # %% [markdown]
 # ## Exercises
 #
-# Each has a worked solution in the next cell. `check_backward(forward, backward,
-# inputs)` is the finite-difference check the project runs on itself, one import away:
-# `forward(**inputs) -> (out, cache)`, `backward(dout, cache) -> {name: gradient}`.
+# Each has a worked solution after it, and a code cell that asserts what the solution
+# claims and prints one line, `Exercise N: ...`: run as a script, a wrong solution stops
+# it with an `AssertionError`.
+# `check_backward(forward, backward, inputs)` is the finite-difference check the project
+# runs on itself, one import away: `forward(**inputs) -> (out, cache)`,
+# `backward(dout, cache) -> {name: gradient}`.
 #
 # **Exercise 1.** d2l's from-scratch GRU applies the reset gate *before* the product:
 # `n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ + b_hn)`. Derive its step backward and check it.
@@ -222,8 +225,11 @@ def gru_d2l_backward(dh_new, cache):
 inputs = {"x": rng.standard_normal((N, D)), "h": rng.standard_normal((N, H)),
           **params_for(3)}
 rows = check_backward(gru_d2l_forward, gru_d2l_backward, inputs, rng)
-print("d2l's GRU: worst relative error", max(r.error for r in rows))
-assert max(r.error for r in rows) <= TOLERANCE
+worst = max(r.error for r in rows)
+assert {r.name for r in rows} == set(inputs), "a gradient is missing"
+assert worst <= TOLERANCE, "the backward disagrees with finite differences"
+print(f"Exercise 1: d2l's GRU passes, worst relative error {worst:.1e} over "
+      f"{len(rows)} gradients")
 
 # %% [markdown]
 # **Exercise 2.** This vanilla-RNN step backward has one planted bug. Find it with
@@ -244,14 +250,34 @@ def rnn_forward_named(x, h_prev, **p):
 
 inputs = {"x": rng.standard_normal((N, D)), "h_prev": rng.standard_normal((N, H)),
           **params_for(1)}
-for r in check_backward(rnn_forward_named, rnn_buggy_backward, inputs, rng):
+rows = check_backward(rnn_forward_named, rnn_buggy_backward, inputs, rng)
+for r in rows:
     print(f"  {r.name:<10} {r.error:.1e}")
 
 # %% [markdown]
 # *Solution.* Every gradient fails, and every one of them is computed from `da`: the bug
 # is upstream of all of them, in the one line that makes `da`. tanh's derivative in
-# terms of its output is `1 − h²`; the line writes `1 − h`.
-#
+# terms of its output is `1 − h²`; the line writes `1 − h`. With that line corrected,
+# every gradient passes.
+
+
+# %%
+def rnn_fixed_backward(dh, cache):
+    da = dh * (1 - cache.h ** 2)  # tanh' = 1 − h²
+    p = cache.params
+    return {"x": da @ p["weight_ih"], "h_prev": da @ p["weight_hh"],
+            "weight_ih": da.T @ cache.x, "weight_hh": da.T @ cache.h_prev,
+            "bias_ih": da.sum(0), "bias_hh": da.sum(0)}
+
+
+failing = [r.name for r in rows if r.error > TOLERANCE]
+assert failing == list(inputs), f"only {failing} fail: the bug is not upstream of all"
+fixed = max(r.error for r in check_backward(rnn_forward_named, rnn_fixed_backward, inputs))
+assert fixed <= TOLERANCE, "the corrected line does not pass"
+print(f"Exercise 2: all {len(failing)} gradients fail; corrected, the worst relative "
+      f"error is {fixed:.1e}")
+
+# %% [markdown]
 # **Exercise 3.** CS231n's `temporal_softmax_loss` sums the masked losses over time and
 # averages over the batch; the seed's loss averages over the (padded) time steps and
 # sums over the batch. How do the two losses, and their gradients, compare? Does it
@@ -281,7 +307,43 @@ print("gradients differ by the same factor:", np.allclose(cs231n_grad, seed_grad
 # change. Clipping is not: the seed's clipping compares the gradient's norm with θ = 1,
 # and a constant factor moves that norm across the threshold. Plain SGD would need the
 # learning rate scaled by `N / T`.
-#
+
+# %%
+from minis2s.optim import Adam  # noqa: E402
+
+
+def as_params(grad):
+    """``grad`` as the one parameter of a ParamSet, the layout Adam and clipping take."""
+    params = ParamSet({"logits": grad.shape}, np, np.dtype("float64"))
+    params["logits"] = grad
+    return params
+
+
+def adam_steps(grad, steps=3):
+    """Where Adam takes zero weights in ``steps`` steps of the gradient ``grad``."""
+    weights, grads = as_params(np.zeros_like(grad)), as_params(grad)
+    adam = Adam(weights, lr=0.005)
+    for _ in range(steps):
+        adam.step(grads)
+    return weights.flat.copy()
+
+
+ratio = cs231n_loss / float(seed_loss)
+assert np.isclose(ratio, 6 / N), "the losses do not differ by T / N"
+assert np.allclose(cs231n_grad, seed_grad * 6 / N), "the gradients do not differ by T / N"
+by_seed, by_cs231n = adam_steps(seed_grad), adam_steps(cs231n_grad)
+adam_change = np.abs(by_cs231n - by_seed).max() / np.abs(by_seed).max()
+assert adam_change < 1e-4, "Adam's steps depend on the scale"
+clipped = [as_params(grad) for grad in (seed_grad, cs231n_grad)]
+norms = [clip_grad_norm_(grads, 1.0) for grads in clipped]
+clipped_ratio = np.linalg.norm(clipped[1].flat) / np.linalg.norm(clipped[0].flat)
+assert norms[0] < 1.0 < norms[1] and not np.isclose(clipped_ratio, 6 / N), \
+    "clipping at 1 treats the two alike"
+print(f"Exercise 3: losses and gradients differ by T / N = {ratio:.4f}; Adam's steps by "
+      f"{adam_change:.1e} (relative); clipped at 1 (norms {norms[0]:.2f} and "
+      f"{norms[1]:.2f}), the gradients differ by {clipped_ratio:.4f}")
+
+# %% [markdown]
 # **Exercise 4.** Truncated BPTT: carry the gradient back only `K` steps from wherever
 # it enters, and drop it beyond. Write it for the encoder's GRU (the gradient enters at
 # the last state) and measure what it changes in `dW_hh`.
@@ -301,11 +363,12 @@ def truncated_backward(step_backward, caches, dstate_last, K):
 pg = params_for(3)
 _, _, caches = ref.gru_forward(x, h0, pg)
 full = truncated_backward(ref.gru_step_backward, caches, g, T)
+changes = {}
 for K in (1, 5, 15):
     cut = truncated_backward(ref.gru_step_backward, caches, g, K)
-    rel = np.linalg.norm(cut["weight_hh"] - full["weight_hh"]) / np.linalg.norm(
+    changes[K] = np.linalg.norm(cut["weight_hh"] - full["weight_hh"]) / np.linalg.norm(
         full["weight_hh"])
-    print(f"K = {K:>2}: dW_hh differs from full BPTT by {rel:.1e} (relative)")
+    print(f"K = {K:>2}: dW_hh differs from full BPTT by {changes[K]:.1e} (relative)")
 
 # %% [markdown]
 # *Solution.* The truncated gradient is the full one minus the contributions of the
@@ -313,3 +376,13 @@ for K in (1, 5, 15):
 # contributions are tiny and truncation costs almost nothing; where it survives (a GRU
 # with `z` near 1), truncation throws away exactly the long-range part the gates were
 # there to keep.
+
+
+# %%
+_, _, bptt = ref.gru_backward(np.zeros((T, N, H)), g, caches)  # the project's BPTT
+assert all(np.allclose(full[name], bptt[name]) for name in bptt), \
+    "carried back all T steps, the truncated loop is not BPTT"
+assert changes[1] > changes[5] > changes[15] > 0, \
+    "the error does not shrink as K grows"
+print("Exercise 4: K = T is full BPTT; dW_hh's change for K = 1, 5, 15: "
+      + ", ".join(f"{changes[K]:.1e}" for K in changes))

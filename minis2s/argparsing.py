@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 
 __all__ = ["DefaultsHelp", "Parser", "did_you_mean"]
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d+|\d*\.\d+([eE][-+]?\d+)?|\d+[eE][-+]?\d+|inf|infinity|nan)$",
+                             re.IGNORECASE)
 
 
 class DefaultsHelp(argparse.HelpFormatter):
@@ -61,6 +65,9 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", DefaultsHelp)
         super().__init__(*args, **kwargs)
+        # "-inf", "-nan" are values, as "-1" is, not option names (argparse's own rule
+        # knows only digits)
+        self._negative_number_matcher = NEGATIVE_NUMBER
         self._commands = None
         self._words = None  # the arguments being parsed, for error messages
 

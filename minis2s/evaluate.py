@@ -86,12 +86,18 @@ def make_by_length_figure(reports: dict[str, Report], title: str = ""):
         axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
     else:
         axes = fig.subplots(1, 2)
+    # every model's buckets on one axis, shortest sources first, whichever model has them
+    order = sorted({b.label for r in reports.values() for b in r.buckets},
+                   key=lambda label: int(label.rstrip("+").split("-")[0]))
+    place = {label: x for x, label in enumerate(order)}
     for name, report in reports.items():
-        labels = [b.label for b in report.buckets]
-        axes[0].plot(labels, [b.bleu for b in report.buckets], "o-", label=name,
+        xs = [place[b.label] for b in report.buckets]
+        axes[0].plot(xs, [b.bleu for b in report.buckets], "o-", label=name,
                      clip_on=False)  # a score of 0 shows its whole marker
-        axes[1].plot(labels, [b.chrf for b in report.buckets], "o-", label=name,
+        axes[1].plot(xs, [b.chrf for b in report.buckets], "o-", label=name,
                      clip_on=False)  # a score of 0 shows its whole marker
+    for ax in axes:
+        ax.set_xticks(range(len(order)), order)
     for ax, what in zip(axes, ("BLEU", "chrF")):
         ax.set_title(f"{what} by source length", fontsize=10)
         ax.set_xlabel("source sentence length (tokens)")

@@ -7,8 +7,8 @@ comes from, with every problem named in one message, before any data is read. Th
 fall into three groups: the model (:data:`MODEL_FIELDS`, a
 :class:`~minis2s.model.ModelConfig` with the vocabulary sizes, which checks them when it is
 made), the data (:data:`DATA_FIELDS`, a :class:`~minis2s.data.DataSpec`, likewise) and
-the optimisation (:data:`OPTIMISATION_FIELDS`); and the options of decoding and of the
-random seed.
+the optimisation (:data:`OPTIMISATION_FIELDS`); and the options of decoding, of the
+random seed and of the clipping threshold ``gradflow --clip`` shows.
 
 Two fields name an entry of a table that lives above this module: ``cell`` one of
 :data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`. Each table is
@@ -97,6 +97,7 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "seed": (_whole(0), lambda: "a whole number >= 0"),
     "beam": (_whole(1), lambda: "a whole number >= 1"),
     "length_penalty": (_finite_at_least_zero, lambda: "a number >= 0"),
+    "clip": (_positive, lambda: "a number > 0"),
 }
 
 

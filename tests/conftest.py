@@ -50,3 +50,98 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
     return _tiny_corpus(tmp_path_factory.mktemp("tiny") / "fra.txt")
+
+
+# What a plain install does not check. tests/test_parity_torch.py needs PyTorch and
+# tests/test_mpi.py mpi4py and mpiexec; without them they skip, and the end of the run
+# says so on a line of its own, "NOT CHECKED: ...", with what to install. CI (.ci/run)
+# sets MINIS2S_REQUIRE_TORCH=1 and MINIS2S_REQUIRE_MPI=1: there a skipped module fails
+# the run instead.
+
+TORCH_PIN = "torch==2.13.0"  # the PyTorch .ci/run installs
+MPI_EXTRA = "pip install 'minis2s[mpi]'"
+
+
+def _why_no_torch(reason: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return f"torch not installed; pip install {TORCH_PIN}"
+    return reason
+
+
+def _why_no_mpi(reason: str) -> str:
+    import importlib.util
+    import shutil
+
+    missing = [what for what, absent in [
+        ("mpi4py not installed", importlib.util.find_spec("mpi4py") is None),
+        ("mpiexec missing", shutil.which("mpiexec") is None)] if absent]
+    return f"{' and '.join(missing)}; {MPI_EXTRA}" if missing else reason
+
+
+# test module: (what it checks, the variable that makes a skip fail, why it skipped)
+OPTIONAL_CHECKS = {
+    "test_parity_torch.py": ("PyTorch parity", "MINIS2S_REQUIRE_TORCH", _why_no_torch),
+    "test_mpi.py": ("multi-rank training", "MINIS2S_REQUIRE_MPI", _why_no_mpi),
+}
+_seen: dict[str, dict] = {}  # test module -> {"skipped": [reasons], "ran": bool}
+
+
+def _note(report) -> None:
+    """Remember whether a test of an optional module ran, or why it skipped."""
+    module = report.nodeid.split("::")[0].rsplit("/", 1)[-1]
+    if module not in OPTIONAL_CHECKS:
+        return
+    seen = _seen.setdefault(module, {"skipped": [], "ran": False})
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        seen["skipped"].append(reason.removeprefix("Skipped: "))
+    elif report.failed or getattr(report, "when", None) == "call":
+        seen["ran"] = True  # a failure is loud already
+
+
+def not_checked() -> list[tuple[str, str, str]]:
+    """(what, why, the variable that requires it) for each optional module whose tests
+    all skipped in this run."""
+    found = []
+    for module, (what, variable, why) in OPTIONAL_CHECKS.items():
+        seen = _seen.get(module)
+        if seen and seen["skipped"] and not seen["ran"]:
+            found.append((what, why(seen["skipped"][0]), variable))
+    return found
+
+
+def pytest_sessionstart(session):
+    _seen.clear()
+
+
+def pytest_collectreport(report):
+    _note(report)
+
+
+def pytest_runtest_logreport(report):
+    _note(report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if any(os.environ.get(variable) for _, _, variable in not_checked()):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After pytest's own summary (failures, the short summary), just above the last line
+    of counts: what was not checked and why."""
+    yield
+    missing = not_checked()
+    if not missing:
+        return
+    terminalreporter.write_line(
+        "NOT CHECKED: " + ", ".join(f"{what} ({why})" for what, why, _ in missing),
+        yellow=True, bold=True)
+    for what, _, variable in missing:
+        if os.environ.get(variable):
+            terminalreporter.write_line(f"{variable} is set, so a skipped {what} fails "
+                                        "this run", red=True, bold=True)

@@ -50,6 +50,8 @@ def test_translate_json_and_heat_maps(attention_model, tmp_path, capsys):
 
 
 def test_beam_search_through_the_commands(attention_model, tiny_corpus, tmp_path, capsys):
+    """The beam options are taken and reported (the report's heading, the JSON); that
+    they reach the search, tests/test_decoding_commands.py shows."""
     assert main(["translate", "--model", str(attention_model), "--beam", "4",
                  "--length-penalty", "0.5", "i lost .", "go ."]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2

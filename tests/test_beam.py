@@ -1,5 +1,7 @@
 """Beam search: greedy at K = 1, exhaustive search when K holds every prefix, and no work
-spent on finished hypotheses — for both decoders."""
+spent on finished hypotheses — for both decoders. What a search found is checked against
+the teacher-forced forward (the model as trained), not against the step function the
+search itself runs."""
 
 import itertools
 
@@ -10,8 +12,9 @@ from minis2s.backend import get_backend
 from minis2s.data import Vocab
 from minis2s.decode import beam as beam_mod
 from minis2s.decode import beam_search, greedy_decode
-from minis2s.model import DECODERS, ModelConfig, init_params
-from minis2s.model.steps import select_rows, start, step
+from minis2s.model import DECODERS, ModelConfig, encoder_forward, init_params
+from minis2s.model.attention import attention_weights
+from minis2s.model.steps import select_rows, step
 
 F64 = get_backend("numpy", "float64")
 EOS = 3
@@ -37,6 +40,33 @@ def _sources(n=16, S=5, seed=1):
     return src, valid
 
 
+# per decoder that attends: its forward's cache -> the attention weights (N, T, S) of every
+# teacher-forced step; a new decoder that attends needs its own entry
+TEACHER_FORCED_WEIGHTS = {"attention": attention_weights}
+
+
+def _teacher_forced(params, cfg, src, valid, seqs, bos=2):
+    """The model as trained, on one source: seqs (B, L) token sequences, each fed to the
+    decoder's teacher-forced forward after <bos>. Returns the logits (B, L, V) of each
+    position given the tokens before it, log P of each sequence's tokens (B, L), and the
+    attention weights (B, L, S) (None for a decoder that does not attend)."""
+    seqs = np.asarray(seqs, dtype=np.int64).reshape(-1, np.shape(seqs)[-1])
+    B = len(seqs)
+    encoded, _ = encoder_forward(params, cfg, np.repeat(src[None], B, axis=0),
+                                 np.full(B, valid))
+    ids = np.concatenate([np.full((B, 1), bos), seqs[:, :-1]], axis=1)
+    logits, cache = cfg.decoder.forward(params, cfg, ids, encoded)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    weights = TEACHER_FORCED_WEIGHTS[cfg.model](cache) if cfg.decoder.attends else None
+    return logits, np.take_along_axis(logp, seqs[..., None], axis=-1)[..., 0], weights
+
+
+def _emitted(hyp):
+    """The tokens a hypothesis emitted: its output, then <eos> if it ended with one."""
+    return [*hyp.tokens, EOS] if hyp.finished else list(hyp.tokens)
+
+
 # per decoder: (seed, eos_bias) of a model whose greedy outputs have several lengths and
 # end both ways (<eos>, or num_steps tokens); a new decoder needs its own entry
 GREEDY = {"seq2seq": (4, 0.5), "attention": (5, 0.2)}
@@ -53,23 +83,16 @@ def test_a_beam_of_one_is_greedy_decoding(model):
     assert [h.tokens for h in hyps] == greedy
     assert len({len(g) for g in greedy}) >= 3  # outputs of several lengths
     assert {h.finished for h in hyps} == {True, False}  # both ways of ending
-    for d, h in zip(decoded, hyps):  # the same attention weights, step for step
-        if cfg.decoder.attends:
-            np.testing.assert_allclose(d.weights, h.weights, rtol=0, atol=1e-12)
+    for i, (d, h) in enumerate(zip(decoded, hyps)):
+        emitted = _emitted(h)
+        # the model as trained picks each emitted token, given the ones before it
+        logits, _, weights = _teacher_forced(params, cfg, src[i], valid[i], [emitted])
+        assert logits[0].argmax(axis=-1).tolist() == emitted
+        if cfg.decoder.attends:  # and pays the attention both searches report
+            np.testing.assert_allclose(d.weights, weights[0], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(h.weights, weights[0], rtol=0, atol=1e-12)
         else:
             assert d.weights is None and h.weights is None
-
-
-def _log_prob(params, cfg, src, valid, tokens, bos=2):
-    """log P(tokens) for one source, by feeding the decoder one token at a time."""
-    state, memory = start(params, cfg, src[None], np.asarray([valid]))
-    total, prev = 0.0, bos
-    for tok in tokens:
-        logits, state, _ = step(params, cfg, np.asarray([prev]), state, memory)
-        z = logits[0] - logits[0].max()
-        total += float(z[tok] - np.log(np.exp(z).sum()))
-        prev = tok
-    return total
 
 
 # models whose exhaustive best is not the greedy output (so the search must look past the
@@ -91,23 +114,26 @@ def test_a_beam_that_holds_every_prefix_is_exhaustive_search(model, case, alpha)
     hyps = beam_search(params, cfg, src, vocab, steps, F64, V ** steps, alpha, valid)
     greedy = [d.tokens for d in greedy_decode(params, cfg, src, vocab, steps, F64, valid)]
     assert any(h.tokens != g for h, g in zip(hyps, greedy))  # not greedy in disguise
-    for i, h in enumerate(hyps):  # each result's own numbers: log P(y) and L, <eos> counted
-        emitted = [*h.tokens, EOS] if h.finished else h.tokens
-        assert h.log_prob == pytest.approx(_log_prob(params, cfg, src[i], valid[i], emitted),
-                                           abs=1e-10)
-        assert h.score == pytest.approx(h.log_prob / len(emitted) ** alpha, abs=1e-12)
     words = [t for t in range(V) if t != EOS]
-    for i in range(len(src)):
-        scores = {}
+    every = list(itertools.product(range(V), repeat=steps))
+    for i, h in enumerate(hyps):
+        # log P of every prefix of every sequence of `steps` tokens, teacher-forced
+        _, logp, _ = _teacher_forced(params, cfg, src[i], valid[i], every)
+        prefix = {seq[:L]: float(total) for seq, row in zip(every, logp.cumsum(axis=1))
+                  for L, total in enumerate(row, start=1)}
+        emitted = tuple(_emitted(h))  # the result's own numbers: log P(y) and L
+        assert h.log_prob == pytest.approx(prefix[emitted], abs=1e-10)
+        assert h.score == pytest.approx(h.log_prob / len(emitted) ** alpha, abs=1e-12)
+        scores = {}  # every sequence: ending at its first <eos>, or `steps` tokens without
         for L in range(1, steps + 1):
             for body in itertools.product(words, repeat=L - 1):  # ... then <eos>
                 seq = (*body, EOS)
-                scores[seq] = _log_prob(params, cfg, src[i], valid[i], seq) / L ** alpha
+                scores[seq] = prefix[seq] / L ** alpha
         for seq in itertools.product(words, repeat=steps):  # still going at the end
-            scores[seq] = _log_prob(params, cfg, src[i], valid[i], seq) / steps ** alpha
+            scores[seq] = prefix[seq] / steps ** alpha
         best = max(scores, key=scores.get)
-        assert hyps[i].score == pytest.approx(scores[best], abs=1e-10)
-        assert tuple(hyps[i].tokens) + ((EOS,) if hyps[i].finished else ()) == best
+        assert h.score == pytest.approx(scores[best], abs=1e-10)
+        assert emitted == best
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -159,26 +185,19 @@ WEIGHTS = {"seq2seq": (4, 0.2), "attention": (5, 0.2)}
 
 @pytest.mark.parametrize("model", MODELS)
 def test_each_hypothesis_carries_the_attention_weights_of_its_own_steps(model):
-    """A hypothesis's weights (L, S) are those of the decoder fed its own tokens one at a
-    time: row t is the attention paid while emitting token t (<eos> included). A decoder
-    that does not attend gives no weights, and its steps none either."""
+    """A hypothesis's weights (L, S) are those of the teacher-forced forward over its own
+    tokens: row t is the attention paid while emitting token t (<eos> included). A decoder
+    that does not attend gives no weights."""
     seed, eos_bias = WEIGHTS[model]
     cfg, params, vocab = _model(model, seed=seed, eos_bias=eos_bias)
     src, valid = _sources(n=6)
     hyps = beam_search(params, cfg, src, vocab, 4, F64, 3, 0.75, valid, return_weights=True)
     assert {h.finished for h in hyps} == {True, False}
     for i, h in enumerate(hyps):
-        emitted = [*h.tokens, EOS] if h.finished else h.tokens
-        state, memory = start(params, cfg, src[i][None], np.asarray([valid[i]]))
-        prev, replay = 2, []
-        for tok in emitted:
-            _, state, alpha = step(params, cfg, np.asarray([prev]), state, memory)
-            replay.append(alpha)
-            prev = tok
+        emitted = _emitted(h)
+        _, _, weights = _teacher_forced(params, cfg, src[i], valid[i], [emitted])
         if not cfg.decoder.attends:
-            assert h.weights is None
-            assert all(alpha is None for alpha in replay)
+            assert h.weights is None and weights is None
             continue
         assert h.weights.shape == (len(emitted), src.shape[1])
-        np.testing.assert_allclose(h.weights, np.stack([a[0] for a in replay]), rtol=0,
-                                   atol=1e-12)
+        np.testing.assert_allclose(h.weights, weights[0], rtol=0, atol=1e-12)

@@ -5,6 +5,8 @@ unless MINIS2S_REQUIRE_MPI is set (CI sets it: there they must run).
 """
 
 import io
+import json
+import math
 import os
 import shutil
 import signal
@@ -17,7 +19,9 @@ import numpy as np
 import pytest
 
 from minis2s import bench, checkpoint
-from minis2s.model import DECODERS
+from minis2s.model import DECODERS, param_shapes
+
+from .mpi_steps import CLIPS, assert_same_steps, run_of
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -65,25 +69,32 @@ def single(*args, timeout=300):
 
 @pytest.mark.parametrize("model,ranks", [*((m, 2) for m in DECODERS), ("seq2seq", 3)])
 def test_several_ranks_equal_one_in_float64(corpus, tmp_path, model, ranks):
-    """Five steps in float64, dropout included: parameters and Adam's moments equal to
-    1e-12 relative (the sums over the shards only change the order of additions),
-    identical on every rank, and so is the validation loss the ranks compute together.
-    Three ranks split a batch into shards of unequal rows."""
+    """Five steps in float64, dropout included, twice: with clipping off (a clip of 1e9;
+    the gradient norms are about 20, so a sum over the ranks scaled by any factor, an
+    average where a sum is meant, shows in the norms and in Adam's moments) and on (a
+    clip of 1: every step clipped, as the preset trains). Each time the losses, the
+    gradient norms, the parameters and Adam's moments equal one process's to 1e-12
+    relative (the sums over the shards only change the order of additions), the ranks
+    stay identical, and so does the validation loss they compute together. Three ranks
+    split a batch into shards of unequal rows."""
     one, many = tmp_path / "one.npz", tmp_path / "many.npz"
     r = single("tests/mpi_steps.py", corpus, one, 5, model)
     assert r.returncode == 0, r.stderr
     r = mpirun("tests/mpi_steps.py", corpus, many, 5, model, ranks=ranks)
     assert r.returncode == 0, r.stderr
     a, b = np.load(one), np.load(many)
-    assert int(b["ranks"]) == ranks and len(a["losses"]) == 5
-    np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-12)
-    np.testing.assert_allclose(b["valid"], a["valid"], rtol=1e-12)
-    for name in ("flat", "m", "v"):
-        scale = np.abs(a[name]).max()
-        assert np.abs(b[name] - a[name]).max() <= 1e-12 * scale, name
-    for rank in range(1, ranks):  # the ranks stay identical
-        other = np.load(tmp_path / f"many.rank{rank}.npz")
-        assert np.array_equal(other["flat"], b["flat"])
+    assert int(b["ranks"]) == ranks and list(b["clips"]) == list(CLIPS)
+    for i, clip in enumerate(CLIPS):
+        alone, together = run_of(a, i), run_of(b, i)
+        assert len(alone["losses"]) == 5
+        if clip > 1:  # off: no step clipped, though a clip of 1 would clip every one
+            assert np.all(alone["norms"] > 1) and np.all(alone["norms"] < clip)
+        else:
+            np.testing.assert_allclose(alone["norms"], clip, rtol=1e-12)
+        assert_same_steps(together, alone, f"clip {clip:g}")
+        for rank in range(1, ranks):  # the ranks stay identical
+            other = np.load(tmp_path / f"many.rank{rank}.npz")
+            assert np.array_equal(other[f"flat_{i}"], together["flat"])
 
 
 @pytest.mark.skipif(not Path(os.environ.get("MINIS2S_DATA", "")).is_file(),
@@ -225,6 +236,46 @@ def test_ctrl_c_under_mpiexec_saves_once_and_every_rank_exits(corpus, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_sigint_to_one_rank_alone_stops_every_rank_at_the_same_step(corpus, tmp_path):
+    """Rank 1 alone gets SIGINT, after its third step of the first epoch (as a `kill -INT`
+    of that one process would): the ranks agree to stop before the fourth, so each has
+    taken three steps and holds the same parameters; rank 0 saves one checkpoint, of
+    that step, and alone says so; every rank returns 130, and so does mpiexec. --resume
+    then goes on bit for bit as the run that went straight through."""
+    cut, straight, seen = tmp_path / "cut", tmp_path / "straight", tmp_path / "seen"
+    try:
+        r = mpirun("tests/mpi_steps.py", "interrupt", 1, 3, seen, "--data", corpus, *SHORT,
+                   "--epochs", "2", "--out", cut, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the ranks hung: rank 1 stopped, rank 0 went on waiting for it")
+    assert r.returncode == 130, r.stderr
+    ranks = [json.loads(Path(f"{seen}.rank{k}.json").read_text()) for k in range(2)]
+    assert [x["steps"] for x in ranks] == [3, 3]
+    assert [x["adam_t"] for x in ranks] == [3, 3]
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+    assert [x["status"] for x in ranks] == [130, 130]
+    assert [x["saves"] for x in ranks] == [1, 0]  # rank 0 alone writes, once
+    ckpt = cut / "checkpoint.npz"
+    assert [ln for ln in r.stderr.splitlines() if "interrupted" in ln] == [
+        f"minis2s: interrupted in epoch 1/2 after 3 batches; checkpoint in {ckpt} "
+        "(go on with --resume)"]
+    state = checkpoint.load(ckpt).training["state"]
+    assert state["adam_t"] == 3 and state["batch"] == 3
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, "--quiet", "--out", cut,
+               "--resume")
+    assert r.returncode == 0, r.stderr
+    r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--epochs", "2",
+               "--out", straight)
+    assert r.returncode == 0, r.stderr
+    a, b = (checkpoint.load(p / "checkpoint.npz") for p in (straight, cut))
+    for name in a.params:
+        np.testing.assert_array_equal(b.params[name], a.params[name], err_msg=name)
+    for name in ("adam.m", "adam.v"):
+        np.testing.assert_array_equal(b.extra[name], a.extra[name], err_msg=name)
+    assert [h["loss"] for h in b.training["history"]] == \
+        [h["loss"] for h in a.training["history"]]
+
+
 def test_a_rank_that_cannot_read_the_corpus_stops_every_rank(corpus, tmp_path):
     r = mpirun("-m", "minis2s", "train", "--data", corpus, *SHORT, "--out", tmp_path / "a",
                ":", "-m", "minis2s", "train", "--data", tmp_path / "missing.txt", *SHORT,
@@ -302,9 +353,8 @@ def test_a_rank_that_cannot_start_stops_every_rank(corpus, tmp_path):
 
 def test_bench_on_two_ranks_trains_the_same_model_and_reports_its_sums(tiny_corpus):
     """``bench --ranks 2``: the two-rank run is the one-process model (same final loss in
-    float32), its sums are timed, and the buffer summed is the whole model's gradient."""
-    from minis2s.backend import get_backend
-    from minis2s.model import init_params
+    float32), its sums are timed, and the buffer summed is the whole model's gradient:
+    as many bytes as the model has parameters (counted from their shapes) times 4."""
     from minis2s.presets import get_preset
     from minis2s.train import model_config
 
@@ -314,10 +364,10 @@ def test_bench_on_two_ranks_trains_the_same_model_and_reports_its_sums(tiny_corp
     one, two, info = summary["minis2s"], summary["minis2s-2ranks"], summary["ranks"]
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-3)
     preset = get_preset("zh")
-    params = init_params(model_config(preset, bench.bench_data(preset, tiny_corpus)),
-                         get_backend("numpy"), np.random.default_rng(0))
-    assert info["gradient_bytes"] == params.flat.nbytes
-    assert info["ring_bytes_per_rank"] == params.flat.nbytes  # 2 (R - 1) / R = 1 at R = 2
+    shapes = param_shapes(model_config(preset, bench.bench_data(preset, tiny_corpus)))
+    nbytes = sum(math.prod(shape) for shape in shapes.values()) * np.dtype("float32").itemsize
+    assert info["gradient_bytes"] == nbytes
+    assert info["ring_bytes_per_rank"] == nbytes  # 2 (R - 1) / R = 1 at R = 2
     assert 0 < info["pure_allreduce_ms"] and 0 < info["allreduce_ms"] < info["step_ms"]
     assert info["speedup"] == pytest.approx(two["tokens_per_sec"] / one["tokens_per_sec"])
     # per step: tokens/sec × ms per step = the tokens of an average step, on both runs

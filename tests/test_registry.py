@@ -30,6 +30,8 @@ from minis2s.model import (
     init_params,
     register_decoder,
 )
+from minis2s.model.attention import attention_decoder_forward, attention_weights
+from minis2s.model.decoder import decoder_run
 from minis2s.model.weights import dense_params, embedding_param, scope, stack_params
 from minis2s.ops import (
     CELLS,
@@ -156,23 +158,59 @@ def test_a_registered_decoder_passes_the_gradient_check(plain, cell, packed):
                                                        if r.error >= gc.TOLERANCE]
 
 
+# per decoder: the state after a teacher-forced run over ids (N, t), from the encoder's
+# state; a new decoder needs its own entry
+def _seq2seq_state(params, cfg, ids, encoded):
+    (_, state), _ = decoder_run(params, cfg, ids, encoded.state, encoded.state.top)
+    return state
+
+
+def _attention_state(params, cfg, ids, encoded):
+    return attention_decoder_forward(params, cfg, ids, encoded)[1].final_state
+
+
+def _plain_state(params, cfg, ids, encoded):
+    return PLAIN._run(params, cfg, ids, encoded.state)[1]
+
+
+TEACHER_FORCED_STATE = {"seq2seq": _seq2seq_state, "attention": _attention_state,
+                        "plain": _plain_state}
+# per decoder that attends: its forward's cache -> the attention weights (N, T, S) of every
+# teacher-forced step
+TEACHER_FORCED_WEIGHTS = {"attention": attention_weights}
+
+
 @pytest.mark.parametrize("model", sorted({*DECODERS, PLAIN.name}))
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_each_decoders_step_is_its_forward_one_step_at_a_time(plain, model, cell):
-    """Feeding the teacher-forced inputs through begin() and step() gives the padded
-    forward's logits at every step: what greedy and beam search decode with is the model
-    that was trained."""
+    """Feeding the teacher-forced inputs through begin() and step() gives, at every step,
+    the padded forward's logits, its attention weights (decoders that attend) and the
+    state a teacher-forced run of the same prefix ends in: what greedy and beam search
+    decode with is the model that was trained."""
     cfg = _cfg(cell, model, bidirectional=True, dropout=0.0)
     rng = np.random.default_rng(2)
     params = init_params(cfg, F64, rng)
+    for name, value in params.items():  # no bias may be zero: a dropped one must show
+        if "bias" in name:
+            value[...] = rng.uniform(0.5, 1.0, value.shape) * rng.choice([-1, 1], value.shape)
     batch = gc.make_batch(rng, cfg, 4, 5, 6)
+    assert len(set(batch.src_valid_len.tolist())) > 1  # some sources padded, some not
     encoded, _ = encoder_forward(params, cfg, batch.src, batch.src_valid_len)
-    logits, _ = cfg.decoder.forward(params, cfg, batch.tgt_in, encoded)
+    logits, cache = cfg.decoder.forward(params, cfg, batch.tgt_in, encoded)
+    weights = TEACHER_FORCED_WEIGHTS[model](cache) if cfg.decoder.attends else None
     state, memory = cfg.decoder.begin(params, cfg, encoded)
     for t in range(batch.tgt_in.shape[1]):
         out = cfg.decoder.step(params, cfg, batch.tgt_in[:, t], state, memory)
         np.testing.assert_allclose(out.logits, logits[:, t], rtol=0, atol=1e-12)
         assert (out.weights is not None) == cfg.decoder.attends
+        if cfg.decoder.attends:
+            np.testing.assert_allclose(out.weights, weights[:, t], rtol=0, atol=1e-12)
+        expected = TEACHER_FORCED_STATE[model](params, cfg, batch.tgt_in[:, :t + 1],
+                                               encoded)
+        np.testing.assert_allclose(out.state.h, expected.h, rtol=0, atol=1e-12)
+        assert (out.state.c is None) == (expected.c is None) == (cell != "lstm")
+        if cell == "lstm":
+            np.testing.assert_allclose(out.state.c, expected.c, rtol=0, atol=1e-12)
         state = out.state
 
 

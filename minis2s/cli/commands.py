@@ -294,6 +294,8 @@ def gradflow(args) -> int:
     from ..presets import get_preset
 
     check_seed(args.seed)
+    if args.clip is not None:
+        check({"clip": args.clip})
     check_figure_path(args.plot)
     backend = get_backend(args.backend, "float64")  # norms over many steps: no rounding
     if args.model and args.compare_cells:

@@ -1,9 +1,10 @@
 """The command line's words: every command, option, default and help text.
 
 Each command's function lives in :mod:`.commands`; :func:`build_parser` points each
-sub-command at it. The parser is :class:`minis2s.argparsing.Parser`: options are matched
-by their whole name only (never by a prefix), an unknown one is reported by its command
-with the nearest option names, and ``--help`` shows every option's default.
+sub-command at it. The
+parser is :class:`minis2s.argparsing.Parser`: options are matched by their whole name only
+(never by a prefix), an unknown one is reported by its command with the nearest option
+names, and ``--help`` shows every option's default.
 """
 
 from __future__ import annotations
