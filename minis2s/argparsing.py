@@ -82,10 +82,13 @@ class Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         parsed, unknown = self.parse_known_args(args, namespace)
         if unknown:
-            owner = self
-            if self._commands is not None:
-                owner = self._commands.choices.get(getattr(parsed, self._commands.dest),
-                                                   self)
+            owner = self  # the innermost command the arguments named (commands may nest)
+            while owner._commands is not None:
+                inner = owner._commands.choices.get(getattr(parsed, owner._commands.dest,
+                                                            None))
+                if inner is None:
+                    break
+                owner = inner
             owner.error(did_you_mean(unknown, owner))
         return parsed
 

@@ -1,7 +1,7 @@
 """Command line: ``minis2s <command>`` and ``python -m minis2s <command>``.
 
 Commands: ``train``, ``translate``, ``evaluate``, ``info``, ``gradcheck``, ``gradflow``,
-``bench``.
+``bench``, ``exercise``.
 :mod:`.parser` holds the words (options, defaults, help), :mod:`.commands` what each
 command does; :func:`main` runs one and turns known errors into one line on stderr.
 """

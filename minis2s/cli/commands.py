@@ -29,10 +29,11 @@ def warn(message: str) -> None:
 def known_errors():
     """Errors that are the input's or the machine's fault: one line, no traceback."""
     from ..bench import BenchError
+    from ..exercises import ExerciseError
     from ..figures import FigureError
     from ..train import INPUT_ERRORS, RankError, TrainingError
 
-    return (*INPUT_ERRORS, BenchError, FigureError, RankError, TrainingError)
+    return (*INPUT_ERRORS, BenchError, ExerciseError, FigureError, RankError, TrainingError)
 
 
 def gradcheck(args) -> int:
@@ -374,3 +375,45 @@ def check_seed(seed) -> None:
     stands for the default."""
     if seed is not None:
         check({"seed": seed})
+
+
+def exercise_list(args) -> int:
+    from ..exercises import EXERCISES
+
+    width = max(len(name) for name in EXERCISES)
+    for ex in EXERCISES.values():
+        print(f"{ex.name:<{width}}  {ex.summary}")
+    return 0
+
+
+def exercise_start(args) -> int:
+    from ..exercises import EXERCISES, start
+
+    written = start(args.folder, overwrite=args.overwrite)
+    first = next(iter(EXERCISES.values()))
+    print(f"copied {plural(len(written), 'exercise')} into {args.folder}: "
+          f"{', '.join(path.name for path in written)}")
+    print("next:")
+    print(f"  cd {args.folder}")
+    print(f"  # open {first.name}.py: its docstring says what to write; replace the raise "
+          f"NotImplementedError in {first.function}")
+    print(f"  minis2s exercise check {first.name}    # which output is wrong, how and where")
+    print("then the others, in the order listed by: minis2s exercise list")
+    return 0
+
+
+def exercise_check(args) -> int:
+    """0 if the answer passes, 1 if not (the report says why)."""
+    from ..exercises import ExerciseError, check, solution_path
+
+    if args.solutions:
+        what = solution_path(args.name)
+    elif args.file is not None:
+        what = Path(args.file)
+    else:
+        what = Path(f"{args.name}.py")
+        if not what.is_file():
+            raise ExerciseError(f"no {args.name}.py in this folder: run 'minis2s exercise start "
+                                "DIR' to copy the exercises into DIR and check from there, or "
+                                "give --file PATH")
+    return 0 if check(args.name, what).passed else 1

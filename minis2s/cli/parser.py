@@ -13,6 +13,7 @@ import argparse
 
 from ..argparsing import Parser
 from ..evaluate import PARTS
+from ..exercises import EXERCISES
 from ..model import DECODERS
 from ..ops import CELLS
 from ..presets import PRESETS
@@ -201,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=commands.info)
 
+    exercise_parser(sub)
+
     from ..bench import build_parser as bench_parser
 
     p = sub.add_parser("bench", help="training speed against a PyTorch reference of the "
@@ -208,3 +211,38 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser(p)
     p.set_defaults(func=commands.bench)
     return parser
+
+
+def exercise_parser(sub) -> None:
+    """``minis2s exercise list | check NAME | start DIR``."""
+    p = sub.add_parser("exercise", help="write backward passes yourself and get them graded "
+                       "with hints (list, start, check)",
+                       description="Exercises in backprop through time: stubs to fill in "
+                       "(start copies them), graded against finite differences and the shipped "
+                       "solutions by check, which says which output is wrong and where, never "
+                       "the answer. Works offline; needs no corpus.")
+    actions = p.add_subparsers(dest="exercise_action", metavar="ACTION")
+    actions.required = True
+    q = actions.add_parser("list", help="the exercises, one line each",
+                           description="Name and one-line description of every exercise.")
+    q.set_defaults(func=commands.exercise_list)
+    q = actions.add_parser("start", help="copy every exercise's stub into DIR",
+                           description="Copy the stubs of all the exercises into DIR (made if "
+                           "missing); a file already there is never replaced without "
+                           "--overwrite.")
+    q.add_argument("folder", metavar="DIR", help="the folder to work in")
+    q.add_argument("--overwrite", action="store_true", help="replace the stubs already in DIR "
+                   "with fresh ones (what you wrote in them is lost)")
+    q.set_defaults(func=commands.exercise_start)
+    q = actions.add_parser("check", help="grade your answer to exercise NAME",
+                           description="Grade your answer to exercise NAME: exit status 0 if "
+                           "it passes, 1 if not (the report says which output is wrong, how "
+                           "and where), 2 for a usage error.")
+    q.add_argument("name", metavar="NAME", choices=list(EXERCISES),
+                   help=f"the exercise: {', '.join(EXERCISES)}")
+    which = q.add_mutually_exclusive_group()
+    which.add_argument("--file", metavar="PATH", help="the file to grade (default: NAME.py in "
+                       "the current folder, as exercise start made it)")
+    which.add_argument("--solutions", action="store_true", help="grade the shipped solution "
+                       "instead, to see what a pass looks like")
+    q.set_defaults(func=commands.exercise_check)
