@@ -194,7 +194,7 @@ SUPERSCRIPTS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
 SECTION_PAIRS = {
     "bptt.md": ("bptt.md", "zh/bptt.md", [
         ("", ""), ("1. ", "1. "), ("2. ", "2. "), ("3. ", "3. "), ("4. ", "4. "),
-        ("Exercises", "练习")]),
+        ("5. ", "5. "), ("Exercises", "练习")]),
     "lecture.md": ("lecture.md", "zh/symbols.md", [
         ("", ""), ("Where each piece of the seed lives", "7. "),
         ("Where minis2s departs from the seed", "8. ")]),
