@@ -152,6 +152,18 @@ def _plain_beam(params, cfg, src_row, valid, vocab, num_steps, K, alpha):
     return max(done, key=lambda d: d[1] / (len(d[0]) + d[2]) ** alpha)
 
 
+def test_a_beam_of_one_is_greedy_over_a_thousand_tokens():
+    """K = 1 over V = 1000: each row's best extension is found among many (a selection
+    that is right only for small rows would pick another token here)."""
+    cfg, params, vocab = _model("seq2seq", V=1000, seed=5, eos_bias=0.0)
+    params["decoder.dense.weight"][...] *= 4.0
+    src, valid = _sources(n=6, seed=2)
+    greedy = greedy_decode(params, cfg, src, vocab, 5, F64, src_valid_len=valid)
+    beam = beam_search(params, cfg, src, vocab, 5, F64, 1, 0.75, valid)
+    assert [h.tokens for h in beam] == [g.tokens for g in greedy]
+    assert any(len(g.tokens) >= 2 for g in greedy)
+
+
 @pytest.mark.parametrize(("K", "model", "sharpen", "eos_bias"), [
     (1, "seq2seq", 3.0, 1.0), (3, "attention", 3.0, 0.0), (4, "attention", 6.0, 0.0)])
 def test_the_batched_beam_is_the_plain_beam_over_a_large_vocabulary(K, model, sharpen,
@@ -327,8 +339,10 @@ def test_the_heat_map_title_wraps_the_source_at_50_characters():
         "canapé-lit du salon, et",
         "x" * 60,
         "fin"]
-    assert attention_title(t, "a " * 21 + "bb") == \
-        "Attention weights\nsource: " + "a " * 20 + "a\nbb"  # 50 fit, 51 do not
+    # "source: " and 20 "a " and "ab" (50 characters) fit a line; one more does not
+    assert attention_title(t, "a " * 20 + "ab") == "Attention weights\nsource: " + "a " * 20 + "ab"
+    assert attention_title(t, "a " * 20 + "abc") == \
+        "Attention weights\nsource: " + "a " * 19 + "a\nabc"
 
 
 def _size(t, title):

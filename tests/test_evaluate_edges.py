@@ -150,8 +150,9 @@ def test_evaluation_translates_and_scores_the_part_asked_for(data, tiny_corpus, 
     monkeypatch.setattr(Checkpoint, "params_on",
                         lambda self, backend: put.append(backend) or real_params_on(self,
                                                                                     backend))
-    result = evaluate_model(ck, NUMPY, tiny_corpus, part=part, beam=beam,
-                            length_penalty=alpha)
+    # the first case leaves beam and length penalty to their defaults (greedy, 0.75)
+    asked = {} if part == "test" else {"beam": beam, "length_penalty": alpha}
+    result = evaluate_model(ck, NUMPY, tiny_corpus, part=part, **asked)
     chosen = getattr(data, part)
     assert result.sources == [" ".join(t) for t in chosen.src_tokens]
     assert result.refs == [" ".join(t) for t in chosen.tgt_tokens]
@@ -189,3 +190,118 @@ def test_evaluation_warnings_go_where_asked_and_nowhere_by_default(data, tiny_co
     heard = []
     evaluate_model(ck, NUMPY, corpus, warn=heard.append)
     assert len(heard) == 1 and "1 without a tab" in heard[0]
+
+
+# ---------------------------------------------------------------- the by-length figure
+
+
+def _report(scores):
+    """A report whose buckets 1-3, 4-5, ... carry ``scores`` as (BLEU, chrF)."""
+    labels = ["1-3", "4-5", "6-7", "8-10", "11-15", "16+"]
+    return Report(len(scores), {}, 0.0, [Bucket(label, 1, b, c)
+                                         for label, (b, c) in zip(labels, scores)])
+
+
+def _check_axes(fig, top):
+    """What both figures share: two axes side by side, titled, labelled, gridded, from 0
+    to ``top`` (None: to wherever matplotlib ends), each line drawn with round markers and
+    not clipped at the axes."""
+    bleu_ax, chrf_ax = fig.axes[:2]
+    assert bleu_ax.get_position().y0 == pytest.approx(chrf_ax.get_position().y0)
+    assert bleu_ax.get_position().x1 < chrf_ax.get_position().x0
+    for ax, what in ((bleu_ax, "BLEU"), (chrf_ax, "chrF")):
+        assert ax.get_title() == f"{what} by source length"
+        assert ax.title.get_fontsize() == 10
+        assert ax.get_xlabel() == "source sentence length (tokens)"
+        assert ax.get_ylabel() == f"corpus {what} (0-100)"
+        assert ax.get_ylim()[0] == 0.0
+        if top is not None:
+            assert ax.get_ylim()[1] == pytest.approx(top)
+        grid = ax.yaxis.get_gridlines()[0]
+        assert grid.get_visible() and grid.get_alpha() == 0.3
+        for line in ax.get_lines():
+            assert (line.get_marker(), line.get_linestyle()) == ("o", "-")
+            assert line.get_clip_on() is False
+
+
+def test_one_models_figure_is_drawn_as_designed():
+    """One model: 9 x 3.9 inches, its name joined to the heading with the data; no legend.
+    Scores all zero still give an axis from 0 to 1."""
+    pytest.importorskip("matplotlib")
+    reports = {"m (attention, gru, greedy)": _report([(0.0, 0.0), (0.0, 0.0)])}
+    fig = ev.make_by_length_figure(reports, "test part, 2 pairs")
+    fig.canvas.draw()
+    assert tuple(fig.get_size_inches()) == pytest.approx((9, 3.9))
+    assert len(fig.axes) == 2
+    _check_axes(fig, 1.0)
+    assert fig._suptitle.get_text() == ("Scores by source sentence length\n"
+                                        "test part, 2 pairs; m (attention, gru, greedy)")
+    assert fig._suptitle.get_fontsize() == 10
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    untitled = ev.make_by_length_figure(reports)
+    assert untitled._suptitle.get_text() == ("Scores by source sentence length\n"
+                                             "m (attention, gru, greedy)")
+
+
+def test_several_models_share_a_legend_panel_below_the_axes():
+    """Three models: the figure grows by 0.25 in per model and 0.2 more; a panel under
+    the two axes (its height 0.25 per model and 0.1, against the axes' 3.3) holds the
+    legend, centred, frameless, titled "model, decoding", in 8.5-point type; the heading
+    carries the data only."""
+    pytest.importorskip("matplotlib")
+    reports = {name: _report([(10.0 * k, 20.0 * k), (30.0, 40.0 + k)])
+               for k, name in enumerate(["a", "b", "c"], start=1)}
+    fig = ev.make_by_length_figure(reports)
+    fig.canvas.draw()
+    assert tuple(fig.get_size_inches()) == pytest.approx((9, 3.9 + 0.75 + 0.2))
+    assert len(fig.axes) == 3
+    _check_axes(fig, None)
+    assert fig.axes[0].get_ylim()[1] >= 30.0 and fig.axes[1].get_ylim()[1] >= 60.0
+    assert fig._suptitle.get_text() == "Scores by source sentence length"
+    assert fig._suptitle.get_fontsize() == 10
+    spec = fig.axes[0].get_subplotspec().get_gridspec()
+    assert (spec.nrows, spec.ncols) == (2, 2)
+    assert spec.get_height_ratios() == pytest.approx([3.3, 0.85])
+    panel = fig.axes[2]
+    assert (panel.get_subplotspec().rowspan, panel.get_subplotspec().colspan) == \
+        (range(1, 2), range(0, 2))
+    assert not panel.axison
+    legend = panel.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c"]
+    assert [t.get_fontsize() for t in legend.get_texts()] == [8.5] * 3
+    assert legend._loc == 10  # "center"
+    assert legend.get_frame_on() is False
+    assert (legend.get_title().get_text(), legend.get_title().get_fontsize()) == \
+        ("model, decoding", 8.5)
+    # each entry drawn as its model's lines are
+    assert [h.get_color() for h in legend.legend_handles] == \
+        [line.get_color() for line in fig.axes[0].get_lines()]
+    assert all(ax.get_legend() is None for ax in fig.axes[:2])
+    titled = ev.make_by_length_figure(reports, "valid part, 2 pairs")
+    assert titled._suptitle.get_text() == ("Scores by source sentence length\n"
+                                           "valid part, 2 pairs")
+
+
+def test_plot_by_length_saves_the_figure_of_its_reports(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    made, saved = [], []
+    real = ev.make_by_length_figure
+    monkeypatch.setattr(ev, "make_by_length_figure",
+                        lambda *args: made.append(args) or real(*args))
+    monkeypatch.setattr(ev, "save_figure", lambda fig, path: saved.append((fig, path)))
+    reports = {"m": _report([(1.0, 2.0)])}
+    assert ev.plot_by_length(reports, tmp_path / "a.png") is True
+    assert ev.plot_by_length(reports, tmp_path / "b.png", "test part, 1 pair") is True
+    assert made == [(reports, ""), (reports, "test part, 1 pair")]
+    assert [path.name for _, path in saved] == ["a.png", "b.png"]
+    assert [fig._suptitle.get_text() for fig, _ in saved] == [
+        "Scores by source sentence length\nm",
+        "Scores by source sentence length\ntest part, 1 pair; m"]
+
+
+def test_without_matplotlib_no_by_length_figure_is_drawn(monkeypatch, tmp_path):
+    monkeypatch.setattr(ev, "new_figure", lambda **kwargs: None)
+    reports = {"m": _report([(1.0, 2.0)])}
+    assert ev.make_by_length_figure(reports) is None
+    assert ev.plot_by_length(reports, tmp_path / "a.png") is False
+    assert not (tmp_path / "a.png").exists()

@@ -11,6 +11,7 @@ threads. A stand-in ``mpi4py`` module (put in ``sys.modules``) gives ``MPI.IN_PL
 import sys
 import threading
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,32 @@ def test_without_threadpoolctl_the_blas_threads_are_left_alone(fake_mpi, monkeyp
     assert limit_blas_threads(ranks) == (
         "2 ranks on 4 cores; threadpoolctl is missing, so the BLAS threads are not "
         "limited (pip install 'minis2s[mpi]')")
+
+
+def test_ranks_without_a_communicator_are_rank_0_of_1():
+    r = Ranks()
+    assert (r.rank, r.size, r.root) == (0, 1, True)
+    assert r.sum_scalar(2.5) == 2.5
+
+
+def test_a_scalar_is_summed_in_float64_whatever_its_type(fake_mpi):
+    """A float32 loss from each rank: the sum keeps what float32 arithmetic would round
+    away (1 + 1e-8 is 1 in float32)."""
+    small = np.float32(1e-8)
+    got = on_ranks(2, lambda r: r.sum_scalar(np.float32(1.0) if r.root else small))
+    assert got == [1.0 + float(small)] * 2
+    assert got[0] != 1.0
+
+
+def test_check_same_digests_values_json_cannot_spell(fake_mpi):
+    """Settings holding paths (or anything else JSON lacks) are compared by their text."""
+    def same(r):
+        r.check_same("data", {"path": Path("data") / "fra.txt"})
+        return "ok"
+
+    assert on_ranks(2, same) == ["ok", "ok"]
+
+    def differ(r):
+        r.check_same("data", {"path": Path(f"rank{min(r.rank, 1)}.txt")})
+
+    assert all(isinstance(e, RankError) for e in on_ranks(2, differ))
