@@ -290,13 +290,26 @@ def gradflow(args) -> int:
     from ..backend import get_backend
     from ..data import DataError, read_pairs
     from ..figures import check_figure_path
-    from ..gradflow import batch_of_pairs, flow_table, fresh_model, gradient_flow, plot_flow
+    from ..gradflow import (
+        batch_of_pairs,
+        distance_table,
+        flow_table,
+        fresh_model,
+        gradient_by_distance,
+        gradient_flow,
+        plot_by_distance,
+        plot_flow,
+    )
     from ..ops import CELLS
     from ..presets import get_preset
 
     check_seed(args.seed)
     if args.clip is not None:
         check({"clip": args.clip})
+    if args.clip is not None and args.by_distance:
+        raise DataError("--clip and --by-distance do not go together: clipping scales every "
+                        "gradient by one factor, which leaves their fall with distance as "
+                        "it is")
     check_figure_path(args.plot)
     backend = get_backend(args.backend, "float64")  # norms over many steps: no rounding
     if args.model and args.compare_cells:
@@ -318,23 +331,29 @@ def gradflow(args) -> int:
         for cell in cells:
             params, cfg, sv, tv = fresh_model(preset, cell, pairs, backend, args.seed)
             models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps))
+    measure = gradient_by_distance if args.by_distance else gradient_flow
     flows = {}
     for name, params, cfg, sv, tv, num_steps in models:
-        flows[name] = gradient_flow(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps,
-                                                                backend))
+        flows[name] = measure(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps, backend))
     if args.json:  # one shape, however many models: each one's name to its flow
         print(json.dumps({n: f.to_dict() for n, f in flows.items()}, ensure_ascii=False))
     else:
         for n, f in flows.items():
-            print(f"{n}: {plural(len(pairs), 'pair')}, {f.encoder and len(f.encoder[0])} "
-                  f"source and {plural(len(f.decoder[0]), 'target step')}")
-            print(flow_table(f, args.clip))
+            if args.by_distance:
+                S, T = f.source_steps, f.target_steps
+            else:
+                S, T = f.encoder and len(f.encoder[0]), len(f.decoder[0])
+            print(f"{n}: {plural(len(pairs), 'pair')}, {S} source and "
+                  f"{plural(T, 'target step')}")
+            print(distance_table(f) if args.by_distance else flow_table(f, args.clip))
     if args.plot:
         decoders = {m[2].model for m in models}
         title = (f"{plural(len(pairs), 'pair', ',')} of {args.pairs}; "
                  + ("trained" if args.model else f"freshly initialised, preset {args.preset}")
                  + (f", {decoders.pop()} decoder" if len(decoders) == 1 else ""))
-        if plot_flow(flows, args.plot, args.clip, title):
+        drawn = plot_by_distance(flows, args.plot, title) if args.by_distance else \
+            plot_flow(flows, args.plot, args.clip, title)
+        if drawn:
             warn(f"figure in {args.plot}")
         else:
             warn("no figure: matplotlib is not installed (pip install 'minis2s[plot]')")

@@ -191,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table: "
                    "one object, each model's name to its norms (for one model too; fresh "
                    "models are named by their cell)")
+    p.add_argument("--by-distance", dest="by_distance", action="store_true",
+                   help="take the total apart: the gradient the loss at target step t' "
+                   "alone sends to the state at step t, averaged over the sentences and "
+                   "the pairs (t, t') at each distance (decoder: d = t' - t; encoder: d = "
+                   "S - t, S source steps, every t' averaged), with the LSTM's cell state "
+                   "beside h; the table, --json and --plot show these instead")
     p.add_argument("--plot", metavar="PNG", help="draw the norms (log scale) to this file")
     backend_opt(p)
     p.set_defaults(func=commands.gradflow)

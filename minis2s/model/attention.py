@@ -175,7 +175,7 @@ def attention_decoder_forward(params, cfg, ids, encoded, masks: AttentionMasks |
             Memory(*(m[:n] for m in memory)),
             None if layer_masks is None else [m[lo:hi][None] for m in layer_masks],
             None if att_masks is None else att_masks[lo:hi],
-            None if probes is None else [p[lo:hi] for p in probes])
+            None if probes is None else [_rows(p, lo, hi) for p in probes])
         steps.append(step)
         outs.append(out)
     out = xp.concatenate(outs) if outs else xp.zeros((0, W), dtype=encoded.outputs.dtype)
@@ -252,9 +252,27 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
     recorded = None
     if record:  # steps were visited last to first; per layer, every step's rows in order
         L = cache.final_state.h.shape[0]
-        recorded = [xp.concatenate([r[k] for r in rec[::-1]]) if rec else
-                    xp.zeros((0, W), dtype=dout.dtype) for k in range(L)]
+        none = xp.zeros((0, W), dtype=dout.dtype)
+        if record == "state":
+            none = State(none, none if cache.final_state.c is not None else None)
+        recorded = [_joined([r[k] for r in rec[::-1]], xp) if rec else none
+                    for k in range(L)]
     return DecoderGrads(dstate, doutputs, grads, recorded)
+
+
+def _rows(probe, lo: int, hi: int):
+    """Rows lo:hi of a probe: an array, or a State of arrays (either None)."""
+    if isinstance(probe, State):
+        return State(*(None if a is None else a[lo:hi] for a in probe))
+    return probe[lo:hi]
+
+
+def _joined(parts: list, xp):
+    """Recorded rows of every step, one after the other: arrays, or States of arrays."""
+    if isinstance(parts[0], State):
+        return State(*(None if parts[0][j] is None else xp.concatenate([p[j] for p in parts])
+                       for j in range(2)))
+    return xp.concatenate(parts)
 
 
 def attention_params(cfg) -> dict:

@@ -34,7 +34,8 @@ class DecoderGrads(NamedTuple):
     doutputs: Any  # gradient of the encoder's outputs (S, N, W); None if never read
     params: dict  # gradients of the decoder's parameters, by full name
     recorded: Any  # per layer, the total gradient of every state h, (T·N or M, W) rows in
-    #                time-major order; None unless the backward was asked to record
+    #                time-major order (record="state": a State, c's too for a paired
+    #                cell); None unless the backward was asked to record
 
 
 class StepOutput(NamedTuple):
@@ -88,7 +89,9 @@ class Decoder:
 
     def backward(self, dlogits, cache, record: bool = False) -> DecoderGrads:
         """The forward read in reverse; ``dlogits`` shaped like its logits. The cache is
-        left intact. With ``record``, :attr:`DecoderGrads.recorded` is filled."""
+        left intact. With ``record``, :attr:`DecoderGrads.recorded` is filled; ``record``
+        is True (h's gradients) or ``"state"`` (a :class:`State` per layer, with
+        c's for a paired cell), and goes to :func:`minis2s.ops.stack_backward` as given."""
         raise NotImplementedError
 
     # --------------------------------------------------------------- decoding

@@ -38,6 +38,7 @@ class Gradients(NamedTuple):
     params: dict  # every parameter's gradient, by name
     recorded: Any  # None, or {"encoder": [...], "decoder": [...]}: per (layer, direction),
     #                the total gradient of every state h as backprop through time carried it
+    #                (with record="state", a State of h's and, for the LSTM, c's)
 
 
 def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks | None = None,
@@ -84,7 +85,8 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
 
 
 def seq2seq_backward(dloss, cache: Seq2SeqCache, consume: bool = False,
-                     record: bool = False) -> Gradients:
+                     record: bool | str = False, target_step: int | None = None
+                     ) -> Gradients:
     """Gradients of every parameter by name: the forward read in reverse.
 
     The cache is left intact, so a second call gives the same gradients. With ``consume``
@@ -92,12 +94,22 @@ def seq2seq_backward(dloss, cache: Seq2SeqCache, consume: bool = False,
     logits' gradient instead of copying it; the cache is then spent, and another backward
     on it raises :class:`minis2s.ops.CacheConsumedError`. With ``record``,
     :attr:`Gradients.recorded` holds the state gradients of both stacks (rows as the
-    stacks lay them out).
+    stacks lay them out; ``record="state"``: a :class:`~minis2s.ops.State` per layer, with
+    the LSTM's cell state c too, see :func:`minis2s.ops.stack_backward`). With
+    ``target_step`` t (plain path only), the gradients are those of the loss at target
+    step t alone: the logits' gradient is kept at that step and zero at every other, so
+    the sum over t of these backwards is the whole one.
     """
     if cache.packed:
+        if target_step is not None:
+            raise ValueError("target_step needs the plain path (packed=False)")
         dlogits = softmax_ce_backward(dloss, cache.loss, consume=consume)
     else:
         dlogits = masked_softmax_ce_backward(dloss, cache.loss)
+        if target_step is not None:  # (N, T, V): the loss of that step alone
+            only = array_module(dlogits).zeros_like(dlogits)
+            only[:, target_step] = dlogits[:, target_step]
+            dlogits = only
     dec = cache.cfg.decoder.backward(dlogits, cache.decoder, record)
     enc = encoder_backward(dec.dstate, dec.doutputs, cache.encoder, record)
     grads = {**enc.params, **dec.params}

@@ -47,7 +47,9 @@ def lstm_layer_forward(gi, state0: State, weight_hh, bias_hh, schedule: Schedule
     """Run one LSTM direction over precomputed input projections.
 
     gi (M, 4H) = x W_ih^T + b_ih for every row (read only); state0: h0 and c0, (N, H);
-    probe: None, or (M, H) added to each h as it is made.
+    probe: None, or (M, H) added to each h as it is made, or a :class:`State` of such
+    arrays (either None): ``probe.c`` is added to each c as it is made, before h is made
+    from it, and ``probe.h`` to each h.
     Returns hs (M, H), h after every row's step, and the cache.
     """
     xp = array_module(gi)
@@ -68,6 +70,7 @@ def lstm_layer_forward(gi, state0: State, weight_hh, bias_hh, schedule: Schedule
     gh_g = gh.reshape(N, 4, H).transpose(1, 0, 2)  # (4, rows, H) view of each product
     ig = xp.empty((N, H), dtype=dtype)
     one = dtype.type(1)
+    probe_h, probe_c = probe if isinstance(probe, State) else (probe, None)
     h, c = h0, c0
     with overflow_ignored():  # exp(-a) = inf for a << 0 gives sigmoid(a) = 1 / inf = 0
         for lo, size in zip(schedule.offsets, schedule.sizes):  # step: rows lo to hi
@@ -83,10 +86,12 @@ def lstm_layer_forward(gi, state0: State, weight_hh, bias_hh, schedule: Schedule
             xp.tanh(g, out=g)  # g
             cc = xp.multiply(s[1], c[:size], out=cs[lo:hi])  # c' = f c ...
             cc += xp.multiply(s[0], g, out=ig[:size])  # ... + i g
+            if probe_c is not None:
+                cc += probe_c[lo:hi]
             tc = xp.tanh(cc, out=tanh_c[lo:hi])
             hh = xp.multiply(s[2], tc, out=hs[lo:hi])  # h' = o tanh(c')
-            if probe is not None:
-                hh += probe[lo:hi]
+            if probe_h is not None:
+                hh += probe_h[lo:hi]
             h, c = hh, cc
     return hs, LSTMLayerCache(h0, c0, hs, cs, tanh_c, acts, weight_hh, schedule)
 
@@ -125,8 +130,10 @@ def lstm_layer_backward(dhs, dstate_last: State | None, cache: LSTMLayerCache,
     """Backprop through time for :func:`lstm_layer_forward` (the cache is left intact).
 
     dhs (M, H): upstream gradient of every row's h (or None); dstate_last: the gradient
-    (dh, dc) of the state after the last processed step (or None); record: None, or an
-    (M, H) array that receives every h's total gradient.
+    (dh, dc) of the state after the last processed step (or None); record: None, an
+    (M, H) array that receives every h's total gradient, or a :class:`State` of two such
+    arrays (either None) that receive every h's and every c's (c's: from the next step
+    and through its own step's h).
     Returns ``(dgi, State(dh0, dc0), {"weight_hh": dW_hh, "bias_hh": db_hh})``, dgi (M, 4H).
     """
     h0, c0, hs, cs, tanh_c, acts, weight_hh, schedule = cache
@@ -145,14 +152,17 @@ def lstm_layer_backward(dhs, dstate_last: State | None, cache: LSTMLayerCache,
         dh += dstate_last.h
         dc += dstate_last.c
     tmp = xp.empty((N, H), dtype=dtype)
+    record_h, record_c = record if isinstance(record, State) else (record, None)
     for lo, size in zip(reversed(schedule.offsets), reversed(schedule.sizes)):
         hi = lo + size
         d, dcc = dh[:size], dc[:size]
         if dhs is not None:
             d += dhs[lo:hi]  # from above (the output) and from the next step (carried)
-        if record is not None:
-            record[lo:hi] = d
+        if record_h is not None:
+            record_h[lo:hi] = d
         dcc += xp.multiply(d, k_c[lo:hi], out=tmp[:size])  # c: from h, and from the next step
+        if record_c is not None:
+            record_c[lo:hi] = dcc
         xp.multiply(dcc, k_i[lo:hi], out=dgh[lo:hi, :H])  # da_i
         xp.multiply(dcc, k_f[lo:hi], out=dgh[lo:hi, H:2 * H])  # da_f
         xp.multiply(dcc, k_g[lo:hi], out=dgh[lo:hi, 2 * H:3 * H])  # da_g

@@ -140,7 +140,8 @@ def stack_forward(cell: Cell, x, params, num_layers, bidirectional=False, state0
     (M, dirs * H), applied to the outputs of every layer but the last (inverted dropout).
     probes: None, or one (M, H) array per (layer, direction) added to that layer's states
     as they are made (zeros change nothing; their gradient is the total gradient of each
-    state, which :func:`stack_backward` can record).
+    state, which :func:`stack_backward` can record); a paired cell also takes a
+    :class:`State` of two such arrays, the second added to its cell state c.
     Returns ``(out, state_n), cache``: out (T, N, dirs * H) or (M, dirs * H), the top
     layer's outputs; state_n the final state like state0 (None when packed).
     """
@@ -208,13 +209,16 @@ class StackGrads(NamedTuple):
     recorded: Any  # list per (layer, direction) of (M, H) arrays; None unless recorded
 
 
-def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False) -> StackGrads:
+def stack_backward(dout, dstate_n, cache: StackCache, record: bool | str = False
+                   ) -> StackGrads:
     """Backward of :func:`stack_forward`: the forward read in reverse.
 
     dout: like the forward's out, or None; dstate_n: like state_n, or None.
     Returns :class:`StackGrads`. With ``record``, its ``recorded`` holds, per (layer,
     direction), the total gradient of every state h (M, H) — from above and from later
-    steps — as the backprop through time carried it.
+    steps — as the backprop through time carried it. With ``record="state"`` each entry
+    is a :class:`State` instead: h's, and for a paired cell the total gradient of every
+    cell state c too (c None for the others).
     """
     cell, x_shape, proj_shape, inputs, layers, dropouts, params, batch_sizes, L, dirs = cache
     H = params["weight_hh" + param_suffix(0, 0)].shape[1]
@@ -229,10 +233,14 @@ def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False) -> S
         for d in range(dirs):
             sfx, i = param_suffix(k, d), k * dirs + d
             dhs = None if dinp is None else dinp[:, d * H:(d + 1) * H]
+            fill = None
             if record:
-                recorded[i] = array_module(layers[i].hs).empty_like(layers[i].hs)
+                recorded[i] = _record_arrays(cell, layers[i].hs, record)
+                # a cell without c fills h's array; a paired one, the State
+                fill = recorded[i].h if isinstance(recorded[i], State) and not cell.paired \
+                    else recorded[i]
             dgi, dstates[i], g = cell.layer_backward(
-                dhs, None if dstate_n is None else dstate_n.part(i), layers[i], recorded[i])
+                dhs, None if dstate_n is None else dstate_n.part(i), layers[i], fill)
             grads["weight_hh" + sfx], grads["bias_hh" + sfx] = g["weight_hh"], g["bias_hh"]
             if inp is None:  # projections given: their gradient goes back to the caller
                 dbelow.append(dgi.reshape(proj_shape))
@@ -247,3 +255,14 @@ def stack_backward(dout, dstate_n, cache: StackCache, record: bool = False) -> S
     given = inputs[0] is None
     return StackGrads(None if given else dinp.reshape(x_shape), dinp if given else None,
                       State.stack(dstates), grads, recorded if record else None)
+
+
+def _record_arrays(cell: Cell, hs, record: bool | str):
+    """What one layer's backward fills: an array like ``hs`` for h, or with ``record ==
+    "state"`` a :class:`State` of them (a cell state's too where the cell has one)."""
+    xp = array_module(hs)
+    if record == "state":
+        return State(xp.empty_like(hs), xp.empty_like(hs) if cell.paired else None)
+    if record is not True:
+        raise ValueError(f"record must be False, True or 'state', not {record!r}")
+    return xp.empty_like(hs)
