@@ -13,9 +13,9 @@ selected test once to learn which tests reach which function, then runs each mut
 against those tests only, ``--jobs`` mutants at a time.
 
 A later run reuses the results mutmut keeps in that folder: mutants of unchanged
-functions are not tried again, except the survivors, which are tried again against the
-tests as they are now (so a test added to kill one counts at once). ``--fresh`` starts
-the module from nothing.
+functions are not tried again, except the survivors and the time-outs, which are tried
+again against the tests as they are now (so a test added to kill one counts at once).
+``--fresh`` starts the module from nothing.
 
 A survivor is "explained" when ``benchmarks/mutation_triage.md`` names it and quotes the
 line it mutated exactly (so an entry goes stale, and the survivor counts as open again,
@@ -233,7 +233,8 @@ def run_module(name: str, module: Module, jobs: int, fresh: bool) -> float:
         print(f"mutation: note: {', '.join(changed)} differ from HEAD; they are tested as "
               "they are now", flush=True)
     before = results(folder) if (folder / "mutants").exists() else {}
-    again = sorted(k for k, v in before.items() if v in SURVIVED)
+    # survivors, and time-outs (a mutant that hung may have hung the harness, not a test)
+    again = sorted(k for k, v in before.items() if v in SURVIVED or v == "timeout")
     log = folder / "run.log"
     # Hypothesis derandomized, as in CI; the tests' own small corpus, never the real one
     # (a run then takes the same time and kills the same mutants on every machine)
@@ -262,13 +263,15 @@ def summarize(name: str, module: Module, triage: dict[str, str], verbose: bool) 
     folder = WORK / name
     found = results(folder)
     row = {"module": name, "mutants": len(found), "killed": 0, "survived": 0,
-           "explained": 0, "open": 0, "other": 0, "unchecked": 0, "open_names": []}
+           "explained": 0, "open": 0, "other": 0, "unchecked": 0, "timeouts": 0,
+           "open_names": []}
     survivors = []
     for key, status in sorted(found.items()):
         if status == "not checked":  # a run stopped before it came to them
             row["unchecked"] += 1
         elif status in KILLED:
             row["killed"] += 1
+            row["timeouts"] += status == "timeout"
         elif status in SURVIVED:
             survivors.append((key, status))
         else:
@@ -297,15 +300,16 @@ def summarize(name: str, module: Module, triage: dict[str, str], verbose: bool) 
 def table(rows: list[dict]) -> str:
     times = json.loads((WORK / "timings.json").read_text()) \
         if (WORK / "timings.json").is_file() else {}
-    lines = ["| module | mutants | killed | survived (explained / open) | survival rate "
-             "| target | time |", "|---|---|---|---|---|---|---|"]
+    lines = ["| module | mutants | killed (of which timed out) | survived (explained / open) "
+             "| survival rate | target | time |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         target = "no open survivor" if MODULES[r["module"]].strict else "< 10% survivors"
         met = "met" if r["target_met"] else \
             f"{r['unchecked']} not run yet" if r["unchecked"] else "missed"
         t = times.get(r["module"])
         took = f"{t / 60:.1f} min" if t is not None else "?"
-        lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} "
+        lines.append(f"| {r['module']} | {r['mutants']} | {r['killed']} ({r['timeouts']}) "
+                     f"| {r['survived']} "
                      f"({r['explained']} / {r['open']}) | {100 * r['rate']:.1f}% "
                      f"| {target}: {met} | {took} |")
     return "\n".join(lines)

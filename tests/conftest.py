@@ -13,6 +13,16 @@ import pytest  # noqa: E402
 
 from minis2s.data import ENV_DATA  # noqa: E402
 
+# tqdm makes its write lock (a multiprocessing lock) the first time a bar is made. Made
+# here, once, it is inherited by any process forked to run tests (mutation testing forks
+# one per mutant), instead of being made inside a forked child, where it can block.
+try:
+    import tqdm
+
+    tqdm.tqdm.get_lock()
+except ImportError:  # pragma: no cover - tqdm is a dependency
+    pass
+
 _WORDS_EN = ["i", "you", "he", "she", "we", "run", "go", "lost", "am", "home", "calm",
              "is", "are", "see", "it"]
 _WORDS_FR = ["je", "tu", "il", "elle", "nous", "cours", "va", "perdu", "suis", "chez",
