@@ -37,8 +37,8 @@ from .wording import plural
 
 @dataclass
 class Flow:
-    """∂L/∂h_t norms of one batch: ``encoder[k][t]`` for layer k at source step t,
-    ``decoder[k][t]`` at target step t; and what clipping would do to them."""
+    """∂L/∂h_t norms of one batch: ``encoder[l][t]`` for layer l at source step t,
+    ``decoder[l][t]`` at target step t; and what clipping would do to them."""
 
     encoder: list[list[float]]
     decoder: list[list[float]]
@@ -171,8 +171,8 @@ def plot_flow(flows: dict[str, Flow], path, clip: float | None = None,
 
 @dataclass
 class DistanceCurve:
-    """One stack's gradient by distance (see :func:`gradient_by_distance`): ``h[k][i]``
-    is the mean norm of ∂L_t'/∂h_t for layer k over the ``count[i]`` (sentence, t, t')
+    """One stack's gradient by distance (see :func:`gradient_by_distance`): ``h[l][i]``
+    is the mean norm of ∂L_t'/∂h_t for layer l over the ``count[i]`` (sentence, t, t')
     triples at distance ``distance[i]``; ``c`` is the same for the cell state c (LSTM),
     None for a cell without one."""
 
@@ -279,8 +279,8 @@ def distance_table(flow: DistanceFlow) -> str:
     of norms each mean averages (``count``: one per sentence and pair (t, t')) and one
     column per layer (h, then c)."""
     S = flow.source_steps
-    states = "h Lk: layer k's hidden state h_t" + ("; c Lk: its cell state c_t (dL_t'/dc_t)"
-                                                   if flow.decoder.c is not None else "")
+    states = "h Ll: the hidden state h_t of layer l" + (
+        "; c Ll: its cell state c_t (dL_t'/dc_t)" if flow.decoder.c is not None else "")
     lines = [f"loss {flow.loss:.4f}",
              "the gradient the loss at target step t' alone sends to the state at step t: "
              "the norm of",

@@ -220,7 +220,7 @@ def test_table(pairs, capsys):
     assert lines[0] == "lstm: 4 pairs, 12 source and 12 target steps"
     assert lines[1].startswith("loss ")
     assert "dL_t'/dh_t per sentence, averaged over the sentences and the pairs" in lines[3]
-    assert "c Lk: its cell state c_t" in lines[4]
+    assert "c Ll: its cell state c_t" in lines[4]
     dec = lines.index("decoder: d = t' - t, t and t' target steps")
     enc = lines.index("encoder: d = 12 - t, t a source step (12 source steps), t' any "
                       "target step")

@@ -44,7 +44,7 @@ def test_the_notebook_runs_as_a_script_in_under_two_minutes(notebook):
     r, seconds, cwd = notebook
     assert r.returncode == 0, r.stderr[-3000:]
     assert seconds < 120
-    assert "gᵀ J_T ⋯ J_1 equals the carried gradient: True" in r.stdout
+    assert "dh_last J_{T-1} ⋯ J_1 equals the carried gradient: True" in r.stdout
     assert list(cwd.iterdir()) == []  # it writes nothing
 
 
@@ -76,7 +76,7 @@ def test_each_exercise_solution_passes_its_checks(notebook):
 def test_a_wrong_solution_stops_the_notebook(tmp_path):
     """Exercise 4's truncation left out: the notebook fails with its assertion."""
     text = NOTEBOOK.read_text(encoding="utf-8")
-    truncation = "        if k == K:\n            break"
+    truncation = "        if back == K:\n            break"
     assert truncation in text
     wrong = tmp_path / "bptt_notebook.py"
     wrong.write_text(text.replace(truncation, "        pass"), encoding="utf-8")
@@ -96,6 +96,26 @@ def cited(text: str) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("sentence,printed", [
+    # section 2 of the tutorial and of the notebook: explosion with an orthogonal W_hh
+    (r"×0\.8\s+keeps\s+(\S+)\s+of\s+it\s+\(0\.8²⁹\s+=\s+(\S+)\),\s+×1\.0\s+keeps\s+it\s+whole"
+     r"\s+and\s+×1\.2\s+makes\s+it\s+(\S+)\s+times\s+larger\s+\(1\.2²⁹\s+=\s+(\S+)\)",
+     rf"orthogonal W_hh × 0.8: ‖∂L/∂h_0‖ / ‖∂L/∂h_29‖ = ({FLOAT}) \(0.8\^29 = ({FLOAT});.*\n"
+     rf".*\n"
+     rf"orthogonal W_hh × 1.2: ‖∂L/∂h_0‖ / ‖∂L/∂h_29‖ = ({FLOAT}) \(1.2\^29 = ({FLOAT});"),
+    # ... and the seed's initialisation, W_hh scaled by 0.5, 1 and 3: σ_max, the norm at
+    # the first step (and at the last), the ratio of the two
+    (r"gives\s+σ_max\(W_hh\)\s+=\s+(\S+),\s+(\S+)\s+and\s+(\S+),",
+     rf"Xavier W_hh × 0.5: σ_max ({FLOAT}),.*\nXavier W_hh × 1.0: σ_max ({FLOAT}),.*\n"
+     rf"Xavier W_hh × 3.0: σ_max ({FLOAT}),"),
+    (r"norm\s+at\s+the\s+first\s+step\s+is\s+(\S+),\s+(\S+)\s+and\s+(\S+),\s+against\s+(\S+)\s+at"
+     r"\s+the\s+last",
+     rf"Xavier W_hh × 0.5: .*at t = 0, 10, 20, 29: ({FLOAT}),.*\n"
+     rf"Xavier W_hh × 1.0: .*at t = 0, 10, 20, 29: ({FLOAT}),.*\n"
+     rf"Xavier W_hh × 3.0: .*at t = 0, 10, 20, 29: ({FLOAT}), {FLOAT}, {FLOAT}, ({FLOAT});"),
+    (r"ratios\s+of\s+(\S+),\s+(\S+)\s+and\s+(\d+)\.",
+     rf"Xavier W_hh × 0.5: .*first / last ({FLOAT}),.*\n"
+     rf"Xavier W_hh × 1.0: .*first / last ({FLOAT}),.*\n"
+     rf"Xavier W_hh × 3.0: .*first / last ({FLOAT}),"),
     # section 2 of the tutorial, section 3 of the notebook
     (r"the\s+gradient\s+at\s+the\s+first\s+step\s+goes\s+from\s+(\S+)\s+\(GRU\)\s+and\s+"
      r"(\S+)\s+\(LSTM\)\s+with\s+bias\s+0,\s+to\s+(\S+)\s+and\s+(\S+)\s+with\s+bias\s+2",
@@ -105,7 +125,8 @@ def cited(text: str) -> tuple[float, float]:
     (r"`dW_hh`\s+moves\s+by\s+(\S+)\s+for\s+K\s+=\s+1,\s+(\S+)\s+for\s+K\s+=\s+5\s+and\s+"
      r"(\S+)\s+for\s+K\s+=\s+15",
      rf"dW_hh's change for K = 1, 5, 15: ({FLOAT}), ({FLOAT}), ({FLOAT})"),
-], ids=["gate-bias", "truncation"])
+], ids=["orthogonal", "xavier-sigma", "xavier-norms", "xavier-ratios", "gate-bias",
+        "truncation"])
 def test_the_tutorial_cites_the_notebooks_numbers(notebook, sentence, printed):
     """Each number docs/bptt.md quotes from the notebook is the notebook's, to within
     one unit of its last digit."""

@@ -1,12 +1,12 @@
 """A GRU, plainly, in PyTorch's formulation (``torch.nn.GRU``, gate blocks r, z, n):
 
-    r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)          reset gate       d2l: R_t
-    z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)          update gate      d2l: Z_t
-    n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))  candidate state  d2l: H̃_t
-    h' = (1 − z) ⊙ n + z ⊙ h                        new state        d2l: H_t
+    r = σ(x W_irᵀ + b_ir + h_prev W_hrᵀ + b_hr)           reset gate       d2l: R_t
+    z = σ(x W_izᵀ + b_iz + h_prev W_hzᵀ + b_hz)           update gate      d2l: Z_t
+    n = tanh(x W_inᵀ + b_in + r ⊙ (h_prev W_hnᵀ + b_hn))  candidate state  d2l: H̃_t
+    h = (1 − z) ⊙ n + z ⊙ h_prev                         new state        d2l: H_t
 
 d2l's from-scratch GRU applies the reset gate before the product, ``(R_t ⊙ H_{t-1}) W_hh``;
-PyTorch (and the seed, through ``nn.GRU``) applies it after, to ``h W_hnᵀ + b_hn``. The
+PyTorch (and the seed, through ``nn.GRU``) applies it after, to ``h_prev W_hnᵀ + b_hn``. The
 two are different functions of the weights; this is the second.
 """
 

@@ -45,7 +45,8 @@ def backward_over_time(step_backward, dhs, dstate_last, caches, reverse=False):
     dstate, dx, grads = dstate_last, [None] * T, None
     for t in order:
         dstate = _plus_dh(dstate, dhs[t])  # from above (the output) and from step t + 1
-        dx[t], dstate, g = step_backward(dstate, caches[t])  # now the gradient of step t's
-        #                                                     starting state
-        grads = g if grads is None else {k: grads[k] + g[k] for k in g}  # shared weights
+        dx[t], dstate, step_grads = step_backward(dstate, caches[t])  # dstate: now the
+        #                                       gradient of the state step t started from
+        grads = step_grads if grads is None else \
+            {name: grads[name] + step_grads[name] for name in step_grads}  # shared weights
     return array_module(dhs).stack(dx), dstate, grads

@@ -1,13 +1,13 @@
 """An LSTM, plainly, in PyTorch's formulation (``torch.nn.LSTM``, gate blocks i, f, g, o):
 
-    i = σ(x W_iiᵀ + b_ii + h W_hiᵀ + b_hi)      input gate      d2l: I_t
-    f = σ(x W_ifᵀ + b_if + h W_hfᵀ + b_hf)      forget gate     d2l: F_t
-    g = tanh(x W_igᵀ + b_ig + h W_hgᵀ + b_hg)   candidate cell  d2l: C̃_t
-    o = σ(x W_ioᵀ + b_io + h W_hoᵀ + b_ho)      output gate     d2l: O_t
-    c' = f ⊙ c + i ⊙ g                          memory cell     d2l: C_t
-    h' = o ⊙ tanh(c')                           hidden state    d2l: H_t
+    i = σ(x W_iiᵀ + b_ii + h_prev W_hiᵀ + b_hi)      input gate      d2l: I_t
+    f = σ(x W_ifᵀ + b_if + h_prev W_hfᵀ + b_hf)      forget gate     d2l: F_t
+    g = tanh(x W_igᵀ + b_ig + h_prev W_hgᵀ + b_hg)   candidate cell  d2l: C̃_t
+    o = σ(x W_ioᵀ + b_io + h_prev W_hoᵀ + b_ho)      output gate     d2l: O_t
+    c = f ⊙ c_prev + i ⊙ g                          memory cell     d2l: C_t
+    h = o ⊙ tanh(c)                                 hidden state    d2l: H_t
 
-The state is the pair (h, c).
+The state is the pair (h, c); a step starts from (h_prev, c_prev).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A vanilla (Elman) RNN, plainly: ``h_t = tanh(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh)``.
+"""A vanilla (Elman) RNN, plainly: ``h_t = tanh(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh)``,
+h_{t-1} being the state the step starts from (``h_prev``).
 
 d2l's symbols: ``H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h)`` with φ = tanh; here the weights
 are stored transposed (PyTorch's ``nn.RNN``), and the bias is split in two (``b_ih``,

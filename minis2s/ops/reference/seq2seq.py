@@ -12,24 +12,25 @@ and layouts), so one dict feeds both; tests/test_one_screen.py holds the two equ
 Shapes: N batch, S source steps, T target steps, E embedding size, H hidden units, V target
 vocabulary, L layers. Inside, arrays are time-major: (S, N, ·) and (T, N, ·).
 
-    encoder   layer 0 reads emb_src[src_s]; layer l reads layer l−1's outputs; h^l starts at 0
-    context   c = h^{L−1}_S, the top layer's final state                          (N, H)
+    encoder   layer 0 reads emb_src[src_s]; layer l reads layer l−1's outputs; h^l_{−1} = 0
+    context   c = h^{L−1}_{S−1}, the top layer's final state                      (N, H)
     decoder   layer 0 reads [emb_tgt[tgt_in_t] ; c] at every step t (teacher forcing);
-              layer l starts from the encoder's final state of layer l, h^l_S
-    output    logits_t = d_t W_dᵀ + b_d, d_t the decoder's top-layer output       (T, N, V)
+              layer l starts from the encoder's final state of layer l, h^l_{S−1}
+    output    logits_t = top_t W_denseᵀ + b_dense, top_t the decoder's top-layer output
+              at step t (N, H); all steps: (T, N, V)
     loss      Σ_n Σ_{t < valid_n} −log softmax(logits_t[n])[tgt_t[n]] · scale
 
 with scale 1/T ("seq", the seed's reduction and the trainer's) or 1/#valid ("token"). The
 source is read whole, padding included, as the seed's encoder reads it: its valid lengths
 matter to attention only, not here.
 
-The gradient enters the encoder two ways, both at its last step S:
+The gradient enters the encoder two ways, both at its last step, S − 1:
   (1) through its final states, which start the decoder: BPTT through decoder layer l ends
-      in the gradient of that layer's initial state, which is h^l_S's;
+      in the gradient of that layer's initial state, which is h^l_{S−1}'s;
   (2) through the context c, read at every decoder step through the context's columns of
       decoder weight_ih_l0: its gradient is that part of layer 0's input gradient, summed
       over the T steps.
-c is h^{L−1}_S, so the top layer's final state gets (1) + (2); the layers below get (1)
+c is h^{L−1}_{S−1}, so the top layer's final state gets (1) + (2); the layers below get (1)
 only. Then BPTT runs through the encoder, layer by layer from the top. Drop either term and
 every encoder gradient is wrong.
 """
@@ -70,7 +71,7 @@ def check_covered(cfg) -> None:
 
 def _layer(params, part, l):
     """The reference GRU's parameters of layer l of ``part`` ("encoder" or "decoder")."""
-    return {k: params[f"{part}.rnn.{k}_l{l}"] for k in NAMES}
+    return {name: params[f"{part}.rnn.{name}_l{l}"] for name in NAMES}
 
 
 def seq2seq_forward(params, cfg, batch, reduction="seq"):
@@ -131,14 +132,16 @@ def seq2seq_backward(dloss, cache: OneScreenCache) -> dict:
     grads = {}  # by name, filled from the loss down to the source embedding
     dlogits = loss_backward(dloss, cache)  # (T, N, V): the loss, first
     V, H = dlogits.shape[2], cache.top.shape[2]
-    grads["decoder.dense.weight"] = dlogits.reshape(-1, V).T @ cache.top.reshape(-1, H)  # Σ dyᵀ d
+    grads["decoder.dense.weight"] = (  # Σ over (t, n) of dlogits[t, n]ᵀ top[t, n]: rows folded
+        dlogits.reshape(-1, V).T @ cache.top.reshape(-1, H))
     grads["decoder.dense.bias"] = dlogits.sum(axis=(0, 1))  # the bias is added at every position
     dx = dlogits @ p["decoder.dense.weight"]  # (T, N, H): the top decoder layer's outputs
-    dfinals = [None] * L  # the gradient of each encoder layer's final state h^l_S
+    dfinals = [None] * L  # the gradient of each encoder layer's final state h^l_{S−1}
     for l in range(L - 1, -1, -1):  # BPTT through the decoder, top layer first
-        dx, dfinals[l], g = gru_backward(dx, None, cache.dec_caches[l])  # None: final state
-        #      unused; dfinals[l] is the initial state's gradient: path (1) into the encoder
-        grads.update({f"decoder.rnn.{k}_l{l}": g[k] for k in NAMES})  # summed over steps
+        dx, dfinals[l], layer_grads = gru_backward(dx, None, cache.dec_caches[l])  # None:
+        #      final state unused; dfinals[l], the initial state's gradient: path (1)
+        grads.update({f"decoder.rnn.{name}_l{l}": layer_grads[name]  # summed over steps
+                      for name in NAMES})
     E = p["decoder.embedding.weight"].shape[1]  # dx (T, N, E + H): embedding first, then c
     grads["decoder.embedding.weight"] = _embedding_grad(  # layer 0 read [y ; c]: y's part
         p["decoder.embedding.weight"], cache.tgt_in, dx[:, :, :E])
@@ -147,8 +150,10 @@ def seq2seq_backward(dloss, cache: OneScreenCache) -> dict:
     dx = xp.zeros((cache.src.shape[0], *dcontext.shape), dtype=dcontext.dtype)  # (S, N, H):
     #      nothing reads the top encoder layer's outputs, only its final state
     for l in range(L - 1, -1, -1):  # BPTT through the encoder, from its final states
-        dx, _, g = gru_backward(dx, dfinals[l], cache.enc_caches[l])  # h^l_0 = 0: no param
-        grads.update({f"encoder.rnn.{k}_l{l}": g[k] for k in NAMES})  # summed over steps
+        dx, _, layer_grads = gru_backward(dx, dfinals[l], cache.enc_caches[l])  # it started
+        #      from zeros, a constant: its gradient is not needed
+        grads.update({f"encoder.rnn.{name}_l{l}": layer_grads[name]  # summed over steps
+                      for name in NAMES})
     grads["encoder.embedding.weight"] = _embedding_grad(  # layer 0 read emb_src[src]
         p["encoder.embedding.weight"], cache.src, dx)
     return grads

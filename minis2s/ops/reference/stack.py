@@ -7,7 +7,9 @@ caller, packed rows, the flat layout); those are tested against this to 1e-12.
 
 Shapes: T steps, N batch, D input features, H hidden units, L layers, dirs 1 or 2.
 Parameters have ``torch.nn.GRU``'s names (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...);
-a state is h, or (h, c) for the LSTM, each (L·dirs, N, H), row ``layer · dirs + d``.
+a state is h, or (h, c) for the LSTM, each (L·dirs, N, H), row ``l · dirs + direction``
+for layer l and direction 0 (forward) or 1 (reverse); docs/derivations.md writes the
+direction ``dir``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ LOOPS = {"rnn": (rnn_forward, rnn_backward), "gru": (gru_forward, gru_backward),
 NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _suffix(layer, d):
-    return f"_l{layer}" + ("_reverse" if d else "")
+def _suffix(l, direction):
+    return f"_l{l}" + ("_reverse" if direction else "")
 
 
 def _row(state, i):
@@ -47,18 +49,18 @@ def stack_forward(cell, x, params, num_layers, bidirectional, state0, dropout_ma
     dirs = 2 if bidirectional else 1
     xp = array_module(x)
     inp, finals, steps = x, [], []
-    for layer in range(num_layers):
+    for l in range(num_layers):
         outs = []
-        for d in range(dirs):
-            p = {name: params[name + _suffix(layer, d)] for name in NAMES}
-            hs, last, caches = loop_forward(inp, _row(state0, layer * dirs + d), p,
-                                            reverse=bool(d))  # d = 1 reads from the end
+        for direction in range(dirs):
+            p = {name: params[name + _suffix(l, direction)] for name in NAMES}
+            hs, last, caches = loop_forward(inp, _row(state0, l * dirs + direction), p,
+                                            reverse=bool(direction))  # 1 reads from the end
             outs.append(hs)
             finals.append(last)
             steps.append(caches)
         out = xp.concatenate(outs, axis=2)  # (T, N, dirs·H): forward, then reverse
-        if layer < num_layers - 1 and dropout_masks is not None:
-            out = out * dropout_masks[layer]  # inverted dropout on the next layer's input
+        if l < num_layers - 1 and dropout_masks is not None:
+            out = out * dropout_masks[l]  # inverted dropout on the next layer's input
         inp = out
     return (inp, _stack(finals)), (cell, steps, dropout_masks, num_layers, dirs)
 
@@ -70,16 +72,16 @@ def stack_backward(dout, dstate_n, cache):
     _, loop_backward = LOOPS[cell]
     H = dout.shape[2] // dirs
     grads, dstate0 = {}, [None] * (num_layers * dirs)
-    for layer in range(num_layers - 1, -1, -1):
-        if layer < num_layers - 1 and dropout_masks is not None:
-            dout = dout * dropout_masks[layer]  # out = out · mask: the same mask
+    for l in range(num_layers - 1, -1, -1):
+        if l < num_layers - 1 and dropout_masks is not None:
+            dout = dout * dropout_masks[l]  # out = out · mask: the same mask
         dinp = 0
-        for d in range(dirs):
-            i = layer * dirs + d
-            dhs = dout[:, :, d * H:(d + 1) * H]  # this direction's share of the output
-            dx, dstate0[i], g = loop_backward(dhs, _row(dstate_n, i), steps[i],
-                                              reverse=bool(d))
+        for direction in range(dirs):
+            i = l * dirs + direction
+            dhs = dout[:, :, direction * H:(direction + 1) * H]  # this direction's share
+            dx, dstate0[i], layer_grads = loop_backward(dhs, _row(dstate_n, i), steps[i],
+                                                        reverse=bool(direction))
             dinp = dinp + dx  # both directions read the same input
-            grads.update({name + _suffix(layer, d): g[name] for name in NAMES})
+            grads.update({name + _suffix(l, direction): layer_grads[name] for name in NAMES})
         dout = dinp  # the gradient of this layer's input is that of the layer below's output
     return dout, _stack(dstate0), grads
