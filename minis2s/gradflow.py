@@ -99,6 +99,18 @@ def flow_table(flow: Flow, clip: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def _two_panels(fig):
+    """Both gradient figures' layout: encoder and decoder axes side by side sharing y, a
+    third grid cell on the right for the legend, and matplotlib's colour cycle."""
+    from matplotlib import rcParams
+
+    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.42])
+    left = fig.add_subplot(grid[0, 0])
+    axes = [left, fig.add_subplot(grid[0, 1], sharey=left)]
+    colours = itertools.cycle(c["color"] for c in rcParams["axes.prop_cycle"])
+    return grid, axes, colours
+
+
 def make_flow_figure(flows: dict[str, Flow], clip: float | None = None, title: str = ""):
     """∂L/∂h_t norms against t on a log scale as a matplotlib Figure (None without
     matplotlib): encoder left, decoder right; one colour per entry of ``flows`` (its key
@@ -110,14 +122,10 @@ def make_flow_figure(flows: dict[str, Flow], clip: float | None = None, title: s
     fig = new_figure(figsize=(12, 4.2))
     if fig is None:
         return None
-    from matplotlib import rcParams
     from matplotlib.lines import Line2D
 
-    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.42])
-    left = fig.add_subplot(grid[0, 0])
-    axes = [left, fig.add_subplot(grid[0, 1], sharey=left)]
+    grid, axes, colours = _two_panels(fig)
     styles = ["-", "--", ":", "-."]
-    colours = itertools.cycle(c["color"] for c in rcParams["axes.prop_cycle"])
     handles, layers_seen, clipped_any = [], 0, False
     for (name, flow), colour in zip(flows.items(), colours):
         factor = flow.clip_factor(clip)
@@ -311,13 +319,9 @@ def make_distance_figure(flows: dict[str, DistanceFlow], title: str = ""):
     fig = new_figure(figsize=(12, 4.2))
     if fig is None:
         return None
-    from matplotlib import rcParams
     from matplotlib.lines import Line2D
 
-    grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.42])
-    left = fig.add_subplot(grid[0, 0])
-    axes = [left, fig.add_subplot(grid[0, 1], sharey=left)]
-    colours = itertools.cycle(c["color"] for c in rcParams["axes.prop_cycle"])
+    grid, axes, colours = _two_panels(fig)
     handles, any_c = [], False
     for (name, flow), colour in zip(flows.items(), colours):
         for ax, curve in ((axes[0], flow.decoder), (axes[1], flow.encoder)):

@@ -21,6 +21,7 @@ from minis2s.gradflow import gradient_by_distance, gradient_flow, make_distance_
 from minis2s.model import DECODERS, ModelConfig, init_params, seq2seq_backward, seq2seq_forward
 from minis2s.model.encoder import encoder_forward
 from minis2s.ops import CELLS, State
+from tests.test_gradflow import PAIRS
 
 F64 = get_backend("numpy", "float64")
 N, S, T = 3, 4, 5  # sentences, source steps, target steps of the small batches
@@ -197,17 +198,9 @@ def test_the_packed_path_has_no_single_step_backward():
 
 # ------------------------------------------------------------------ the command
 
-PAIRS = "".join(f"{en}\t{fr}\n" for en, fr in [
-    ("I lost my keys yesterday at the station.", "J'ai perdu mes clés hier à la gare."),
-    ("He's calm.", "Il est calme."),
-    ("We will see what the teacher says about it tomorrow.",
-     "Nous verrons ce que le professeur en dit demain."),
-    ("Go.", "Va !"),
-])
-
-
 @pytest.fixture
 def pairs(tmp_path):
+    """The four pairs tests/test_gradflow.py measures."""
     path = tmp_path / "pairs.txt"
     path.write_text(PAIRS, encoding="utf-8")
     return path
