@@ -78,7 +78,8 @@ MODULES = {
         ("tests/test_ranks_one_process.py", "tests/test_shards.py")),
     "trainer": Module(
         ("minis2s/train/trainer.py",),
-        ("tests/test_trainer_edges.py", "tests/test_train.py", "tests/test_reliability.py",
+        ("tests/test_trainer_edges.py", "tests/test_trainer_steps.py", "tests/test_train.py",
+         "tests/test_reliability.py",
          "tests/test_progress_log.py", "tests/test_wording.py", "tests/test_no_overwrite.py",
          "tests/test_shards.py")),
     "checkpoint": Module(
@@ -87,7 +88,7 @@ MODULES = {
          "tests/test_reliability.py", "tests/test_api.py", "tests/test_no_overwrite.py")),
     "cli": Module(
         ("minis2s/cli/*",),
-        ("tests/test_cli_edges.py", "tests/test_cli.py", "tests/test_cli_usability.py",
+        ("tests/test_cli.py", "tests/test_cli_usability.py",
          "tests/test_decoding_commands.py", "tests/test_attention_cli.py",
          "tests/test_no_overwrite.py", "tests/test_progress_log.py", "tests/test_wording.py",
          "tests/test_exercises.py")),

@@ -168,9 +168,11 @@ class Trainer:
                 total += float(loss)
         return self.ranks.sum_scalar(total) / max(tokens, 1)
 
-    def run_epoch(self, data: TranslationData, progress=None) -> EpochStats:
+    def run_epoch(self, data: TranslationData,
+                  progress: Callable[[], None] | None = None) -> EpochStats:
         """Train one epoch, or the rest of an unfinished one (its batch order is drawn
-        again from the generator's state at its start, and the batches done are skipped).
+        again from the generator's state at its start, and the batches done are skipped);
+        ``progress`` is called after each step.
 
         A ``KeyboardInterrupt`` leaves the trainer between two steps, with
         :attr:`epoch_progress` saying where; calling this again goes on from there."""
@@ -194,7 +196,7 @@ class Trainer:
                 p.tokens += b.num_tokens
                 p.batches += 1
                 if progress is not None:
-                    progress(1)
+                    progress()
         finally:
             p.seconds += time.perf_counter() - start
         stats = EpochStats(len(self.history) + 1, p.loss_sum / max(p.tokens, 1), p.tokens,
@@ -243,13 +245,12 @@ class Trainer:
             lines = ProgressLog(log, log_every, len(self.history) + epochs, batches,
                                 epochs * batches - done)
 
-        def after_step(_n: int) -> None:
+        def after_step() -> None:
             if bar is not None:
                 bar.update(1)
             if lines is not None:
                 lines.batch(len(self.history) + 1, self.epoch_progress)
 
-        stats = None
         try:
             for _ in range(epochs):
                 stats = self.run_epoch(data, after_step)
