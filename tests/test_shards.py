@@ -272,7 +272,7 @@ def test_one_rank_interrupted_stops_every_rank_at_the_same_step(corpus):
     cut[1].interrupt = asked
 
     def first_part(r):
-        def progress(_n):
+        def progress():
             if r == 1 and cut[r].opt.t == 2:
                 asked.requested = True
 
