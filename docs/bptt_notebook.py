@@ -14,11 +14,11 @@
 # # Backprop through time, step by step
 #
 # The walk of `docs/bptt.md`, as code you can run. It runs top to bottom as a plain
-# script (`python docs/bptt_notebook.py`; it writes no file), and opens as a notebook
-# made by jupytext (`mkdir -p runs && jupytext --to notebook docs/bptt_notebook.py -o
-# runs/bptt_notebook.ipynb`, under `runs/`, which git ignores; this script stays the one
-# to edit). Everything here uses minis2s's plain reference cells (`minis2s.ops.reference`),
-# written to be read, and its finite-difference checker (`minis2s.gradcheck`).
+# script (`python docs/bptt_notebook.py`; it writes no file), and as a notebook:
+# `docs/bptt_notebook.ipynb`, with every cell's output, is made from this script by
+# `python docs/make_notebooks.py` (this script stays the one to edit). Everything here
+# uses minis2s's plain reference cells (`minis2s.ops.reference`), written to be read, and
+# its finite-difference checker (`minis2s.gradcheck`).
 #
 # Steps are counted from 0, as in the code and in the tutorial's tables: the inputs are
 # `x_0, …, x_{T-1}`, step t makes `h_t`, and the state before the first step (the code's

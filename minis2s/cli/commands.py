@@ -422,7 +422,8 @@ def exercise_start(args) -> int:
 
 
 def exercise_check(args) -> int:
-    """0 if the answer passes, 1 if not (the report says why)."""
+    """0 if the answer passes, 1 if not (the report says why; an answer still running after
+    ``--timeout`` seconds is stopped and does not pass)."""
     from ..exercises import ExerciseError, check, solution_path
 
     if args.solutions:
@@ -435,4 +436,4 @@ def exercise_check(args) -> int:
             raise ExerciseError(f"no {args.name}.py in this folder: run 'minis2s exercise start "
                                 "DIR' to copy the exercises into DIR and check from there, or "
                                 "give --file PATH")
-    return 0 if check(args.name, what).passed else 1
+    return 0 if check(args.name, what, timeout=args.timeout or None).passed else 1

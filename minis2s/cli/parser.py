@@ -10,6 +10,7 @@ names, and ``--help`` shows every option's default.
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..argparsing import Parser
 from ..evaluate import PARTS
@@ -30,6 +31,17 @@ def _size(text: str) -> int | float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a count or a fraction: {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """A time limit in seconds: a number of 0 or more (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"not a number of seconds (0 or more): {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,7 +255,8 @@ def exercise_parser(sub) -> None:
     q = actions.add_parser("check", help="grade your answer to exercise NAME",
                            description="Grade your answer to exercise NAME: exit status 0 if "
                            "it passes, 1 if not (the report says which output is wrong, how "
-                           "and where), 2 for a usage error.")
+                           "and where, or that it ran longer than --timeout and was stopped), "
+                           "2 for a usage error.")
     q.add_argument("name", metavar="NAME", choices=list(EXERCISES),
                    help=f"the exercise: {', '.join(EXERCISES)}")
     which = q.add_mutually_exclusive_group()
@@ -251,4 +264,7 @@ def exercise_parser(sub) -> None:
                        "the current folder, as exercise start made it)")
     which.add_argument("--solutions", action="store_true", help="grade the shipped solution "
                        "instead, to see what a pass looks like")
+    q.add_argument("--timeout", type=_seconds, default=30, metavar="SECONDS",
+                   help="stop an answer that runs longer (an endless loop?) and report it; "
+                   "0 for no limit")
     q.set_defaults(func=commands.exercise_check)

@@ -6,17 +6,23 @@
 and with the shipped solution, and says what is wrong and where, never what the right
 values are. Whatever the learner's code does (raise, loop over the wrong axis, return
 nonsense, not compile) ends in a report, never in an exception out of :func:`check`.
+Given a ``timeout``, an answer that runs longer (an endless loop) is stopped and reported
+too (:func:`time_limit`).
 """
 
 from __future__ import annotations
 
+import _thread
 import copy
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import types
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +42,76 @@ class Stop(Exception):
     def __init__(self, lines: list[str], written: bool = True):
         super().__init__("; ".join(lines))
         self.lines, self.written = list(lines), written
+
+
+class TimedOut(BaseException):
+    """The time limit of a check ran out. A BaseException, as KeyboardInterrupt is, so
+    that the ``except Exception`` of the learner's code (or of the grader) lets it by."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"took longer than {seconds:g} s")
+        self.seconds = seconds
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Stop the block with :class:`TimedOut` once ``seconds`` have passed, and again every
+    half second after that until it ends (in case a bare ``except:`` in the learner's code
+    caught the first). ``None`` or 0: no limit.
+
+    A watchdog thread interrupts the main thread with :func:`_thread.interrupt_main`, which
+    works alike on POSIX and Windows and stops pure-Python loops at their next bytecode;
+    the block's own SIGINT handler turns the interruption into :class:`TimedOut` (a real
+    Ctrl-C before the limit stays a KeyboardInterrupt). A long call into compiled code is
+    stopped only when it returns. Python handles signals in the main thread only, so off
+    it (and where no handler can be set) the block runs without a limit.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state = {"over": False, "done": False}
+
+    def on_interrupt(signum, frame):
+        if state["done"]:
+            return  # a late interruption, after the block: nothing to stop
+        if state["over"]:
+            raise TimedOut(seconds)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except (ValueError, OSError):  # no handler can be set here
+        yield
+        return
+    stop = threading.Event()
+
+    def watch():
+        if stop.wait(seconds):
+            return
+        state["over"] = True
+        while True:
+            _thread.interrupt_main()
+            if stop.wait(0.5):
+                return
+
+    watchdog = threading.Thread(target=watch, name="minis2s-exercise-time-limit", daemon=True)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        state["done"] = True
+        stop.set()
+        watchdog.join()
+        # signal.signal runs an interruption still pending (a no-op now) before replacing
+        # the handler, so none reaches the previous one
+        signal.signal(signal.SIGINT, previous)
+
+
+def stopped(exc: TimedOut, files: set[str], what: str) -> list[str]:
+    """A time limit that ran out, in words, and the learner's own lines it stopped in."""
+    lines = explain(exc, files, what)[1:]
+    where = " It was stopped in:" if lines else ""
+    return [f"{what} took longer than {exc.seconds:g} s — an endless loop?{where}", *lines]
 
 
 @dataclass
@@ -83,6 +159,8 @@ class Learner:
         except NotImplementedError:
             raise Stop([f"{self.name} still raises NotImplementedError: write it where the "
                         "stub says so, then check again."], written=False) from None
+        except TimedOut as exc:
+            raise Stop(stopped(exc, self.files, f"your {self.name}")) from None
         except (Exception, SystemExit) as exc:
             raise Stop(explain(exc, self.files, f"your {self.name} raised")) from None
 
@@ -133,6 +211,8 @@ def load_file(path, function: str) -> Learner:
             exec(code, module.__dict__)
     except (Exception, SystemExit) as exc:
         raise Stop(explain(exc, {_real(path)}, f"running {path.name} raised")) from None
+    except TimedOut as exc:
+        raise Stop(stopped(exc, {_real(path)}, f"running {path.name}")) from None
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -189,10 +269,14 @@ def stub_text(name: str) -> str:
     return (resources.files(__package__) / "stubs" / f"{name}.py").read_text(encoding="utf-8")
 
 
-def check(name: str, what=None, *, show: bool = True) -> Report:
+def check(name: str, what=None, *, show: bool = True, timeout: float | None = None) -> Report:
     """Grade exercise ``name``: ``what`` is the learner's function, a module holding it, or
     the path of their file (default: ``NAME.py`` in the current folder). Prints the
     report (unless ``show`` is false) and returns it; ``report.passed`` is the verdict.
+
+    ``timeout``: seconds the whole check may take (None: no limit, the default from
+    Python; ``minis2s exercise check`` gives one). Past it the answer is stopped and the
+    report says so, with the learner's line it was stopped in (:func:`time_limit`).
 
     Example (in a notebook)::
 
@@ -203,11 +287,15 @@ def check(name: str, what=None, *, show: bool = True) -> Report:
 
     ex = exercise(name)
     try:
-        learner = learner_of(ex, what)
-        passed, lines = ex.grade(learner, solution_of(ex))
+        with time_limit(timeout):
+            learner = learner_of(ex, what)
+            passed, lines = ex.grade(learner, solution_of(ex))
         report = Report(ex.name, passed, lines)
     except Stop as stop:
         report = Report(ex.name, False, stop.lines, stop.written)
+    except TimedOut as exc:  # out of the learner's code, in the grader's own
+        report = Report(ex.name, False, [f"grading took longer than {exc.seconds:g} s and "
+                                         "was stopped."])
     except ExerciseError:
         raise
     except Exception as exc:  # the learner returned something the grader cannot read
