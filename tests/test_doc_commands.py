@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_notebook_sync import spec_module
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/bptt.md", "docs/zh/README.md", "docs/zh/bptt.md"]
 BASH = re.compile(r"^[ \t]*```bash\n(.*?)^[ \t]*```", re.M | re.S)  # in a list item too
@@ -104,28 +106,35 @@ def test_a_redirect_into_a_folder_comes_after_the_folder_is_made(page):
 @needs_git
 def test_generated_files_are_ignored_and_the_shipped_figures_are_not():
     for path in ["runs/french.txt", "runs/long.txt", "runs/zh/checkpoint.npz",
-                 "runs/gradflow_fresh.png",
-                 "runs/bptt_notebook.ipynb", "docs/bptt_notebook.ipynb", "long.txt",
+                 "runs/gradflow_fresh.png", "runs/bptt_notebook.ipynb", "long.txt",
                  "bptt_notebook.ipynb"]:
         assert gitignored(path), path
     for path in ["docs/gradflow_fresh.png", "docs/gradflow_trained.png", "README.md",
-                 "docs/bptt_notebook.py"]:
+                 "docs/bptt_notebook.py", "docs/bptt_notebook.ipynb",
+                 "docs/exercises_notebook.ipynb"]:
         assert not gitignored(path), path
 
 
-def test_the_notebook_is_made_under_runs():
-    """Every ``jupytext --to notebook`` the docs give writes its .ipynb under runs/."""
-    found = []
-    for page in [*PAGES, "docs/bptt_notebook.py"]:
+def test_the_docs_make_their_notebooks_by_one_command_and_any_other_under_runs():
+    """The shipped notebooks are made by ``python docs/make_notebooks.py``, which every
+    page that tells how to remake one gives; a ``jupytext --to notebook`` command, where a
+    page gives one, writes its .ipynb under runs/, never beside the shipped ones."""
+    found, told = [], []
+    for page in [*PAGES, "docs/bptt_notebook.py", "docs/contributing.md", "docs/exercises.md"]:
         text = (ROOT / page).read_text(encoding="utf-8")
         if page.endswith(".py"):  # the notebook's markdown is comment lines
             text = re.sub(r"^# ?", "", text, flags=re.M)
         text = " ".join(text.split())
+        told += [page] * ("python docs/make_notebooks.py" in text)
         found += [(page, m.group(0)) for m in
                   re.finditer(r"jupytext --to notebook [^`]*?(?=`|$)", text)]
-    assert len(found) >= 3, found
+    assert {"docs/bptt.md", "docs/exercises.md", "docs/bptt_notebook.py",
+            "docs/contributing.md"} <= set(told), told
     wrong = [f for f in found if not re.search(r" (-o|--output) runs/\S+\.ipynb", f[1])]
     assert not wrong, f"jupytext commands that write beside the script: {wrong}"
+    make = spec_module("make_notebooks", ROOT / "docs" / "make_notebooks.py")
+    assert {f"docs/{name}.ipynb" for name in make.NOTEBOOKS} == \
+        {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.ipynb")}
 
 
 CORPUS = "".join(f"Line {i}.\tLigne {i} .\tCC-BY 2.0 (France)\n" for i in range(100))
