@@ -205,9 +205,7 @@ def translate(args) -> int:
                            ck.data.num_steps, backend, warn=warn, beam=args.beam,
                            length_penalty=args.length_penalty, with_weights=want,
                            rules=text_rules(ck.task))
-    if ck.task is not None:  # a task's output is its own text already ("168")
-        def detokenize(text):
-            return text
+    plain = detokenize if ck.task is None else str  # a task's output is its text: "168"
     drawn = 0  # maps are numbered in the order drawn: a line without a map takes no number
     decoding = "greedy" if args.beam == 1 else f"beam {args.beam}"
     about = f"{ck.config.model} decoder, {ck.config.cell} cell, {decoding}"
@@ -221,14 +219,14 @@ def translate(args) -> int:
                 plot = None
         if args.json:
             print(json.dumps({"source": sentence, "translation": t.text,
-                              "detokenized": detokenize(t.text), "tokens": t.tokens,
+                              "detokenized": plain(t.text), "tokens": t.tokens,
                               "source_tokens": t.source,
                               "attention": None if t.weights is None
                               else t.weights.tolist(),
                               "attention_plot": None if plot is None else str(plot)},
                              ensure_ascii=False))
         else:
-            print(detokenize(t.text) if args.detokenize else t.text)
+            print(plain(t.text) if args.detokenize else t.text)
     if args.attention_plot:
         if drawn or not any(t.weights is not None for t in results):
             warn(f"{plural(drawn, 'attention heat map')} in {args.attention_plot}")

@@ -13,6 +13,7 @@ import argparse
 
 from ..argparsing import Parser
 from ..data import TASKS
+from ..data.tasks import HELD_OUT
 from ..evaluate import PARTS
 from ..exercises import EXERCISES
 from ..model import DECODERS
@@ -230,19 +231,27 @@ def task_options(p) -> None:
     """``train``'s options of the generated tasks (minis2s/data/tasks.py; docs/tasks.md).
     Each defaults to None, so that the command knows which were given: the task's own
     default, or on --resume the checkpoint's, fills the others in."""
-    def default(option: str) -> str:
-        found = {name: task.defaults[option] for name, task in TASKS.items()
-                 if option in task.defaults}
-        return "; ".join(f"{name}: {value}" for name, value in found.items())
+    def by_value(found: dict) -> str:
+        """``copy, reverse: 10; add: 3``: the tasks that share a value named together."""
+        names: dict = {}
+        for name, value in found.items():
+            names.setdefault(value, []).append(name)
+        return "; ".join(f"{', '.join(n)}: {v:,}" for v, n in names.items())
 
-    sizes = "; ".join(f"{name}: {task.train_size:,}" for name, task in TASKS.items())
+    def default(option: str) -> str:
+        return by_value({name: task.defaults[option] for name, task in TASKS.items()
+                         if option in task.defaults})
+
+    sizes = by_value({name: task.train_size for name, task in TASKS.items()})
+    epochs = by_value({name: task.epochs for name, task in TASKS.items()})
     g = p.add_argument_group("task", "pairs generated from a random seed instead of the "
                              "corpus: --task NAME, its options, and its sizes")
     g.add_argument("--task", choices=list(TASKS), default=None, help="train on task NAME: "
                    + "; ".join(f"{name}, {task.summary}" for name, task in TASKS.items())
-                   + ". It sets num_steps to fit its longest pairs, --valid-size and "
-                   "--test-size to 1000, --min-freq to 1, --examples to none and --epochs "
-                   "to 10; flags still override them (default: none, the corpus)")
+                   + f". It sets num_steps to fit its longest pairs, --valid-size and "
+                   f"--test-size to {HELD_OUT}, --min-freq to 1, --examples to none and "
+                   f"--epochs to its own ({epochs}); flags still override them (default: "
+                   "none, the corpus)")
     g.add_argument("--train-size", dest="train_size", type=int, default=None, metavar="N",
                    help=f"training pairs of the task (default: {sizes})")
     g.add_argument("--task-seed", dest="task_seed", type=int, default=None, metavar="S",
