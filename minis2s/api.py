@@ -29,7 +29,7 @@ from pathlib import Path
 from . import checkpoint as checkpoints
 from .backend import Backend, get_backend
 from .checkpoint import Checkpoint
-from .data import DataError
+from .data import DataError, text_rules
 from .data.corpus import parse_pairs
 from .params import ParamSet
 from .settings import MODEL_FIELDS, check
@@ -86,7 +86,9 @@ class Model:
                      length_penalty: float = 0.75) -> list:
         """One :class:`~minis2s.decode.Translation` per sentence: the source tokens read,
         the output tokens, their text and, if the decoder attends, the attention weights
-        (a NumPy array, output steps × source tokens; else None). Example::
+        (a NumPy array, output steps × source tokens; else None). A model of a generated
+        task reads its task's inputs (``"123+45"``) and writes its text (``"168"``).
+        Example::
 
             t = model.translations(["I'm home."])[0]
             t.weights.shape            # (len(t.tokens) + 1, len(t.source)): <eos> too
@@ -99,14 +101,15 @@ class Model:
             return translations(self.params, ck.config, ck.src_vocab, ck.tgt_vocab,
                                 _sentences(sentences), ck.data.num_steps, self.backend,
                                 warn=warn, beam=beam, length_penalty=length_penalty,
-                                with_weights=True)
+                                with_weights=True, rules=text_rules(ck.task))
 
     def translate(self, sentences: Sequence[str], beam: int = 1,
                   length_penalty: float = 0.75, detokenize: bool = False) -> list[str]:
         """The translation of each sentence, greedy (``beam`` 1) or by beam search with
         ``beam`` hypotheses (scores log P / L^``length_penalty``), tokens joined by spaces
         as ``minis2s translate`` prints them; with ``detokenize``, without the space before
-        ``, . ! ?``. One string is taken as a list of one. Example::
+        ``, . ! ?``. One string is taken as a list of one. A task model's outputs are its
+        task's text (``"168"``), with ``detokenize`` or without. Example::
 
             model.translate(["Go."], beam=4, detokenize=True)    # no space before "!"
         """
@@ -118,8 +121,9 @@ class Model:
         with _warnings() as warn:
             texts = translate(self.params, ck.config, ck.src_vocab, ck.tgt_vocab,
                               _sentences(sentences), ck.data.num_steps, self.backend,
-                              warn=warn, beam=beam, length_penalty=length_penalty)
-        return [undo(t) for t in texts] if detokenize else texts
+                              warn=warn, beam=beam, length_penalty=length_penalty,
+                              rules=text_rules(ck.task))
+        return [undo(t) for t in texts] if detokenize and ck.task is None else texts
 
     def evaluate(self, data=None, part: str = "test", beam: int = 1,
                  length_penalty: float = 0.75):
@@ -127,7 +131,10 @@ class Model:
         (a :class:`~minis2s.evaluate.Report`) on part ``part`` (one of
         :data:`minis2s.evaluate.PARTS`: ``"test"``, ``"valid"`` or ``"train"``) of the
         corpus the model was trained on, read again as its data spec says from ``data`` (a
-        path; None: ``$MINIS2S_DATA``, the cache, else a download). Example::
+        path; None: ``$MINIS2S_DATA``, the cache, else a download). A model of a generated
+        task makes its task's pairs again (``data`` is not read) and gives an
+        :class:`~minis2s.evaluate.AccuracyReport`: exact match and token accuracy, on the
+        whole and per source length. Example::
 
             model.evaluate("fra-eng.zip").scores["bleu"]    # corpus BLEU, 0 to 100
         """
@@ -147,7 +154,8 @@ class Model:
         ``"English<TAB>French"`` line or an ``(english, french)`` tuple, read by the
         corpus's rules (:func:`minis2s.data.corpus.parse_pairs`, as ``--pairs FILE`` is):
         columns after the second are ignored, and blank lines, lines without a tab and
-        pairs with an empty side are skipped with a warning. Each side is cut or padded to
+        pairs with an empty side are skipped with a warning; a task model reads each side
+        as its task does (``"123+45\\t168"``). Each side is cut or padded to
         ``num_steps`` tokens (default: the model's). Example::
 
             flow = model.gradient_flow(["I lost.\\tJ'ai perdu.", ("Go.", "Va !")])
@@ -160,17 +168,18 @@ class Model:
         check({"num_steps": num_steps}, name=str)
         with _warnings() as warn:
             tokens = parse_pairs(_pair_lines(pairs), None, "the pairs given",
-                                 "the pairs given", warn)
+                                 "the pairs given", warn, ck.task)
         backend = get_backend(self.backend.name, "float64")  # norms over many steps
         batch = batch_of_pairs(tokens, ck.src_vocab, ck.tgt_vocab, num_steps, backend)
         return gradient_flow(ck.params_on(backend), ck.config, batch)
 
     def info(self) -> dict:
         """The checkpoint described: file, parameter count, model settings, data spec with
-        vocabulary sizes, and the training record (preset, epochs done and in all, random
-        seed, the last epoch's loss and validation loss, whether ``--resume`` can go on
-        from it). Fields the checkpoint does not record are None. ``minis2s info --json``
-        prints this. Example::
+        vocabulary sizes, the generated task it was trained on (None: the corpus), and the
+        training record (preset, epochs done and in all, random seed, the last epoch's
+        loss and validation loss, whether ``--resume`` can go on from it). Fields the
+        checkpoint does not record are None. ``minis2s info --json`` prints this.
+        Example::
 
             model.info()["training"]["epochs"]       # epochs done
         """
@@ -196,6 +205,7 @@ class Model:
             "data": {**ck.data.to_dict(), "src_vocab_size": len(ck.src_vocab),
                      "tgt_vocab_size": len(ck.tgt_vocab),
                      "train_pairs": tr.get("train_pairs")},
+            "task": None if ck.task is None else ck.task.to_dict(),
             "training": {"preset": tr.get("preset"), "epochs": tr.get("epochs"),
                          "total_epochs": tr.get("total_epochs"), "seed": tr.get("seed"),
                          "loss": last.get("loss", tr.get("loss")),

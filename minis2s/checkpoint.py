@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, DataSpec, Vocab
+from .data import DataError, DataSpec, TaskSpec, Vocab
 from .model import ModelConfig, param_shapes
 from .params import ParamSet
 from .settings import DATA_FIELDS, MODEL_FIELDS, ConfigError, check
@@ -59,6 +59,7 @@ class Checkpoint:
     tgt_vocab: Vocab
     training: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # further arrays (optimiser state, ...)
+    task: TaskSpec | None = None  # the generated task it was trained on (None: the corpus)
 
     def params_on(self, backend) -> ParamSet:
         """The parameters as a :class:`~minis2s.params.ParamSet` on ``backend``, in its
@@ -71,11 +72,12 @@ class Checkpoint:
 
 def _meta(ck: Checkpoint) -> str:
     model = {name: getattr(ck.config, name) for name in MODEL_FIELDS}
-    return json.dumps({"format_version": FORMAT_VERSION, "model": model,
-                       "data": ck.data.to_dict(),
-                       "src_vocab": list(ck.src_vocab.idx_to_token),
-                       "tgt_vocab": list(ck.tgt_vocab.idx_to_token),
-                       "training": ck.training}, ensure_ascii=False)
+    meta = {"format_version": FORMAT_VERSION, "model": model, "data": ck.data.to_dict()}
+    if ck.task is not None:  # a corpus model's file is as it was before tasks
+        meta["task"] = ck.task.to_dict()
+    meta.update({"src_vocab": list(ck.src_vocab.idx_to_token),
+                 "tgt_vocab": list(ck.tgt_vocab.idx_to_token), "training": ck.training})
+    return json.dumps(meta, ensure_ascii=False)
 
 
 def resolve(path) -> Path:
@@ -165,6 +167,7 @@ def load(path) -> Checkpoint:
         if version == 1:
             meta = _from_version_1(meta, path)
         settings, spec, training = _settings(meta, path)
+        task = _task(meta, spec, path)
         src_vocab = Vocab.from_tokens(meta["src_vocab"])
         tgt_vocab = Vocab.from_tokens(meta["tgt_vocab"])
     except CheckpointError:
@@ -197,7 +200,7 @@ def load(path) -> Checkpoint:
     unknown = [k for k in arrays if not k.startswith("extra/")]
     if unknown:
         raise CheckpointError(f"{path}: unexpected entries {', '.join(sorted(unknown))}")
-    return Checkpoint(params, cfg, spec, src_vocab, tgt_vocab, training, extra)
+    return Checkpoint(params, cfg, spec, src_vocab, tgt_vocab, training, extra, task)
 
 
 def _section(meta: dict, key: str, fields: tuple, path) -> dict:
@@ -226,6 +229,24 @@ def _settings(meta: dict, path) -> tuple[dict, DataSpec, dict]:
     if not isinstance(training, dict):
         raise CheckpointError(f"{path}: meta 'training' is not a JSON object")
     return settings, spec, training
+
+
+def _task(meta: dict, spec: DataSpec, path) -> TaskSpec | None:
+    """The generated task of a meta, checked as ``--task`` and its options are, and
+    against the data spec (sizes that are counts, num_steps long enough); None where
+    there is none."""
+    found = meta.get("task")
+    if found is None:
+        return None
+    try:
+        task = TaskSpec.from_dict(found, name=lambda f: "task name" if f == "task"
+                                  else f"task {f}")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    problems = task.problems(spec.valid_size, spec.test_size, spec.num_steps)
+    if problems:
+        raise CheckpointError(f"{path}: {'; '.join(problems)}")
+    return task
 
 
 def _from_version_1(meta: dict, path) -> dict:

@@ -6,14 +6,16 @@ A :class:`Preset` is a complete, checked training configuration; the named ones 
 made (by :func:`minis2s.settings.check`), with a :class:`ConfigError` naming the flag,
 before any data is read. A preset splits into the model's settings
 (:meth:`Preset.model_config`), the data's (:meth:`Preset.data_spec`) and the
-optimisation's.
+optimisation's. A preset's ``task`` (a :class:`~minis2s.data.TaskSpec`) makes it train on
+a generated task's pairs instead of the corpus; :meth:`Preset.with_task` sets one, with
+the data settings it needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from .data import DataSpec
+from .data import DataSpec, TaskSpec, task_preset_fields
 from .model import ModelConfig
 from .settings import DATA_FIELDS, MODEL_FIELDS, ConfigError, check
 
@@ -38,9 +40,28 @@ class Preset:
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
     cell: str = "gru"  # the recurrent cell of encoder and decoder: a key of ops.CELLS
     model: str = "seq2seq"  # the decoder: a key of model.DECODERS
+    task: TaskSpec | None = None  # generated pairs instead of the corpus (None: the corpus)
 
     def __post_init__(self):
-        check({f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"})
+        check({f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("name", "task")})
+        if self.task is not None:  # a TaskSpec is checked when made; here, with the data
+            problems = self.task.problems(self.valid_size, self.test_size, self.num_steps)
+            if self.num_examples is not None:
+                problems.append("--examples counts corpus lines; with --task the training "
+                                "pairs are --train-size")
+            if problems:
+                raise ConfigError("; ".join(problems))
+
+    def with_task(self, task: TaskSpec | None, **changes) -> Preset:
+        """A copy that trains on ``task``'s pairs, with the data settings and epochs the
+        task sets (:func:`~minis2s.data.task_preset_fields`), then the fields ``changes``
+        gives (None leaves a field as it is), all checked together; a ``task`` of None
+        leaves the preset's data as it is (:meth:`with_overrides`)."""
+        if task is None:
+            return self.with_overrides(**changes)
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **{**task_preset_fields(task), "task": task, **given})
 
     def data_spec(self) -> DataSpec:
         """How this run reads, splits and indexes the corpus."""
@@ -53,30 +74,40 @@ class Preset:
 
     @classmethod
     def from_parts(cls, name: str, cfg: ModelConfig, spec: DataSpec,
-                   training: dict) -> Preset:
-        """The preset that builds ``cfg`` and reads ``spec``, with the optimisation
-        fields of ``training`` (a checkpoint's record of a run)."""
+                   training: dict, task: TaskSpec | None = None) -> Preset:
+        """The preset that builds ``cfg`` and reads ``spec`` (from ``task``'s pairs, if
+        given), with the optimisation fields of ``training`` (a checkpoint's record of a
+        run)."""
         return cls(name=name, **{f: getattr(cfg, f) for f in MODEL_FIELDS},
-                   **spec.to_dict(), **training)
+                   **spec.to_dict(), **training, task=task)
 
     def with_overrides(self, **changes) -> Preset:
         """A copy with the given fields changed (None leaves a field as it is)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field; ``task`` as its :meth:`~minis2s.data.TaskSpec.to_dict`, and left
+        out where there is none (a corpus run's dict is as it was before tasks)."""
+        found = asdict(self)
+        found.pop("task")
+        if self.task is not None:
+            found["task"] = self.task.to_dict()
+        return found
 
     def describe(self, base: Preset | None = None) -> str:
-        """One line with every field; a field that differs from ``base`` shows both."""
+        """One line with every field; a field that differs from ``base`` shows both. A
+        task comes last, where there is one."""
         parts = []
         for f in fields(self):
-            if f.name == "name":
+            if f.name == "name" or f.name == "task":
                 continue
             value = getattr(self, f.name)
             text = f"{f.name} {value}"
             if base is not None and getattr(base, f.name) != value:
                 text += f" (preset: {getattr(base, f.name)})"
             parts.append(text)
+        if self.task is not None:
+            parts.append(f"task {self.task.describe()}")
         return f"preset {self.name}: " + ", ".join(parts)
 
 

@@ -7,11 +7,14 @@ comes from, with every problem named in one message, before any data is read. Th
 fall into three groups: the model (:data:`MODEL_FIELDS`, a
 :class:`~minis2s.model.ModelConfig` with the vocabulary sizes, which checks them when it is
 made), the data (:data:`DATA_FIELDS`, a :class:`~minis2s.data.DataSpec`, likewise) and
-the optimisation (:data:`OPTIMISATION_FIELDS`); and the options of decoding, of the
-random seed and of the clipping threshold ``gradflow --clip`` shows.
+the optimisation (:data:`OPTIMISATION_FIELDS`); a generated task's (:data:`TASK_FIELDS`,
+a :class:`~minis2s.data.TaskSpec`, likewise) where the data is a task's rather than the
+corpus; and the options of decoding, of the random seed and of the clipping threshold
+``gradflow --clip`` shows.
 
-Two fields name an entry of a table that lives above this module: ``cell`` one of
-:data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`. Each table is
+Three fields name an entry of a table that lives above this module: ``cell`` one of
+:data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`, ``task`` one
+of :data:`minis2s.data.TASKS`. Each table is
 entered in :data:`CHOICES` by its own package, and read when a value is checked, so that a
 decoder or cell registered later is a valid choice.
 """
@@ -29,6 +32,10 @@ MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dro
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
 OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip")
+# a generated task instead of the corpus (:mod:`minis2s.data.tasks`): its name, its
+# sizes and random seed, and the options of one task or another
+TASK_FIELDS = ("task", "train_size", "task_seed", "symbols", "min_len", "max_len", "digits",
+               "min_year", "max_year", "reverse_source")
 
 CHOICES: dict[str, Mapping] = {}  # field -> the table its value must be a key of
 
@@ -98,6 +105,16 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "beam": (_whole(1), lambda: "a whole number >= 1"),
     "length_penalty": (_finite_at_least_zero, lambda: "a number >= 0"),
     "clip": (_positive, lambda: "a number > 0"),
+    "task": _choice("task"),
+    "train_size": (_whole(1), lambda: "a whole number >= 1"),
+    "task_seed": (_whole(0), lambda: "a whole number >= 0"),
+    "symbols": (_whole(2, 62), lambda: "a whole number from 2 to 62"),
+    "min_len": (_whole(1), lambda: "a whole number >= 1"),
+    "max_len": (_whole(1), lambda: "a whole number >= 1"),
+    "digits": (_whole(1, 30), lambda: "a whole number from 1 to 30"),
+    "min_year": (_whole(1000, 9999), lambda: "a whole number from 1000 to 9999"),
+    "max_year": (_whole(1000, 9999), lambda: "a whole number from 1000 to 9999"),
+    "reverse_source": (lambda v: isinstance(v, bool), lambda: "true or false"),
 }
 
 

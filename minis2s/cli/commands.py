@@ -11,12 +11,14 @@ import sys
 import threading
 from pathlib import Path
 
-from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, check
+from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, TASK_FIELDS, check
 from ..wording import plural
 from .naming import checkpoint_names
 
 # the fields of a preset that ``minis2s train`` flags override
 FLAG_FIELDS = (*MODEL_FIELDS, *OPTIMISATION_FIELDS, *DATA_FIELDS)
+# the flags of a generated task's sizes, seed and options (``--task`` itself aside)
+TASK_FLAG_FIELDS = tuple(f for f in TASK_FIELDS if f != "task")
 
 
 def warn(message: str) -> None:
@@ -92,18 +94,34 @@ def train(args) -> int:
 
 def _train(args, ranks) -> int:
     from ..backend import get_backend
+    from ..data import make_task
     from ..presets import get_preset
-    from ..train import INPUT_ERRORS, Interrupted, run_experiment, settings_to_resume
+    from ..train import (
+        INPUT_ERRORS,
+        Interrupted,
+        ResumeError,
+        run_experiment,
+        settings_to_resume,
+    )
 
     def start():
         check_seed(args.seed)
         overrides = {f: getattr(args, f) for f in FLAG_FIELDS
                      if getattr(args, f) is not None}
+        task_flags = {f: getattr(args, f) for f in TASK_FLAG_FIELDS}
         if args.resume:  # the checkpoint's settings, with the flags given
-            preset = settings_to_resume(Path(args.out) / "checkpoint.npz", args.preset,
-                                        overrides)
-        else:
-            preset = get_preset(args.preset or "zh").with_overrides(**overrides)
+            path = Path(args.out) / "checkpoint.npz"
+            preset = settings_to_resume(path, args.preset, overrides)
+            task = make_task(args.task, task_flags, base=preset.task)
+            if task != preset.task:
+                trained = "the corpus" if preset.task is None else \
+                    f"task {preset.task.describe()}"
+                raise ResumeError(f"{path} was trained on {trained}, not task "
+                                  f"{task.describe()}; leave the task flags out to go on "
+                                  "with its own")
+        else:  # the preset, then the task's settings, then the flags
+            preset = get_preset(args.preset or "zh").with_task(
+                make_task(args.task, task_flags), **overrides)
         return preset, get_backend(args.backend)
 
     preset, backend = ranks.together("start", start, INPUT_ERRORS)
@@ -170,7 +188,7 @@ def translate(args) -> int:
     import json
 
     from ..bleu import detokenize
-    from ..data import DataError
+    from ..data import DataError, text_rules
     from ..decode import translations
     from ..decode.heatmap import draw_attention
     from ..figures import check_figure_folder
@@ -185,7 +203,9 @@ def translate(args) -> int:
     sentences = args.sentences if args.sentences else _stdin_lines()
     results = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sentences,
                            ck.data.num_steps, backend, warn=warn, beam=args.beam,
-                           length_penalty=args.length_penalty, with_weights=want)
+                           length_penalty=args.length_penalty, with_weights=want,
+                           rules=text_rules(ck.task))
+    plain = detokenize if ck.task is None else str  # a task's output is its text: "168"
     drawn = 0  # maps are numbered in the order drawn: a line without a map takes no number
     decoding = "greedy" if args.beam == 1 else f"beam {args.beam}"
     about = f"{ck.config.model} decoder, {ck.config.cell} cell, {decoding}"
@@ -199,14 +219,14 @@ def translate(args) -> int:
                 plot = None
         if args.json:
             print(json.dumps({"source": sentence, "translation": t.text,
-                              "detokenized": detokenize(t.text), "tokens": t.tokens,
+                              "detokenized": plain(t.text), "tokens": t.tokens,
                               "source_tokens": t.source,
                               "attention": None if t.weights is None
                               else t.weights.tolist(),
                               "attention_plot": None if plot is None else str(plot)},
                              ensure_ascii=False))
         else:
-            print(detokenize(t.text) if args.detokenize else t.text)
+            print(plain(t.text) if args.detokenize else t.text)
     if args.attention_plot:
         if drawn or not any(t.weights is not None for t in results):
             warn(f"{plural(drawn, 'attention heat map')} in {args.attention_plot}")
@@ -219,6 +239,7 @@ def evaluate(args) -> int:
     """Score each ``--model`` in turn. With ``--json`` stdout holds one JSON line per
     model and nothing else; the report a person reads goes to stderr."""
     from .. import checkpoint
+    from ..data import DataError
     from ..evaluate import by_length_title, plot_by_length
     from ..figures import check_figure_path
 
@@ -226,6 +247,13 @@ def evaluate(args) -> int:
     check_figure_path(args.plot)  # before any model is scored
     paths = [checkpoint.resolve(m) for m in args.model]
     cks = [checkpoint.load(path) for path in paths]  # every one readable before any work
+    tasks = [str(path) for path, ck in zip(paths, cks) if ck.task is not None]
+    if args.plot and tasks and len(tasks) < len(cks):
+        raise DataError("--plot draws BLEU and chrF for a corpus model and accuracy for a "
+                        "task model: give models of one kind (several --plot runs)")
+    if args.data and tasks:
+        warn(f"--data is not read for {', '.join(tasks)}: a task model makes its pairs "
+             "again")
     out = sys.stderr if args.json else sys.stdout
     found = []
     for number, (path, ck) in enumerate(zip(paths, cks)):
@@ -255,13 +283,25 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
     ev = evaluate_model(ck, get_backend(args.backend), args.data, part=args.part,
                         beam=args.beam, length_penalty=args.length_penalty, warn=warn,
                         where=path)
-    report, scores = ev.report, ev.report.scores
+    report = ev.report
     where = f"{path}, " if several else ""
+    task = "" if ck.task is None else f", task {ck.task.describe()}"
     print(f"{where}{args.part} part: {plural(report.pairs, 'pair')}, {ck.config.model} "
-          f"model, {_decoding(args)}", file=out)
-    print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})", file=out)
-    print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})", file=out)
-    print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}", file=out)
+          f"model, {_decoding(args)}{task}", file=out)
+    if ck.task is None:
+        scores = report.scores
+        print(f"BLEU {scores['bleu']:.2f}  ({scores['bleu_signature']})", file=out)
+        print(f"chrF {scores['chrf']:.2f}  ({scores['chrf_signature']})", file=out)
+        print(f"mean sentence BLEU (the seed's formula, k=2) {report.seed_bleu:.3f}",
+              file=out)
+        measured = {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+    else:
+        print(f"exact match {report.exact_match:.2f}%  (outputs equal to their reference, "
+              "every token)", file=out)
+        print(f"token accuracy {report.token_accuracy:.2f}%  (positions right, each pair "
+              "counting the longer of output and reference)", file=out)
+        measured = {"task": ck.task.to_dict(), "exact_match": report.exact_match,
+                    "token_accuracy": report.token_accuracy}
     if args.by_length:
         print(by_length_table(report), file=out)
     for s_, h, r in list(zip(ev.sources, ev.hyps, ev.refs))[: args.show]:
@@ -270,8 +310,7 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
         print(json.dumps({"checkpoint": path, "model": ck.config.model,
                           "cell": ck.config.cell, "part": args.part,
                           "pairs": report.pairs, "beam": args.beam,
-                          "length_penalty": args.length_penalty, "bleu": scores["bleu"],
-                          "chrf": scores["chrf"],
+                          "length_penalty": args.length_penalty, **measured,
                           "by_length": [b.__dict__ for b in report.buckets]}))
     out.flush()
     return report
@@ -316,12 +355,19 @@ def gradflow(args) -> int:
         raise DataError("--compare-cells compares freshly initialised models; to compare "
                         "trained ones, give --model once per checkpoint")
     _check_labels(args.label, args.model)
-    pairs = read_pairs(args.pairs, warn=warn)[:args.batch_size]
-    models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps)
+    read = {}  # the pairs as each model's rules read them: the corpus's (None), a task's
+
+    def pairs_of(task):
+        if task not in read:
+            read[task] = read_pairs(args.pairs, warn=warn, rules=task)[:args.batch_size]
+        return read[task]
+
+    pairs = pairs_of(None) if not args.model else None  # fresh models read the corpus's way
+    models = []  # (name, params, cfg, src_vocab, tgt_vocab, num_steps, pairs)
     for path in args.model or []:
         ck, params, _ = _load_model(path, args.backend, "float64")
         models.append((path, params, ck.config, ck.src_vocab, ck.tgt_vocab,
-                       args.num_steps or ck.data.num_steps))
+                       args.num_steps or ck.data.num_steps, pairs_of(ck.task)))
     if models:  # each its own name: one entry per checkpoint in the table, JSON and figure
         names = checkpoint_names(args.model, [m[2] for m in models], args.label)
         models = [(name, *rest) for name, (_, *rest) in zip(names, models)]
@@ -330,11 +376,13 @@ def gradflow(args) -> int:
         cells = list(CELLS) if args.compare_cells else [args.cell]
         for cell in cells:
             params, cfg, sv, tv = fresh_model(preset, cell, pairs, backend, args.seed)
-            models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps))
+            models.append((cell, params, cfg, sv, tv, args.num_steps or preset.num_steps,
+                           pairs))
     measure = gradient_by_distance if args.by_distance else gradient_flow
-    flows = {}
-    for name, params, cfg, sv, tv, num_steps in models:
-        flows[name] = measure(params, cfg, batch_of_pairs(pairs, sv, tv, num_steps, backend))
+    flows, counted = {}, {}
+    for name, params, cfg, sv, tv, num_steps, own in models:
+        flows[name] = measure(params, cfg, batch_of_pairs(own, sv, tv, num_steps, backend))
+        counted[name] = len(own)
     if args.json:  # one shape, however many models: each one's name to its flow
         print(json.dumps({n: f.to_dict() for n, f in flows.items()}, ensure_ascii=False))
     else:
@@ -343,12 +391,12 @@ def gradflow(args) -> int:
                 S, T = f.source_steps, f.target_steps
             else:
                 S, T = f.encoder and len(f.encoder[0]), len(f.decoder[0])
-            print(f"{n}: {plural(len(pairs), 'pair')}, {S} source and "
+            print(f"{n}: {plural(counted[n], 'pair')}, {S} source and "
                   f"{plural(T, 'target step')}")
             print(distance_table(f) if args.by_distance else flow_table(f, args.clip))
     if args.plot:
         decoders = {m[2].model for m in models}
-        title = (f"{plural(len(pairs), 'pair', ',')} of {args.pairs}; "
+        title = (f"{plural(max(counted.values()), 'pair', ',')} of {args.pairs}; "
                  + ("trained" if args.model else f"freshly initialised, preset {args.preset}")
                  + (f", {decoders.pop()} decoder" if len(decoders) == 1 else ""))
         drawn = plot_by_distance(flows, args.plot, title) if args.by_distance else \

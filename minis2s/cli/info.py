@@ -1,13 +1,16 @@
-"""What ``minis2s info`` prints: :meth:`minis2s.Model.info`'s dict as five lines of text."""
+"""What ``minis2s info`` prints: :meth:`minis2s.Model.info`'s dict as five lines of text
+(six for a model of a generated task)."""
 
 from __future__ import annotations
 
+from ..data import TaskSpec
 from ..wording import plural
 
 
 def describe(info: dict) -> str:
     """:meth:`minis2s.Model.info` as the lines ``minis2s info`` prints: the file with its
-    size and parameter count, then the model, data, vocabulary and training lines."""
+    size and parameter count, then the model, data, vocabulary, task (where there is one)
+    and training lines."""
     m, d, t = info["model"], info["data"], info["training"]
     size = info["file_bytes"]
     lines = [f"{info['checkpoint']}: "
@@ -26,6 +29,8 @@ def describe(info: dict) -> str:
     if d["train_pairs"] is not None:
         vocab += f"; {plural(d['train_pairs'], 'training pair')}"
     lines.append(vocab)
+    if info.get("task") is not None:
+        lines.append(f"task      {TaskSpec.from_dict(info['task']).describe()}")
     recorded = [f"preset {t['preset']}" if t["preset"] is not None else None,
                 _epochs(t["epochs"], t["total_epochs"]),
                 f"seed {t['seed']}" if t["seed"] is not None else None,

@@ -13,6 +13,8 @@ import argparse
 import math
 
 from ..argparsing import Parser
+from ..data import TASKS
+from ..data.tasks import HELD_OUT
 from ..evaluate import PARTS
 from ..exercises import EXERCISES
 from ..model import DECODERS
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
           metavar="N|F")
     field(g, "--split-seed", "random seed of the train / validation / test split",
           type=int, metavar="S")
+    task_options(p)
     p.set_defaults(func=commands.train)
 
     def beam_opts(p):
@@ -134,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "input: one line out per sentence, tokens joined by spaces (--detokenize: "
                        "punctuation joined to its word, as evaluate scores it).")
     p.add_argument("--model", required=True, metavar="CKPT", help=ckpt)
-    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="English sentences "
-                   "(default: the lines of standard input)")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="English sentences, "
+                   "or a task model's inputs such as 123+45 (default: the lines of standard "
+                   "input)")
     beam_opts(p)
     p.add_argument("--detokenize", action="store_true", help="print 'va!' rather than the "
                    "tokens 'va !'")
@@ -150,20 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     backend_opt(p)
     p.set_defaults(func=commands.translate)
 
-    p = sub.add_parser("evaluate", help="corpus BLEU and chrF on the held-out test part")
+    p = sub.add_parser("evaluate", help="corpus BLEU and chrF on the held-out test part "
+                       "(a task model: exact-match and token accuracy)")
     p.add_argument("--model", required=True, action="append", metavar="CKPT",
                    help=f"{ckpt}; give it several times to score several models (and draw "
                    "them in one --plot)")
     p.add_argument("--data", help="the corpus the model was trained on (default: "
-                   "$MINIS2S_DATA, the cache, else a download)")
+                   "$MINIS2S_DATA, the cache, else a download; a task model makes its pairs "
+                   "again and reads none)")
     p.add_argument("--part", choices=PARTS, default="test",
                    help="which part of the corpus to score")
     p.add_argument("--show", type=int, default=5, metavar="N",
                    help="print this many example translations")
     beam_opts(p)
     p.add_argument("--by-length", dest="by_length", action="store_true", help="BLEU and chrF "
-                   "per source-length bucket")
-    p.add_argument("--plot", metavar="PNG", help="draw BLEU and chrF against source length")
+                   "(a task model: its accuracies) per source-length bucket")
+    p.add_argument("--plot", metavar="PNG", help="draw BLEU and chrF (a task model: its "
+                   "accuracies) against source length")
     p.add_argument("--json", action="store_true", help="stdout holds only JSON, one line per "
                    "model (its checkpoint, settings and scores); the report goes to stderr")
     backend_opt(p)
@@ -180,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "of the gradient reaching every layer's state at every step, read "
                        "off backprop through time (the seed's loss, no dropout, float64).")
     p.add_argument("--pairs", required=True, help="sentence pairs, tab-separated as the "
-                   "corpus (a .zip corpus works too)")
+                   "corpus (a .zip corpus works too); a task model reads each side as its "
+                   "task does (123+45<TAB>168)")
     p.add_argument("--model", action="append", metavar="CKPT", help=f"{ckpt}; give it "
                    "several times to compare trained models (default: a fresh model)")
     p.add_argument("--label", action="append", metavar="NAME", help="a name for each "
@@ -229,6 +237,55 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser(p)
     p.set_defaults(func=commands.bench)
     return parser
+
+
+def task_options(p) -> None:
+    """``train``'s options of the generated tasks (minis2s/data/tasks.py; docs/tasks.md).
+    Each defaults to None, so that the command knows which were given: the task's own
+    default, or on --resume the checkpoint's, fills the others in."""
+    def by_value(found: dict) -> str:
+        """``copy, reverse: 10; add: 3``: the tasks that share a value named together."""
+        names: dict = {}
+        for name, value in found.items():
+            names.setdefault(value, []).append(name)
+        return "; ".join(f"{', '.join(n)}: {v:,}" for v, n in names.items())
+
+    def default(option: str) -> str:
+        return by_value({name: task.defaults[option] for name, task in TASKS.items()
+                         if option in task.defaults})
+
+    sizes = by_value({name: task.train_size for name, task in TASKS.items()})
+    epochs = by_value({name: task.epochs for name, task in TASKS.items()})
+    g = p.add_argument_group("task", "pairs generated from a random seed instead of the "
+                             "corpus: --task NAME, its options, and its sizes")
+    g.add_argument("--task", choices=list(TASKS), default=None, help="train on task NAME: "
+                   + "; ".join(f"{name}, {task.summary}" for name, task in TASKS.items())
+                   + f". It sets num_steps to fit its longest pairs, --valid-size and "
+                   f"--test-size to {HELD_OUT}, --min-freq to 1, --examples to none and "
+                   f"--epochs to its own ({epochs}); flags still override them (default: "
+                   "none, the corpus)")
+    g.add_argument("--train-size", dest="train_size", type=int, default=None, metavar="N",
+                   help=f"training pairs of the task (default: {sizes})")
+    g.add_argument("--task-seed", dest="task_seed", type=int, default=None, metavar="S",
+                   help="random seed of the task's pairs; --split-seed then splits them "
+                   "into parts (default: 0)")
+    g.add_argument("--symbols", type=int, default=None, metavar="K", help="copy, reverse: "
+                   f"the first K of a-z, A-Z, 0-9, from 2 to 62 (default: {default('symbols')})")
+    g.add_argument("--min-len", dest="min_len", type=int, default=None, metavar="N",
+                   help=f"copy, reverse: the shortest string (default: {default('min_len')})")
+    g.add_argument("--max-len", dest="max_len", type=int, default=None, metavar="N",
+                   help=f"copy, reverse: the longest string (default: {default('max_len')})")
+    g.add_argument("--digits", type=int, default=None, metavar="D", help="add: the most "
+                   f"digits of each number, from 1 to 30 (default: {default('digits')})")
+    g.add_argument("--min-year", dest="min_year", type=int, default=None, metavar="Y",
+                   help=f"date: the first year (default: {default('min_year')})")
+    g.add_argument("--max-year", dest="max_year", type=int, default=None, metavar="Y",
+                   help=f"date: the last year; two-digit years are written only when the "
+                   f"range spans at most 100 years (default: {default('max_year')})")
+    g.add_argument("--reverse-source", dest="reverse_source",
+                   action=argparse.BooleanOptionalAction, default=None, help="every task: "
+                   "the model reads each source backwards (as Sutskever et al. did); "
+                   "translate and evaluate still take it forwards (default: off)")
 
 
 def exercise_parser(sub) -> None:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
+from typing import Any
 
 import numpy as np
 
@@ -49,19 +50,21 @@ class DataSpec:
 
 
 def parse_pairs(
-    lines: Iterable[str], num_examples: int | None, where: str, name: str, warn: Warn
+    lines: Iterable[str], num_examples: int | None, where: str, name: str, warn: Warn,
+    rules=None,
 ) -> list[Pair]:
     """Turn raw lines into token pairs, counting and reporting the lines skipped.
 
     ``where`` names the input in the error raised when no pair is left; ``name`` names it
-    in the warning about skipped lines."""
+    in the warning about skipped lines. ``rules`` (a :class:`~minis2s.data.TaskSpec`)
+    reads each side as a generated task does; None, as the corpus is read."""
     pairs: list[Pair] = []
     blank = no_tab = empty_side = 0
     if num_examples is not None:
         # islice stops without pulling (and decoding) the line after the last one used.
         lines = islice(lines, num_examples + 1)
     for line in lines:
-        text = preprocess(line)
+        text = preprocess(line) if rules is None else line
         if not text.strip():
             blank += 1
             continue
@@ -69,7 +72,10 @@ def parse_pairs(
         if len(columns) < 2:
             no_tab += 1
             continue
-        src, tgt = tokenize(columns[0]), tokenize(columns[1])
+        if rules is None:
+            src, tgt = tokenize(columns[0]), tokenize(columns[1])
+        else:
+            src, tgt = rules.source_tokens(columns[0]), rules.target_tokens(columns[1])
         if not src or not tgt:
             empty_side += 1
             continue
@@ -85,14 +91,17 @@ def parse_pairs(
             parts.append(f"{empty_side} with an empty side")
         warn(f"minis2s: skipped {plural(skipped, 'line')} of {name} ({', '.join(parts)})")
     if not pairs:
-        raise DataError(f"{where}: no valid 'English<TAB>French' line found")
+        sides = "English<TAB>French" if rules is None else "SOURCE<TAB>TARGET"
+        raise DataError(f"{where}: no valid '{sides}' line found")
     return pairs
 
 
 def read_pairs(
-    path: PathLike, num_examples: int | None = None, *, warn: Warn = warn_stderr
+    path: PathLike, num_examples: int | None = None, *, warn: Warn = warn_stderr,
+    rules=None,
 ) -> list[Pair]:
-    """Read ``(source tokens, target tokens)`` pairs from a tab-separated corpus.
+    """Read ``(source tokens, target tokens)`` pairs from a tab-separated corpus, each
+    side read as ``rules`` (a generated task's) says, or by the corpus's rules.
 
     ``path`` is either a ``.zip`` holding ``fra-eng/fra.txt`` (as published for the book)
     or a plain UTF-8 text file with one ``English<TAB>French[<TAB>...]`` pair per line;
@@ -105,7 +114,7 @@ def read_pairs(
     if num_examples is not None and num_examples < 0:
         raise DataError(f"num_examples must be >= 0 or None, got {num_examples}")
     with open_lines(path) as (lines, where, name):
-        return parse_pairs(lines, num_examples, where, name, warn)
+        return parse_pairs(lines, num_examples, where, name, warn, rules)
 
 
 # -------------------------------------------------------------------- splits
@@ -195,7 +204,8 @@ class Part:
 
 @dataclass
 class TranslationData:
-    """Vocabularies (built on the training part) and the three parts as arrays."""
+    """Vocabularies (built on the training part) and the three parts as arrays; ``task``,
+    the :class:`~minis2s.data.TaskSpec` that made the pairs (None: the corpus)."""
 
     src_vocab: Vocab
     tgt_vocab: Vocab
@@ -203,6 +213,7 @@ class TranslationData:
     train: Part
     valid: Part
     test: Part
+    task: Any = None
 
 
 def make_part(

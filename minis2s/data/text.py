@@ -2,6 +2,8 @@
 
 Normalise non-breaking spaces, lowercase, put a space before ``, . ! ?``, and split into
 word tokens. The same rules serve training data and sentences given to ``translate``.
+:data:`CORPUS_TEXT` holds them under the names a generated task's rules have
+(:class:`~minis2s.data.TaskSpec`), so that code reading and writing text takes either.
 """
 
 from __future__ import annotations
@@ -32,3 +34,31 @@ def tokenize(line: str) -> Tokens:
     ``split(' ')``, so repeated or leading spaces never produce empty tokens.
     """
     return line.split()
+
+
+class CorpusText:
+    """The corpus's text rules under the names of a task's: a source or target is read
+    by :func:`preprocess` and :func:`tokenize`, tokens are written joined by spaces."""
+
+    name = "corpus"
+
+    @staticmethod
+    def source_tokens(text: str) -> Tokens:
+        return tokenize(preprocess(text))
+
+    target_tokens = source_tokens
+
+    @staticmethod
+    def source_text(tokens) -> str:
+        return " ".join(tokens)
+
+    target_text = source_text
+
+
+CORPUS_TEXT = CorpusText()
+
+
+def text_rules(task):
+    """How the data of ``task`` (a :class:`~minis2s.data.TaskSpec`, or None for the
+    corpus) is read and written."""
+    return CORPUS_TEXT if task is None else task

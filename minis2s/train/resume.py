@@ -47,7 +47,7 @@ def checkpoint_of(trainer: Trainer, data: TranslationData, seed: int) -> Checkpo
                 "loss": trainer.history[-1].loss if trainer.history else None,
                 "history": [asdict(h) for h in trainer.history], "state": state}
     return Checkpoint(params, trainer.cfg, data.spec, data.src_vocab, data.tgt_vocab,
-                      training, arrays)
+                      training, arrays, data.task)
 
 
 def saved_settings(ck: Checkpoint, where: str = "the checkpoint") -> tuple[Preset, int]:
@@ -64,7 +64,8 @@ def saved_settings(ck: Checkpoint, where: str = "the checkpoint") -> tuple[Prese
             raise TypeError(f"seed {seed!r}")
         optimisation = {name: tr[name] for name in OPTIMISATION}
         return Preset.from_parts(tr["preset"], ck.config, ck.data,
-                                 {"epochs": tr["total_epochs"], **optimisation}), seed
+                                 {"epochs": tr["total_epochs"], **optimisation},
+                                 ck.task), seed
     except KeyError as exc:
         raise ResumeError(f"{where}: unreadable training settings (no {exc})") from None
     except (TypeError, ConfigError) as exc:

@@ -13,7 +13,7 @@ import numpy as np
 from .. import checkpoint
 from ..backend import Backend, BackendError
 from ..checkpoint import CheckpointError
-from ..data import DataError, TranslationData, load_data, resolve_data_path
+from ..data import DataError, TranslationData, load_data, load_task_data, resolve_data_path
 from ..presets import PRESETS, Preset
 from ..settings import ConfigError
 from ..wording import plural
@@ -84,7 +84,13 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     With several ``ranks`` (``mpiexec -n R``) every rank runs this; each trains on its
     shard of every batch, and rank 0 alone prints, draws the progress bar and writes
     files. The ranks check that they were given the same settings and read the same
-    data, and a rank that fails to start makes every rank stop with its message."""
+    data, and a rank that fails to start makes every rank stop with its message.
+
+    A preset with a ``task`` trains on that task's generated pairs: no corpus is read,
+    and a ``data_path`` given with it is refused (:class:`DataError`) before any work."""
+    if preset.task is not None and data_path is not None:
+        raise DataError(f"--data names a corpus to read, and --task {preset.task.name} makes "
+                        "pairs of its own: give one or the other")
     if not ranks.root:
         warn, progress = (lambda message: None), False
     out_dir = Path(out_dir)
@@ -128,8 +134,12 @@ def run_experiment(preset: Preset, data_path, backend: Backend, out_dir,
     threads = limit_blas_threads(ranks)
     if threads:
         warn(threads)
-    data = _together(ranks, "read the data", lambda: load_data(
-        resolve_data_path(data_path), preset.data_spec(), warn=warn))
+    if preset.task is not None:
+        data = _together(ranks, "make the task's pairs", lambda: load_task_data(
+            preset.task, preset.data_spec()))
+    else:
+        data = _together(ranks, "read the data", lambda: load_data(
+            resolve_data_path(data_path), preset.data_spec(), warn=warn))
     ranks.check_same("the data", _data_digest(data))
     if ck is not None:
         trainer = _together(ranks, "resume", lambda: resume_trainer(
