@@ -16,11 +16,12 @@
 #   2. tests (150 s): pytest -m gpu, the tests of tests/test_on_the_double.py re-run on
 #      the GPU in float64 and float32 against NumPy, and tests/test_gpu.py (minis2s on
 #      the GPU against PyTorch on CUDA in float64, the benchmark's GPU runs)
-#   3. gradcheck (300 s, beside parts 2 and 4): every backward pass against finite
-#      differences, on the GPU in float64
+#   3. gradcheck (330 s, beside parts 2 and 4): every backward pass against finite
+#      differences, on the GPU in float64 (each case's rows printed as it ends, so a run
+#      stopped by its limit still shows what it checked)
 #   4. train (150 s): the seed's experiment (preset zh, the seed's decoder) on the GPU:
 #      its loss, speed and four sentences
-#   5. bench (70 + 70 + 90 s): minis2s on the GPU against PyTorch with cuDNN, presets
+#   5. bench (60 + 60 + 90 s): minis2s on the GPU against PyTorch with cuDNN, presets
 #      zh, en and big, one run each (the benchmark's default epochs), after part 3 ends
 set -u
 
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT_DIR="$2"; shift 2 ;;
         --dry-run) DRY=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -41,10 +42,10 @@ done
 PARTS=(
     "preflight|30|$PY -c 'from minis2s.backend import get_backend; b = get_backend(\"cupy\"); print(\"minis2s backend:\", b.name, b.device)'"
     "tests|150|$PY -m pytest -q -p no:cacheprovider -rfEs -m gpu tests/test_on_the_double.py tests/test_gpu.py"
-    "gradcheck|300|$PY -m minis2s gradcheck --backend cupy"
+    "gradcheck|330|$PY -m minis2s gradcheck --backend cupy"
     "train|150|$PY examples/train_eng_fra.py --backend cupy --models seq2seq --out \$OUT_DIR/runs"
-    "bench-zh|70|$PY -m minis2s bench --backend cupy --vs-torch --preset zh --repeats 1"
-    "bench-en|70|$PY -m minis2s bench --backend cupy --vs-torch --preset en --repeats 1"
+    "bench-zh|60|$PY -m minis2s bench --backend cupy --vs-torch --preset zh --repeats 1"
+    "bench-en|60|$PY -m minis2s bench --backend cupy --vs-torch --preset en --repeats 1"
     "bench-big|90|$PY -m minis2s bench --backend cupy --vs-torch --preset big --repeats 1"
 )
 BUDGET=570  # preflight + max(gradcheck, tests + train) + the three benches

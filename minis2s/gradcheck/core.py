@@ -120,18 +120,20 @@ def check_arrays(case: str, f: Callable[[], float], arrays: Mapping, grads: Mapp
     return rows
 
 
-def print_rows(rows: list[Row], out=None) -> float:
-    """Print one line per row and the closing summary; return the largest error."""
+def print_rows(rows: list[Row], out=None, lines: bool = True, summary: bool = True) -> float:
+    """Print one line per row (``lines``) and the closing summary (``summary``); return
+    the largest error."""
     out = sys.stdout if out is None else out
     width = max((len(r.case) for r in rows), default=4)
     nwidth = max((len(r.name) for r in rows), default=4)
-    for r in rows:
+    for r in rows if lines else ():
         flag = "" if r.error <= TOLERANCE else "  FAIL"
         shape = "x".join(map(str, r.shape)) or "scalar"
         print(f"{r.case:<{width}}  {r.name:<{nwidth}}  {shape:>10}  {r.error:.2e}{flag}",
-              file=out)
+              file=out, flush=True)
     worst = max((r.error for r in rows), default=0.0)
-    print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
+    if summary:
+        print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
     return worst
 
 
