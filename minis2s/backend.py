@@ -36,14 +36,12 @@ def array_module(*arrays: Any):
 def index_add(target, ids, rows) -> None:
     """``target[ids[i]] += rows[i]`` for every i, repeated ids accumulating, in place.
 
-    NumPy: a sorted segment sum (``np.add.at`` is several times slower); CuPy: atomic
-    scatter-add.
+    NumPy: a sorted segment sum (``np.add.at`` is several times slower); CuPy:
+    ``cupy.add.at``, an atomic scatter-add on the GPU.
     """
     xp = array_module(target)
     if xp is not numpy:
-        import cupyx
-
-        cupyx.scatter_add(target, ids, rows)
+        xp.add.at(target, ids, rows)
         return
     if ids.size == 0:
         return
@@ -67,18 +65,52 @@ def to_numpy(x: Any) -> numpy.ndarray:
 
 
 def _import_cupy():
+    """CuPy, once it has shown that the GPU computes: a 2x2 product and its ``exp``, made
+    on the device (under ``mpiexec``, the rank's device, :func:`_select_device`) and
+    copied back, must be NumPy's. Any failure on the way (CuPy missing or broken, no
+    device, a driver or library that cannot run a kernel, wrong numbers) is a
+    :class:`BackendError` that says what failed."""
     try:
         import cupy
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise BackendError(
-            "the 'cupy' backend needs CuPy, which is not installed; "
-            "install the GPU extra: pip install 'minis2s[gpu]'"
-        ) from exc
+    except ImportError as exc:
+        if exc.name == "cupy":
+            raise BackendError(
+                "the 'cupy' backend needs CuPy, which is not installed; install the GPU "
+                "extra for this machine's CUDA: pip install 'minis2s[gpu]' (CUDA 13) or "
+                "'minis2s[gpu-cuda12]' (CUDA 12)") from exc
+        raise BackendError(f"CuPy is installed but does not import: {exc}") from exc
+    except Exception as exc:
+        raise BackendError(f"CuPy is installed but does not import: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    x = numpy.array([[0.5, -1.0], [0.25, 0.75]])
+    want = numpy.exp(x @ x)
     try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        raise BackendError(f"the 'cupy' backend found no usable CUDA device: {exc}") from exc
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count < 1:
+            raise BackendError("the 'cupy' backend found no CUDA device")
+        _select_device(cupy, count)
+        on_device = cupy.asarray(x)
+        got = cupy.asnumpy(cupy.exp(on_device @ on_device))
+    except BackendError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"the 'cupy' backend cannot compute on the GPU: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    if not numpy.allclose(got, want, rtol=1e-12, atol=0):
+        raise BackendError("the 'cupy' backend computes wrong numbers on the GPU: a 2x2 "
+                           "product and its exp differ from NumPy's")
     return cupy
+
+
+def _select_device(cupy, count: int) -> None:
+    """Under an MPI launcher with several ranks, make GPU ``local rank mod count`` this
+    process's device (the rank within its machine, as the launcher numbers it), so the
+    ranks on one machine share its GPUs out; a plain process keeps CuPy's current
+    device."""
+    from .train.ranks import launched_local_rank, launched_ranks
+
+    if launched_ranks() > 1:
+        cupy.cuda.Device(launched_local_rank() % count).use()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import to_numpy
 from .data import DataError, DataSpec, TaskSpec, Vocab
 from .model import ModelConfig, param_shapes
 from .params import ParamSet
@@ -101,9 +102,9 @@ def save(path, ck: Checkpoint) -> Path:
     """Write ``ck`` to ``path`` atomically: a crash leaves the previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.asarray(v) for name, v in ck.params.items()}
+    arrays = {name: to_numpy(v) for name, v in ck.params.items()}  # from either backend
     for name, v in ck.extra.items():
-        arrays["extra/" + name] = np.asarray(v)
+        arrays["extra/" + name] = to_numpy(v)
     arrays[META] = np.array(_meta(ck))
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:

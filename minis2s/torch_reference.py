@@ -213,14 +213,15 @@ class TorchSeq2Seq(nn.Module):
         ``src_valid_len`` (N,): what attention may read (default: all)."""
         state, enc_out = self.encode(src, masks)
         if src_valid_len is None:
-            src_valid_len = torch.full((src.shape[0],), src.shape[1])
+            src_valid_len = torch.full((src.shape[0],), src.shape[1], device=src.device)
         return self.decoder(tgt_in, state, enc_out, src_valid_len, masks)
 
 
 def masked_ce(logits, labels, valid_len, reduction="seq"):
     """The seed's MaskedSoftmaxCELoss, summed over the batch (or the per-token mean)."""
     T = labels.shape[1]
-    mask = (torch.arange(T)[None, :] < valid_len[:, None]).to(logits.dtype)
+    mask = (torch.arange(T, device=logits.device)[None, :] < valid_len[:, None]
+            ).to(logits.dtype)
     nll = nn.functional.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none")
     if reduction == "seq":
         return (nll * mask).mean(dim=1).sum()

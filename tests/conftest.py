@@ -45,6 +45,24 @@ def _tiny_corpus(path, n=400, seed=0):
     return path
 
 
+@pytest.fixture(autouse=True)
+def _backend_only_when_asked(request, monkeypatch):
+    """``$MINIS2S_BACKEND`` reaches only the tests marked ``backend_from_environment``:
+    for every other test (and the commands it starts) it is unset, so that setting it
+    in the shell cannot move the suite onto another backend unseen."""
+    if request.node.get_closest_marker("backend_from_environment") is None:
+        monkeypatch.delenv("MINIS2S_BACKEND", raising=False)
+
+
+@pytest.fixture
+def cupy_double(monkeypatch):
+    """The CuPy double (tests/cupy_double.py) installed as ``cupy`` and ``cupyx`` for
+    this test; its ``syncs`` count the synchronisations."""
+    from .cupy_double import install
+
+    return install(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """The real corpus when MINIS2S_DATA names it (CI), else a tiny made-up one."""

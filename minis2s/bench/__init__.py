@@ -7,6 +7,10 @@ hits both. It reports valid target tokens per second over whole epochs (the meas
 ``minis2s train``'s closing line), the ratio, each process's peak resident memory and the
 final losses.
 
+``--backend cupy`` trains minis2s on the GPU through CuPy, and PyTorch on the same GPU
+(CUDA, its recurrent layers through cuDNN); the float32 matrix-product ceiling is then
+the GPU's.
+
 ``--ranks R`` adds a third contender to the alternation: minis2s on R processes under
 ``mpiexec -n R`` (one BLAS thread each on a machine of R cores), against one process and
 against PyTorch with its default threads; it also reports the time each step spends
@@ -24,6 +28,7 @@ import argparse
 import sys
 
 from ..argparsing import Parser
+from ..backend import BackendError, get_backend
 from ..model import DECODERS
 from ..ops import CELLS
 from ..train.ranks import RankError, launched_rank
@@ -56,6 +61,9 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
     parser.add_argument("--ranks", type=int, default=1, help="also train minis2s on this "
                         "many processes under mpiexec (needs the mpi extra)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the runs")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                        help="minis2s's array library (default: $MINIS2S_BACKEND, else "
+                        "numpy); with cupy, PyTorch runs on the GPU too")
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
     parser.add_argument("--overrides", help=argparse.SUPPRESS)
@@ -71,9 +79,10 @@ def run(args) -> int:
         if args.worker:
             return worker(args)
         refuse_a_launcher(args.ranks)
+        backend = get_backend(args.backend).name  # a missing CuPy is said before any run
         bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-              cell=args.cell, model=args.model, ranks=args.ranks)
-    except (BenchError, RankError) as e:
+              cell=args.cell, model=args.model, ranks=args.ranks, backend=backend)
+    except (BenchError, BackendError, RankError) as e:
         if launched_rank() == 0:  # under mpiexec every rank stops; rank 0 says why
             print(f"minis2s bench: error: {e}", file=sys.stderr)
         return 2

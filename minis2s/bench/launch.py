@@ -24,7 +24,7 @@ def worker(args) -> int:
     preset = get_preset(args.preset).with_overrides(**json.loads(args.overrides or "{}"))
     data = bench_data(preset, args.data)
     run = run_minis2s if args.worker == "minis2s" else run_torch
-    result = run(preset, data, args.epochs, args.seed)
+    result = run(preset, data, args.epochs, args.seed, args.backend or "numpy")
     if launched_rank() == 0:  # one line, from the root
         print(json.dumps(result.__dict__))
         sys.stdout.flush()
@@ -58,10 +58,10 @@ def mpiexec_command(ranks: int) -> list[str]:
 
 
 def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
-           ranks: int = 1) -> Result:
+           ranks: int = 1, backend: str = "numpy") -> Result:
     launcher = mpiexec_command(ranks) if ranks > 1 else []
     cmd = [*launcher, sys.executable, "-m", "minis2s.bench", "--worker", impl, "--preset",
-           preset, "--epochs", str(epochs), "--seed", str(seed)]
+           preset, "--epochs", str(epochs), "--seed", str(seed), "--backend", backend]
     if data:
         cmd += ["--data", str(data)]
     if overrides:
@@ -81,7 +81,9 @@ def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
 
 
 def measure_pair(preset: str, epochs: int, seed: int = 0, data=None,
-                 overrides: dict | None = None) -> tuple[Result, Result]:
-    """One minis2s run, then one PyTorch run, of a preset with some fields overridden."""
-    return (spawn("minis2s", preset, epochs, seed, data, overrides),
-            spawn("pytorch", preset, epochs, seed, data, overrides))
+                 overrides: dict | None = None, backend: str = "numpy"
+                 ) -> tuple[Result, Result]:
+    """One minis2s run, then one PyTorch run, of a preset with some fields overridden
+    (on the GPU for ``backend`` cupy)."""
+    return (spawn("minis2s", preset, epochs, seed, data, overrides, backend=backend),
+            spawn("pytorch", preset, epochs, seed, data, overrides, backend=backend))

@@ -31,26 +31,42 @@ def nominal_flops_per_token(preset: Preset, data) -> float:
     return 3 * N * per_pair / float(data.train.tgt_valid_len.sum())
 
 
-def gemm_ceiling_gflops(n: int = 1024, repeats: int = 20) -> float:
-    """Measured float32 matrix-product rate of this machine (NumPy's BLAS, all threads)."""
+def gemm_ceiling_gflops(n: int | None = None, repeats: int = 20,
+                        backend: str = "numpy") -> float:
+    """Measured float32 matrix-product rate of this machine, n x n products (default
+    1024): NumPy's BLAS on all threads, or with ``backend`` cupy the GPU's (default n
+    4096, as a GPU needs larger products to reach its rate; each product waited for)."""
+    from ..backend import get_backend
+
+    xp = get_backend(backend).xp
+    if n is None:
+        n = 1024 if backend == "numpy" else 4096
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    out = np.empty((n, n), dtype=np.float32)
-    np.matmul(a, b, out=out)
+    a = xp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = xp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    out = xp.empty((n, n), dtype=np.float32)
+
+    def wait() -> None:
+        if xp is not np:
+            xp.cuda.Device().synchronize()
+
+    xp.matmul(a, b, out=out)
+    wait()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        np.matmul(a, b, out=out)
+        xp.matmul(a, b, out=out)
+        wait()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
 
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
           seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
-          model: str = "seq2seq", ranks: int = 1) -> dict:
+          model: str = "seq2seq", ranks: int = 1, backend: str = "numpy") -> dict:
     """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
-    returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes."""
+    returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes;
+    with ``backend`` cupy, minis2s and PyTorch run on the GPU."""
     epochs = epochs or BENCH_EPOCHS.get(preset, 1)
     if ranks < 1:
         raise BenchError(f"--ranks must be at least 1, got {ranks}")
@@ -69,7 +85,7 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
         for name, n in contenders:
             impl = "pytorch" if name == "pytorch" else "minis2s"
             res = spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model},
-                         ranks=n)
+                         ranks=n, backend=backend)
             results[name].append(res)
             print(f"run {r + 1}/{repeats} {name:{width}s} {res.tokens_per_sec:10.1f} "
                   f"tokens/sec  loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB",
@@ -81,7 +97,9 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "loss": statistics.median(x.loss for x in rs),
             "peak_rss_mb": max(x.peak_rss_mb for x in rs),
             "step_ms": statistics.median(x.step_ms for x in rs)}
-    print(f"preset {preset}, {model} model, cell {cell}, {plural(epochs, 'epoch')} per run, "
+    where = "" if backend == "numpy" else f" on the GPU ({backend})"
+    print(f"preset {preset}, {model} model, cell {cell}{where}, {plural(epochs, 'epoch')} "
+          "per run, "
           f"{plural(repeats, 'run')} each "
           f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
     for name, s in summary.items():
@@ -92,10 +110,11 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
                                           summary["minis2s"], ranks, out)
     full = get_preset(preset).with_overrides(cell=cell, model=model)
     flops = nominal_flops_per_token(full, bench_data(full, data))
-    ceiling = gemm_ceiling_gflops()
+    ceiling = gemm_ceiling_gflops(backend=backend)
     summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
     print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "
-          f"{ceiling:.0f} GFLOP/s", file=out)
+          f"{ceiling:.0f} GFLOP/s" + ("" if backend == "numpy" else " (the GPU's)"),
+          file=out)
     for name in results:
         rate = summary[name]["tokens_per_sec"] * flops / 1e9
         summary[name]["nominal_gflops"] = rate

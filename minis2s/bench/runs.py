@@ -33,6 +33,7 @@ class Result:
     allreduce_ms: float = 0.0  # per step, in training: the sums, and waiting for them
     pure_allreduce_ms: float = 0.0  # the gradients' sum alone, ranks lined up first
     gradient_bytes: int = 0  # each rank's gradient buffer (what one sum adds up)
+    device: str = "cpu"  # where it trained: cpu, or gpu
 
 
 def peak_rss_mb() -> float:
@@ -57,8 +58,10 @@ def bench_data(preset: Preset, data_path):
     return data
 
 
-def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
-    """Train in this process, or as one of the ranks when started by ``mpiexec``."""
+def run_minis2s(preset: Preset, data, epochs: int, seed: int,
+                backend: str = "numpy") -> Result:
+    """Train in this process, or as one of the ranks when started by ``mpiexec``, on
+    ``backend`` (float32; under ``mpiexec`` with CuPy each rank takes its own GPU)."""
     from ..backend import get_backend
     from ..train import Trainer, model_config
     from ..train.ranks import limit_blas_threads, world
@@ -67,14 +70,14 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int) -> Result:
     said = limit_blas_threads(ranks)
     if said and ranks.rank == 0:
         print(said, file=sys.stderr)
-    trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=seed,
-                      ranks=ranks)
+    on = get_backend(backend)
+    trainer = Trainer(model_config(preset, data), preset, on, seed=seed, ranks=ranks)
     trainer.fit(data, epochs, progress=False)
     tokens = sum(s.tokens for s in trainer.history)
     seconds = sum(s.seconds for s in trainer.history)
     steps = trainer.opt.t
     result = Result("minis2s", tokens / seconds, trainer.history[-1].loss, peak_rss_mb(),
-                    seconds, epochs, ranks.size, 1e3 * seconds / steps)
+                    seconds, epochs, ranks.size, 1e3 * seconds / steps, device=on.device)
     if ranks.size > 1:
         summed = np.zeros_like(trainer.grads.flat)  # what every step sums over the ranks
         result.allreduce_ms = 1e3 * trainer.allreduce_seconds / steps
@@ -96,7 +99,9 @@ def time_allreduce(ranks, buffer, repeats: int = 20) -> float:
     return statistics.median(times)
 
 
-def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
+def run_torch(preset: Preset, data, epochs: int, seed: int, backend: str = "numpy") -> Result:
+    """The PyTorch reference of the same model, on the CPU, or with ``backend`` cupy on
+    the GPU (CUDA; cuDNN for the recurrent layers, as PyTorch chooses by default)."""
     import torch
 
     from ..backend import get_backend, to_numpy
@@ -107,8 +112,12 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
 
     cfg = model_config(preset, data)
     init = init_params(cfg, get_backend("numpy"), np.random.default_rng(seed))
+    device = torch.device("cuda" if backend == "cupy" else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("PyTorch here has no CUDA: the GPU reference cannot run")
     net = TorchSeq2Seq(cfg)  # float32, like minis2s
     net.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in init.items()})
+    net.to(device)
     net.train()
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
@@ -119,12 +128,12 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
         start = time.perf_counter()
         loss_sum, epoch_tokens = 0.0, 0
         for b in iterate_batches(data.train, preset.batch_size, shuffle, bos=bos):
-            src, tgt = torch.from_numpy(b.src), torch.from_numpy(b.tgt)
-            valid = torch.from_numpy(b.tgt_valid_len)
-            dec_in = torch.from_numpy(b.tgt_in)
+            src, tgt = torch.from_numpy(b.src).to(device), torch.from_numpy(b.tgt).to(device)
+            valid = torch.from_numpy(b.tgt_valid_len).to(device)
+            dec_in = torch.from_numpy(b.tgt_in).to(device)
+            src_valid = torch.from_numpy(b.src_valid_len).to(device)
             opt.zero_grad()
-            loss = masked_ce(net(src, dec_in, None, torch.from_numpy(b.src_valid_len)), tgt,
-                             valid)
+            loss = masked_ce(net(src, dec_in, None, src_valid), tgt, valid)
             loss.backward()
             seed_grad_clipping(net, preset.grad_clip)
             opt.step()
@@ -134,7 +143,8 @@ def run_torch(preset: Preset, data, epochs: int, seed: int) -> Result:
         seconds += time.perf_counter() - start
         tokens += epoch_tokens
     return Result("pytorch", tokens / seconds, loss_sum / epoch_tokens, peak_rss_mb(),
-                  seconds, epochs, step_ms=1e3 * seconds / steps)
+                  seconds, epochs, step_ms=1e3 * seconds / steps, device=device.type.replace(
+                      "cuda", "gpu"))
 
 
 def have_torch() -> bool:

@@ -42,7 +42,7 @@ def gradcheck(args) -> int:
     from .. import gradcheck as checks
 
     check_seed(args.seed)
-    return checks.main(seed=args.seed)
+    return checks.main(seed=args.seed, backend=args.backend)
 
 
 def bench(args) -> int:

@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcheck", help="check every backward pass against finite "
                        "differences (float64); exits 1 if any error exceeds 1e-6")
     p.add_argument("--seed", type=int, default=0, help="random seed of the checked values")
+    backend_opt(p)
     p.set_defaults(func=commands.gradcheck)
 
     p = sub.add_parser("gradflow", help="how much gradient reaches each time step: "

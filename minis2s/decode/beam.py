@@ -10,8 +10,10 @@ finished and the still-live hypotheses, the one with the highest score
 live after num_steps tokens has no ``<eos>`` term in log P(y), as in d2l's rule).
 
 All live hypotheses of all sentences are rows of one batch (at most N·K rows); one
-decoder step serves them all, and ranking happens on (N, K·V) arrays, not in a Python
-loop over sentences.
+decoder step serves them all. Each row's log-probabilities and its K best extensions are
+found where the logits are (on the GPU with CuPy), so only (rows, K) candidates come to
+the host, where each sentence ranks its rows' candidates side by side, (N, K·K) arrays
+rather than a Python loop over sentences.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Backend, to_numpy
+from ..backend import Backend, array_module, to_numpy
 from ..data import Vocab
 from ..model import ModelConfig
 from ..model.steps import select_rows, start, step
@@ -34,11 +36,17 @@ class Hypothesis(NamedTuple):
     weights: Any  # (L, S) attention weights of each emitted token, or None
 
 
-def _log_softmax(logits):
-    """Rows of log-probabilities, computed in float64 on the host."""
-    z = to_numpy(logits).astype(np.float64)
+def _best_extensions(logits, logp, C: int):
+    """Each row's C best one-token extensions, ranked on the device: log-probabilities
+    of logits (B, V) in float64, plus each row's total so far ``logp`` (B,) (host), and
+    the C largest per row. Only (B, C) token ids and totals come back to the host, not
+    the (B, V) logits."""
+    xp = array_module(logits)
+    z = logits.astype(xp.float64)
     z -= z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    cand = xp.asarray(logp)[:, None] + (z - xp.log(xp.exp(z).sum(axis=1, keepdims=True)))
+    best_tok = xp.argpartition(-cand, C - 1, axis=1)[:, :C]
+    return to_numpy(best_tok), to_numpy(xp.take_along_axis(cand, best_tok, axis=1))
 
 
 def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
@@ -75,15 +83,14 @@ def beam_search(params, cfg: ModelConfig, src, tgt_vocab: Vocab, num_steps: int,
 
     for _ in range(num_steps):
         logits, state, alpha = step(params, cfg, prev, state, memory)
-        cand = logp[:, None] + _log_softmax(logits)  # (B, V) every one-token extension
         # a sentence's K best extensions are among its rows' K best each: take those
-        # first (B, C), then rank each sentence's rows side by side, (N, K, C), -inf where
-        # a sentence has fewer than K live rows
+        # first (B, C) on the device, then rank each sentence's rows side by side, (N, K,
+        # C), -inf where a sentence has fewer than K live rows
         C = min(K, V)  # candidates kept per row
-        best_tok = np.argpartition(-cand, C - 1, axis=1)[:, :C]
+        best_tok, best_logp = _best_extensions(logits, logp, C)
         slot = np.arange(len(sent)) - np.searchsorted(sent, sent)  # row's place in its group
         table = np.full((N, K, C), -np.inf)
-        table[sent, slot] = np.take_along_axis(cand, best_tok, axis=1)
+        table[sent, slot] = best_logp
         tokens_of = np.zeros((N, K, C), dtype=np.int64)
         tokens_of[sent, slot] = best_tok
         flat = table.reshape(N, K * C)

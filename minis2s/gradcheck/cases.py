@@ -2,7 +2,9 @@
 ``python -m minis2s gradcheck`` command that prints them.
 
 Every case goes through a scalar ``sum(out * G)`` with a random upstream gradient G (never
-all ones), in float64, and compares against :mod:`.core`'s finite differences.
+all ones), in float64, and compares against :mod:`.core`'s finite differences. Each case
+draws its values on the host; given a backend ``on`` (CuPy's, in float64), it puts them
+there and checks the ops where they run (``python -m minis2s gradcheck --backend cupy``).
 """
 
 from __future__ import annotations
@@ -14,57 +16,70 @@ from .core import TOLERANCE, Row, check_arrays, check_backward, print_rows
 # ------------------------------------------------------------------ cases, one per op
 
 
-def _masks(rng, shape_list, p):
+def _masks(rng, shape_list, p, on=None):
     """Fixed inverted-dropout masks (float64) for a check."""
-    return [(rng.random(s) >= p) / (1.0 - p) for s in shape_list]
+    return [_to(on, (rng.random(s) >= p) / (1.0 - p)) for s in shape_list]
 
 
-def check_embedding(rng, N=3, T=4, V=5, E=3) -> list[Row]:
+def _to(on, x):
+    """``x``, drawn on the host, on backend ``on`` (None: NumPy, left as it is)."""
+    return x if on is None else on.xp.asarray(x)
+
+
+def _all_to(on, arrays: dict) -> dict:
+    return {k: _to(on, v) for k, v in arrays.items()}
+
+
+def check_embedding(rng, N=3, T=4, V=5, E=3, on=None) -> list[Row]:
     from ..ops import embedding_backward, embedding_forward
 
     ids = rng.integers(0, V, (N, T))
     ids[0, :2] = 1  # a repeated id: its gradient rows must accumulate
+    ids = _to(on, ids)
     return check_backward(lambda weight: embedding_forward(ids, weight), embedding_backward,
-                          {"weight": rng.standard_normal((V, E))}, rng, case="embedding")
+                          {"weight": _to(on, rng.standard_normal((V, E)))}, rng,
+                          case="embedding")
 
 
-def check_embed_project(rng, ids_shape=(4, 3), V=5, E=3, H=2) -> list[Row]:
+def check_embed_project(rng, ids_shape=(4, 3), V=5, E=3, H=2, on=None) -> list[Row]:
     """Both ways: the table (V < ids.size) and the gather (V >= ids.size)."""
     from ..ops.embed_project import embed_project_backward, embed_project_forward
 
     ids = rng.integers(0, V, ids_shape)
     ids.reshape(-1)[:2] = 1  # a repeated id
-    inputs = {"embedding": rng.standard_normal((V, E)),
-              "weight": rng.standard_normal((3 * H, E)), "bias": rng.standard_normal(3 * H)}
+    inputs = _all_to(on, {"embedding": rng.standard_normal((V, E)),
+                          "weight": rng.standard_normal((3 * H, E)),
+                          "bias": rng.standard_normal(3 * H)})
     way = "table" if V < ids.size else "gather"
+    ids = _to(on, ids)
     return check_backward(lambda embedding, weight, bias: embed_project_forward(
         ids, embedding, weight, bias), embed_project_backward, inputs, rng,
         case=f"embed_project[{way}]")
 
 
-def check_dense(rng, lead=(2, 3), D=4, V=5) -> list[Row]:
+def check_dense(rng, lead=(2, 3), D=4, V=5, on=None) -> list[Row]:
     from ..ops import dense_backward, dense_forward
 
     def backward(dout, cache):
         dx, grads = dense_backward(dout, cache)
         return {"x": dx, **grads}
 
-    inputs = {"x": rng.standard_normal((*lead, D)), "weight": rng.standard_normal((V, D)),
-              "bias": rng.standard_normal(V)}
+    inputs = _all_to(on, {"x": rng.standard_normal((*lead, D)),
+                          "weight": rng.standard_normal((V, D)), "bias": rng.standard_normal(V)})
     return check_backward(dense_forward, backward, inputs, rng, case="dense")
 
 
-def check_dropout(rng, shape=(3, 4), p=0.4) -> list[Row]:
+def check_dropout(rng, shape=(3, 4), p=0.4, on=None) -> list[Row]:
     from ..ops import dropout_backward, dropout_forward
 
-    (mask,) = _masks(rng, [shape], p)
+    (mask,) = _masks(rng, [shape], p, on)
     return check_backward(lambda x: dropout_forward(x, mask),
                           lambda dout, cache: {"x": dropout_backward(dout, cache)},
-                          {"x": rng.standard_normal(shape)}, rng, case="dropout")
+                          {"x": _to(on, rng.standard_normal(shape))}, rng, case="dropout")
 
 
 def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
-                given_proj=False, case=None, cell="gru") -> list[Row]:
+                given_proj=False, case=None, cell="gru", on=None) -> list[Row]:
     """Every input and parameter of a recurrent stack of ``cell`` (a key of ops.CELLS):
     x (or, with ``given_proj``, layer 0's input projections made by the caller), the
     initial state (h0, and c0 for the LSTM) and the weights, through the outputs and the
@@ -91,9 +106,10 @@ def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
             arrays[f"proj[{d}]"] = rng.standard_normal((T, N, G * H))
     else:
         arrays["x"] = rng.standard_normal((T, N, D))
-    masks = _masks(rng, [(T, N, dirs * H)] * (L - 1), p) if p else None
-    G_out = rng.standard_normal((T, N, dirs * H))
-    G_n = [rng.standard_normal((L * dirs, N, H)) for _ in state_names]
+    params, arrays = _all_to(on, params), _all_to(on, arrays)
+    masks = _masks(rng, [(T, N, dirs * H)] * (L - 1), p, on) if p else None
+    G_out = _to(on, rng.standard_normal((T, N, dirs * H)))
+    G_n = [_to(on, rng.standard_normal((L * dirs, N, H))) for _ in state_names]
 
     def forward():
         proj = [arrays[f"proj[{d}]"] for d in range(dirs)] if given_proj else None
@@ -121,32 +137,34 @@ def check_stack(rng, T=4, N=3, D=3, H=4, L=2, bidirectional=True, p=0.3,
     return check_arrays(case, f, {**arrays, **params}, analytic)
 
 
-def check_repeat_steps(rng, N=4, C=3, T=5, packed=True) -> list[Row]:
+def check_repeat_steps(rng, N=4, C=3, T=5, packed=True, on=None) -> list[Row]:
     """The per-sequence value added at every step, padded or packed."""
     from ..ops import repeat_steps_add_backward, repeat_steps_add_forward
 
     per_seq = rng.standard_normal((N, C))
     batch_sizes = sorted(rng.integers(0, N + 1, T).tolist(), reverse=True) if packed else None
-    base = rng.standard_normal((sum(batch_sizes), C) if packed else (T, N, C))
+    base = _to(on, rng.standard_normal((sum(batch_sizes), C) if packed else (T, N, C)))
     return check_backward(  # the forward adds in place: a fresh base each time
         lambda per_seq: repeat_steps_add_forward(base.copy(), per_seq, batch_sizes),
         lambda dout, cache: {"per_seq": repeat_steps_add_backward(dout, cache)},
-        {"per_seq": per_seq}, rng, case=f"repeat_steps[{'packed' if packed else 'padded'}]")
+        {"per_seq": _to(on, per_seq)}, rng,
+        case=f"repeat_steps[{'packed' if packed else 'padded'}]")
 
 
 def check_additive_attention(rng, N=3, S=5, A=4, Dq=3, Dv=2, valid_len=(5, 2, 0),
-                             p=0.3) -> list[Row]:
+                             p=0.3, on=None) -> list[Row]:
     """Additive attention over padded positions (a row with nothing valid included), with
     dropout on the weights; through the context (the weights themselves are an output
     nothing differentiates)."""
     from ..ops import additive_attention_backward, additive_attention_forward
 
-    valid = np.arange(S)[None, :] < np.asarray(valid_len)[:, None]
-    mask = _masks(rng, [(N, S)], p)[0] if p else None
-    inputs = {"query": rng.standard_normal((N, Dq)),
-              "keys_proj": rng.standard_normal((N, S, A)),
-              "values": rng.standard_normal((N, S, Dv)),
-              "W_q": rng.standard_normal((A, Dq)), "w_v": rng.standard_normal((1, A))}
+    valid = _to(on, np.arange(S)[None, :] < np.asarray(valid_len)[:, None])
+    mask = _masks(rng, [(N, S)], p, on)[0] if p else None
+    inputs = _all_to(on, {"query": rng.standard_normal((N, Dq)),
+                          "keys_proj": rng.standard_normal((N, S, A)),
+                          "values": rng.standard_normal((N, S, Dv)),
+                          "W_q": rng.standard_normal((A, Dq)),
+                          "w_v": rng.standard_normal((1, A))})
 
     def forward(query, keys_proj, values, W_q, w_v):
         (context, _), cache = additive_attention_forward(query, keys_proj, values, valid,
@@ -157,12 +175,13 @@ def check_additive_attention(rng, N=3, S=5, A=4, Dq=3, Dv=2, valid_len=(5, 2, 0)
                           case="additive_attention")
 
 
-def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq") -> list[Row]:
+def check_softmax_ce(rng, N=3, T=4, V=5, valid_len=(0, 2, 4), reduction="seq",
+                     on=None) -> list[Row]:
     from ..ops import masked_softmax_ce_backward, masked_softmax_ce_forward
 
-    logits = rng.standard_normal((N, T, V)) * 3
-    labels = rng.integers(0, V, (N, T))
-    vl = np.asarray(valid_len)
+    logits = _to(on, rng.standard_normal((N, T, V)) * 3)
+    labels = _to(on, rng.integers(0, V, (N, T)))
+    vl = _to(on, np.asarray(valid_len))
     c = rng.uniform(0.5, 2.0)  # random upstream gradient of the scalar loss
     _, cache = masked_softmax_ce_forward(logits, labels, vl, reduction)
     dlogits = masked_softmax_ce_backward(c, cache)
@@ -188,11 +207,12 @@ def make_batch(rng, cfg, N, T_src, T_tgt):
 
 
 def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
-                  packed: bool = True, scale_floor: float = 0.0) -> list[Row]:
-    """Every parameter of a whole encoder-decoder through the masked loss. With
-    ``scale_floor``, each parameter's error is relative to at least that fraction of the
-    model's largest gradient entry: a gradient near zero next to large ones (finite
-    differences resolve it only to ~1e-13) is then checked to that absolute accuracy."""
+                  packed: bool = True, scale_floor: float = 0.0, on=None) -> list[Row]:
+    """Every parameter of a whole encoder-decoder through the masked loss, on backend
+    ``on`` (default: NumPy, float64). With ``scale_floor``, each parameter's error is
+    relative to at least that fraction of the model's largest gradient entry: a gradient
+    near zero next to large ones (finite differences resolve it only to ~1e-13) is then
+    checked to that absolute accuracy."""
     from ..backend import get_backend
     from ..model import (
         ModelConfig,
@@ -205,9 +225,9 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     if cfg is None:
         cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3, num_hiddens=4,
                           num_layers=2, dropout=0.3, bidirectional=False)
-    backend = get_backend("numpy", "float64")
+    backend = on or get_backend("numpy", "float64")
     params = init_params(cfg, backend, rng)
-    batch = make_batch(rng, cfg, N, T_src, T_tgt)
+    batch = make_batch(rng, cfg, N, T_src, T_tgt).to(backend.xp)
     masks = draw_dropout_masks(cfg, backend, backend.generator(int(rng.integers(1 << 30))),
                                N, T_src, T_tgt)
     c = rng.uniform(0.5, 2.0)
@@ -228,47 +248,67 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
 SCALE_FLOOR = 1e-6
 
 
-def run_all(seed: int = 0) -> list[Row]:
+def run_all(seed: int = 0, on=None, each=None) -> list[Row]:
     """The suite that ``python -m minis2s gradcheck`` prints: every op, every cell's stack
     and, for every decoder with every cell, the whole model twice: packed (the training
     path) with a bidirectional encoder, padded with a one-way one (the two paths are equal
     to 1e-12, tests/test_model.py). A model's gradients span orders of magnitude
     (attention's W_q gets ~1e-5 of the largest at initialisation, which finite
     differences resolve to ~1e-13 only), so each error is measured against at least
-    :data:`SCALE_FLOOR` of the model's largest gradient entry."""
+    :data:`SCALE_FLOOR` of the model's largest gradient entry. ``on``: the backend to
+    check on (float64; None: NumPy); ``each``: called with each case's rows as the case
+    ends."""
     from ..model import DECODERS, ModelConfig
     from ..ops import CELLS
 
     rng = np.random.default_rng(seed)
     rows = []
-    rows += check_embedding(rng)
-    rows += check_embed_project(rng, (4, 3), V=5)
-    rows += check_embed_project(rng, (2, 2), V=6)
-    rows += check_dense(rng)
-    rows += check_dropout(rng)
+
+    def add(new: list[Row]) -> None:
+        rows.extend(new)
+        if each is not None:
+            each(new)
+
+    add(check_embedding(rng, on=on))
+    add(check_embed_project(rng, (4, 3), V=5, on=on))
+    add(check_embed_project(rng, (2, 2), V=6, on=on))
+    add(check_dense(rng, on=on))
+    add(check_dropout(rng, on=on))
     for cell in CELLS:
-        rows += check_stack(rng, bidirectional=False, p=0.0, L=1, cell=cell)
-        rows += check_stack(rng, bidirectional=True, p=0.3, L=2, cell=cell)
-        rows += check_stack(rng, bidirectional=True, p=0.3, L=2, given_proj=True, cell=cell)
-    rows += check_repeat_steps(rng, packed=False)
-    rows += check_repeat_steps(rng, packed=True)
-    rows += check_softmax_ce(rng, reduction="seq")
-    rows += check_softmax_ce(rng, reduction="token")
-    rows += check_additive_attention(rng)
+        add(check_stack(rng, bidirectional=False, p=0.0, L=1, cell=cell, on=on))
+        add(check_stack(rng, bidirectional=True, p=0.3, L=2, cell=cell, on=on))
+        add(check_stack(rng, bidirectional=True, p=0.3, L=2, given_proj=True, cell=cell,
+                        on=on))
+    add(check_repeat_steps(rng, packed=False, on=on))
+    add(check_repeat_steps(rng, packed=True, on=on))
+    add(check_softmax_ce(rng, reduction="seq", on=on))
+    add(check_softmax_ce(rng, reduction="token", on=on))
+    add(check_additive_attention(rng, on=on))
     for model in DECODERS:
         for cell in CELLS:
             cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3,
                               num_hiddens=3, num_layers=2, dropout=0.2, bidirectional=True,
                               cell=cell, model=model)
-            rows += check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, scale_floor=SCALE_FLOOR)
+            add(check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, scale_floor=SCALE_FLOOR,
+                              on=on))
             cfg = ModelConfig(src_vocab_size=7, tgt_vocab_size=6, embed_size=3,
                               num_hiddens=4, num_layers=2, dropout=0.3, cell=cell,
                               model=model)
-            rows += check_seq2seq(rng, cfg, packed=False, scale_floor=SCALE_FLOOR)
+            add(check_seq2seq(rng, cfg, packed=False, scale_floor=SCALE_FLOOR, on=on))
     return rows
 
 
-def main(seed: int = 0) -> int:
-    rows = run_all(seed)
-    worst = print_rows(rows)
+def main(seed: int = 0, backend: str | None = None) -> int:
+    """``python -m minis2s gradcheck [--backend B]``: every check, in float64 on backend
+    ``backend`` (None: ``$MINIS2S_BACKEND``, else NumPy); exit status 1 if any error
+    exceeds :data:`TOLERANCE`."""
+    from ..backend import get_backend
+
+    on = get_backend(backend, "float64")
+    if on.name == "numpy":
+        worst = print_rows(run_all(seed))
+    else:  # slower where every evaluation waits for the GPU: each case's rows at once
+        print(f"on {on.name} ({on.device}), float64", flush=True)
+        rows = run_all(seed, on, each=lambda new: print_rows(new, summary=False))
+        worst = print_rows(rows, lines=False)
     return 0 if worst <= TOLERANCE else 1

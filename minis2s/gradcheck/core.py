@@ -8,6 +8,8 @@ checked array. :func:`shape_strategy` draws shapes for it with ``hypothesis``.
 Error measure, per checked array: ``max|a - n| / max(max(|a| + |n|), 1e-12)`` where a is
 the analytic gradient and n the finite difference, the maxima taken over the array's
 elements. Everything is meant for float64: in float32 the differences drown in rounding.
+The arrays checked may live on either backend (NumPy or CuPy): the checks perturb them
+where they are and bring only scalars and gradients back to the host.
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend import array_module, to_numpy
+
 TOLERANCE = 1e-6
+
+
+def _array(a):
+    """A device array as it is; anything else (a NumPy array, a list, a scalar) as a NumPy
+    array."""
+    return a if array_module(a) is not np else np.asarray(a)
 
 
 def rel_error(analytic, numeric, floor: float = 1e-12) -> float:
     """``max|a - n| / max(max(|a| + |n|), floor)`` over all elements."""
-    a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    a = np.asarray(to_numpy(analytic), dtype=np.float64)
+    n = np.asarray(to_numpy(numeric), dtype=np.float64)
     if a.shape != n.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {n.shape}")
     if a.size == 0:
@@ -49,7 +60,8 @@ def _derivative(f: Callable[[], float], set_x: Callable[[float], None], h: float
 def numerical_grad(f: Callable[[], float], x, eps: float = 1e-3):
     """Finite differences of the scalar ``f()`` with respect to every element of ``x``.
 
-    ``x`` is changed in place and restored; ``f`` must read it.
+    ``x`` (on either backend) is changed in place and restored; ``f`` must read it. The
+    result is a NumPy array.
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     flat_x = x.reshape(-1)  # a view: x is contiguous
@@ -74,7 +86,8 @@ def directional_error(f: Callable[[], float], arrays: Mapping, grads: Mapping,
     """
     dirs = {k: rng.standard_normal(arrays[k].shape) for k in grads}
     norm = np.sqrt(sum(float((u * u).sum()) for u in dirs.values()))
-    dirs = {k: u / norm for k, u in dirs.items()}
+    # each direction where its array lives
+    dirs = {k: array_module(arrays[k]).asarray(u / norm) for k, u in dirs.items()}
     base = {k: arrays[k].copy() for k in grads}
 
     def set_t(t):
@@ -84,7 +97,7 @@ def directional_error(f: Callable[[], float], arrays: Mapping, grads: Mapping,
     numeric = _derivative(f, set_t, eps)
     for k in grads:
         arrays[k][...] = base[k]
-    analytic = sum(float((np.asarray(grads[k]) * dirs[k]).sum()) for k in grads)
+    analytic = sum(float((_array(grads[k]) * dirs[k]).sum()) for k in grads)
     return rel_error(analytic, numeric)
 
 
@@ -107,18 +120,20 @@ def check_arrays(case: str, f: Callable[[], float], arrays: Mapping, grads: Mapp
     return rows
 
 
-def print_rows(rows: list[Row], out=None) -> float:
-    """Print one line per row and the closing summary; return the largest error."""
+def print_rows(rows: list[Row], out=None, lines: bool = True, summary: bool = True) -> float:
+    """Print one line per row (``lines``) and the closing summary (``summary``); return
+    the largest error."""
     out = sys.stdout if out is None else out
     width = max((len(r.case) for r in rows), default=4)
     nwidth = max((len(r.name) for r in rows), default=4)
-    for r in rows:
+    for r in rows if lines else ():
         flag = "" if r.error <= TOLERANCE else "  FAIL"
         shape = "x".join(map(str, r.shape)) or "scalar"
         print(f"{r.case:<{width}}  {r.name:<{nwidth}}  {shape:>10}  {r.error:.2e}{flag}",
-              file=out)
+              file=out, flush=True)
     worst = max((r.error for r in rows), default=0.0)
-    print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
+    if summary:
+        print(f"max relative error {worst:.2e} over {len(rows)} parameters", file=out)
     return worst
 
 
@@ -152,7 +167,8 @@ def check_backward(forward: Callable, backward: Callable, inputs: Mapping, rng=N
       are names of ``inputs`` (those it leaves out are not checked).
 
     ``inputs`` maps names to float64 arrays (changed in place while checking, then
-    restored) and to anything else the forward takes. The scalar checked is
+    restored; NumPy's, or CuPy's to check on the GPU) and to anything else the forward
+    takes. The scalar checked is
     ``sum(out * G)`` with G drawn from ``rng`` (default: a generator seeded with 0), so no
     error can cancel against an all-ones upstream gradient. Example::
 
@@ -164,11 +180,13 @@ def check_backward(forward: Callable, backward: Callable, inputs: Mapping, rng=N
     rng = np.random.default_rng(0) if rng is None else rng
     inputs = dict(inputs)
     out, cache = forward(**inputs)
-    G = [rng.standard_normal(np.shape(a)) for a in _leaves(out)]
+    # G drawn on the host, then put where each output lives
+    G = [array_module(a).asarray(rng.standard_normal(_array(a).shape))
+         for a in _leaves(out)]
 
     def f() -> float:
         leaves = _leaves(forward(**inputs)[0])
-        return float(sum((np.asarray(a) * g).sum() for a, g in zip(leaves, G)))
+        return float(sum((_array(a) * g).sum() for a, g in zip(leaves, G)))
 
     grads = backward(_like(out, G), cache)
     unknown = sorted(set(grads) - set(inputs))

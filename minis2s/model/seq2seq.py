@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..backend import array_module, map_arrays
+from ..backend import BackendError, array_module, map_arrays
 from ..ops import (
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
@@ -55,6 +55,7 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     :func:`minis2s.ops.stack_forward`.
     """
     masks = masks or DropoutMasks()
+    same_backend(params, batch, masks)
     decoder = cfg.decoder
     if not packed:
         probes = probes or {}
@@ -82,6 +83,28 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     loss, loss_cache = softmax_ce_forward(logits, batch.tgt[p.rows, p.steps], weights,
                                           overwrite=True)
     return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache, True, cfg)
+
+
+def same_backend(params, batch: Batch, masks: DropoutMasks | None = None) -> None:
+    """Refuse, with a :class:`~minis2s.backend.BackendError`, a batch or dropout masks
+    whose arrays live on another backend than the parameters (NumPy arrays given to a
+    model on the GPU, or the reverse): the model would otherwise mix host and device
+    arrays in its first operation."""
+    xp = array_module(next(iter(params.values())))
+    p = batch.packing
+    arrays = {"src": batch.src, "src_valid_len": batch.src_valid_len, "tgt_in": batch.tgt_in,
+              "tgt": batch.tgt, "tgt_valid_len": batch.tgt_valid_len,
+              "packing.order": p.order, "packing.steps": p.steps, "packing.rows": p.rows}
+    named = [(f"the batch's {name}", a) for name, a in arrays.items()]
+    found = []
+    map_arrays(found.append, list(masks or ()))
+    named += [("a dropout mask", m) for m in found]
+    for what, a in named:
+        on = array_module(a)
+        if on is not xp:
+            raise BackendError(f"{what} is a {on.__name__} array but the model's parameters "
+                               f"are {xp.__name__} arrays: move the batch there first "
+                               f"(batch.to({xp.__name__})), and draw the masks there")
 
 
 def seq2seq_backward(dloss, cache: Seq2SeqCache, consume: bool = False,

@@ -36,6 +36,9 @@ def masked_softmax(scores, valid):
     """Softmax over the last axis of (N, S) scores, over the ``valid`` positions only: the
     others get weight exactly 0 (a row with none valid gets all zeros)."""
     xp = array_module(scores)
+    if scores.size == 0:  # no row (or no position): nothing to normalise, and CuPy
+        #                   refuses a max over a zero-size array
+        return xp.zeros_like(scores)
     top = xp.max(xp.where(valid, scores, -xp.inf), axis=1, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0)  # a row with nothing valid
     e = xp.where(valid, xp.exp(xp.where(valid, scores - top, 0)), 0)

@@ -48,6 +48,10 @@ def softmax_ce_forward(logits, labels, weights, overwrite: bool = False):
     xp = array_module(logits)
     M, V = logits.shape
     z = logits if overwrite else logits.copy()
+    if M == 0:  # no row: the loss is 0, and there is nothing to reduce (CuPy refuses a
+        #         max over a zero-size array)
+        return xp.zeros((), dtype=z.dtype), SoftmaxCECache(
+            z, xp.zeros(0, dtype=z.dtype), labels, weights, Consumed())
     z -= z.max(axis=1, keepdims=True)  # max-shift: exp never overflows, the value is unchanged
     label_z = z[xp.arange(M), labels]
     xp.exp(z, out=z)

@@ -22,6 +22,10 @@ from ..wording import plural
 # process its rank and how many ranks there are
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+# and its rank among the ranks on its own machine (MPICH's Hydra and Intel MPI, Open MPI,
+# MVAPICH, Slurm)
+_LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMI_LOCAL_RANK",
+                    "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 
 
 class RankError(RuntimeError):
@@ -137,6 +141,12 @@ def launched_rank() -> int:
 def launched_ranks() -> int:
     """How many ranks the MPI launcher started (1 without one)."""
     return _from_launcher(_SIZE_VARS, 1)
+
+
+def launched_local_rank() -> int:
+    """This process's rank among those the launcher started on the same machine (what
+    chooses its GPU); the rank itself when the launcher does not say, 0 without one."""
+    return _from_launcher(_LOCAL_RANK_VARS, launched_rank())
 
 
 def world() -> Ranks:
