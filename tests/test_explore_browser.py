@@ -75,7 +75,7 @@ def models(tiny_corpus, tmp_path_factory):
 def url(models):
     srv = make_server(models, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d/" % srv.server_address[1]
+    yield f"http://127.0.0.1:{srv.server_address[1]}/"
     srv.shutdown()
     srv.server_close()
 
@@ -161,7 +161,7 @@ def test_bad_input_gets_a_message_on_the_page(browser, url):
                                  (SENTENCE, 0, "beam width")]:
         _ask(browser, sentence, beam=beam)
         message = browser.find_element(By.ID, "message")
-        _wait(browser, lambda d, m=message: says in m.text)
+        _wait(browser, lambda d, m=message, w=says: w in m.text)
         assert "error" in message.get_attribute("class")
         assert not browser.find_elements(By.CSS_SELECTOR, "section.model")
     _ask(browser, SENTENCE, beam=2)  # and the server still answers
