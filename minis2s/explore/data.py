@@ -27,8 +27,9 @@ import numpy as np
 from ..backend import get_backend, to_numpy
 from ..data import make_batch
 from ..decode import encode_sentences, translations
-from ..model import seq2seq_backward, seq2seq_forward
+from ..model import encoder_backward, seq2seq_forward
 from ..model.steps import select_rows, start, step
+from ..ops import masked_softmax_ce_backward
 
 MAX_BEAM = 16  # the widest beam the explorer searches
 MAX_CHARS = 1000  # the longest sentence it reads
@@ -274,9 +275,12 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
       the seed's loss), the parameter gradient's norm and ``clip_factor``, the factor the
       checkpoint's clipping threshold (if recorded; else 1) scales every gradient by.
 
+    One forward and one backward of a batch with one row per output token y_t, each row
+    the sentence and the output, the gradient of row t kept at target step t alone (as
+    :func:`~minis2s.model.seq2seq_backward` with ``target_step`` does for every row).
     Per-position embedding gradients come from one trick, not finite differences: every
-    position gets its own row of the embedding table (a copy of its token's row), so the
-    table's gradient, which the backward returns, holds each position's gradient apart.
+    (row, position) gets its own row of the embedding table (a copy of its token's row),
+    so the table's gradient, which the backward returns, holds each one apart.
     """
     from ..gradflow import gradient_flow
 
@@ -290,33 +294,38 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     tgt = np.full((1, T), tv.pad, dtype=np.int64)
     tgt[0, :n_out] = out_ids
     batch = make_batch(src, [valid], tgt, [n_out], tv.bos)
+    N = n_out  # one row per output token y_t, its loss alone
     p = dict(ex.params64.items())
-    # one embedding row per position: the table's gradient is then per position
-    p["encoder.embedding.weight"] = p["encoder.embedding.weight"][batch.src[0]]
-    p["decoder.embedding.weight"] = p["decoder.embedding.weight"][batch.tgt_in[0]]
-    positions = np.arange(T, dtype=np.int64)[None, :]
-    batch = batch._replace(src=positions[:, :S].copy(), tgt_in=positions.copy())
+    # one embedding row per (row, position): the table's gradient is then per position
+    p["encoder.embedding.weight"] = np.tile(p["encoder.embedding.weight"][batch.src[0]],
+                                            (N, 1))
+    p["decoder.embedding.weight"] = np.tile(p["decoder.embedding.weight"][batch.tgt_in[0]],
+                                            (N, 1))
+    rows = np.arange(N, dtype=np.int64)[:, None]
+    batch = make_batch(rows * S + np.arange(S), np.full(N, valid), np.repeat(tgt, N, axis=0),
+                       np.full(N, n_out), tv.bos)
+    batch = batch._replace(tgt_in=rows * T + np.arange(T))
     _, cache = seq2seq_forward(p, cfg, batch, packed=False)
+    # the seed's loss scales each step by 1/T: T times it is -log p(y_t); row t keeps
+    # the gradient of step t alone
+    dlogits = masked_softmax_ce_backward(float(T), cache.loss)
+    only = np.zeros_like(dlogits)
+    only[np.arange(N), np.arange(N)] = dlogits[np.arange(N), np.arange(N)]
+    dec = cfg.decoder.backward(only, cache.decoder, "state")
+    enc = encoder_backward(dec.dstate, dec.doutputs, cache.encoder, "state")
     L, dirs = cfg.num_layers, cfg.num_directions
-    src_grad, dec_grad = [], []
-    enc_state = [[] for _ in range(L)]
-    dec_state = [[] for _ in range(L)]
-    for t in range(n_out):
-        # the seed's loss scales each step by 1/T: T times it is -log p(y_t)
-        g = seq2seq_backward(float(T), cache, record="state", target_step=t)
-        e = to_numpy(g.params["encoder.embedding.weight"])
-        d = to_numpy(g.params["decoder.embedding.weight"])
-        src_grad.append(np.sqrt((e[:valid] ** 2).sum(axis=1)).tolist())
-        dec_grad.append(np.sqrt((d[:n_out] ** 2).sum(axis=1)).tolist())
-        rec = g.recorded
-        for k in range(L):
-            sq = 0.0
-            for dd in range(dirs):
-                h = to_numpy(rec["encoder"][k * dirs + dd].h).reshape(S, -1)
-                sq = sq + (h ** 2).sum(axis=1)
-            enc_state[k].append(np.sqrt(sq[:valid]).tolist())
-            h = to_numpy(rec["decoder"][k].h).reshape(T, -1)
-            dec_state[k].append(np.sqrt((h ** 2).sum(axis=1))[:n_out].tolist())
+
+    def norms(g, steps):  # (steps·N, W) rows -> [row][step] norms
+        g = to_numpy(g).reshape(steps, N, -1)
+        return (g ** 2).sum(axis=2).T
+
+    e = to_numpy(enc.params["encoder.embedding.weight"]).reshape(N, S, -1)
+    d = to_numpy(dec.params["decoder.embedding.weight"]).reshape(N, T, -1)
+    src_grad = np.sqrt((e[:, :valid] ** 2).sum(axis=2)).tolist()
+    dec_grad = np.sqrt((d[:, :n_out] ** 2).sum(axis=2)).tolist()
+    enc_state = [np.sqrt(sum(norms(enc.recorded[k * dirs + dd].h, S)
+                             for dd in range(dirs)))[:, :valid].tolist() for k in range(L)]
+    dec_state = [np.sqrt(norms(dec.recorded[k].h, T))[:, :n_out].tolist() for k in range(L)]
     flow = gradient_flow(ex.params64, cfg, make_batch(src, [valid], tgt, [n_out], tv.bos))
     clip = _grad_clip(ck)
     return {"source_tokens": ck.src_vocab.to_tokens(src[0, :valid].tolist()),
