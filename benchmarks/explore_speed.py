@@ -7,7 +7,9 @@ Without --model, a freshly initialised model of the `big` preset (its sizes, its
 vocabularies from the corpus: $MINIS2S_DATA or --data), one per --decoder: an untrained
 model rarely says <eos>, so its outputs run to num_steps tokens, the slowest case. Prints
 the median over --repeat runs of each part (the translations, the beam tree, the
-connectivity with the gradient flow) and of the whole answer, in milliseconds.
+connectivity with the gradient flow) and of the whole answer, in milliseconds, wall
+clock and CPU time. Run it with one BLAS thread (OPENBLAS_NUM_THREADS=1) as the numbers
+in docs/explorer.md were: the problems are small, and threads only contend.
 """
 
 from __future__ import annotations
@@ -44,13 +46,17 @@ def _numpy():
     return get_backend("numpy", "float32")
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def timed(fn, repeat: int) -> tuple[str, object]:
+    """'WALL ms (CPU ms)': medians of the wall-clock and this process's CPU time (on a
+    machine others share, the CPU time is what an idle machine's wall clock would be,
+    with one BLAS thread)."""
+    wall, cpu, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times), out
+        wall.append(1000 * (time.perf_counter() - t0))
+        cpu.append(1000 * (time.process_time() - c0))
+    return f"{statistics.median(wall):7.1f} ms (CPU {statistics.median(cpu):6.1f} ms)", out
 
 
 def main(argv=None) -> int:
@@ -79,10 +85,10 @@ def main(argv=None) -> int:
         t_all, _ = timed(lambda ex=ex: ex.explore(s, k), args.repeat)
         print(f"{ex.name}: source {len(tr['source_tokens'])} tokens, output "
               f"{len(g['target_tokens'])} steps, beam {k}")
-        print(f"  translations (greedy and beam) {t_tr:7.1f} ms")
-        print(f"  beam tree                      {t_beam:7.1f} ms")
-        print(f"  connectivity and gradient flow {t_grad:7.1f} ms")
-        print(f"  whole answer                   {t_all:7.1f} ms  (median of {args.repeat})")
+        print(f"  translations (greedy and beam) {t_tr}")
+        print(f"  beam tree                      {t_beam}")
+        print(f"  connectivity and gradient flow {t_grad}")
+        print(f"  whole answer                   {t_all} (median of {args.repeat})")
     return 0
 
 
