@@ -178,6 +178,10 @@ def test_beam_tree_choice_equals_translate_beam(explorers, attention_ckpt, seq2s
             nodes = tree["nodes"]
             best = nodes[tree["best"]]
             assert best["status"] in ("finished", "live")
+            for n in nodes[1:]:  # L counts the tokens, <eos> included: the step
+                assert n["score"] == pytest.approx(n["log_prob"] / n["step"] ** 0.75,
+                                                   rel=1e-12)
+                assert nodes[n["parent"]]["step"] == n["step"] - 1
             for t in range(1, max(n["step"] for n in nodes) + 1):  # at most K kept a step
                 kept = [n for n in nodes if n["step"] == t and n["status"] != "pruned"]
                 assert 1 <= len(kept) <= beam
@@ -297,11 +301,15 @@ def test_a_burst_of_concurrent_requests_leaves_the_server_answering(server):
 def test_a_client_that_never_finishes_its_body_does_not_block_the_server(server):
     import socket
 
-    sock = socket.create_connection(server.server_address[:2])
+    sock = socket.create_connection(server.server_address[:2], timeout=30)
     try:
-        sock.sendall(b"POST /api/explore HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{")
+        sock.sendall(b"POST /api/explore HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{")
         status, _ = request(server, "GET", "/api/models")
         assert status == 200
+        # served while the slow client still waits its turn: it is answered too
+        sock.sendall(b"oops")
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.0 400") and b"not valid JSON" in answer
     finally:
         sock.close()
 
