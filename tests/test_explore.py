@@ -156,8 +156,12 @@ def test_connectivity_is_causal_and_flow_matches_gradflow(explorers):
     tgt[0, :len(ids)] = ids
     flow = gradient_flow(ex.ck.params_on(get_backend("numpy", "float64")), ex.ck.config,
                          make_batch(src, [valid], tgt, [len(ids)], tv.bos))
-    assert got["flow"]["decoder"] == [row[:len(ids)] for row in flow.decoder]
-    assert got["flow"]["encoder"] == [row[:valid] for row in flow.encoder]
+    for side, n in (("decoder", len(ids)), ("encoder", valid)):
+        want = [row[:n] for row in getattr(flow, side)]
+        assert np.allclose(got["flow"][side], want, rtol=1e-10, atol=0)
+    assert got["flow"]["grad_norm"] == pytest.approx(flow.grad_norm, rel=1e-10)
+    assert got["flow"]["loss"] == pytest.approx(flow.loss, rel=1e-10)
+    assert got["flow"]["clip_factor"] == pytest.approx(flow.clip_factor(1.0), rel=1e-10)
     # the state gradients of each step's loss add up to the whole (the seed's loss is the
     # mean over T steps of -log p)
     total = np.array(got["state"]["decoder"][0]).sum(axis=0)

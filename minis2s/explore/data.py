@@ -271,9 +271,10 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     * ``state``: ``{"encoder": [l][t][s], "decoder": [l][t][u]}`` = ‖∂L_t/∂h‖ of layer l's
       state at source step s or target step u, L_t = −log p(y_t) (for a bidirectional
       encoder both directions' h together);
-    * ``flow``: the whole ∂L/∂h_t per layer and step (:func:`minis2s.gradflow.gradient_flow`,
-      the seed's loss), the parameter gradient's norm and ``clip_factor``, the factor the
-      checkpoint's clipping threshold (if recorded; else 1) scales every gradient by.
+    * ``flow``: the whole ∂L/∂h_t per layer and step (the seed's loss, the numbers
+      :func:`minis2s.gradflow.gradient_flow` gives for this pair), the loss, the parameter
+      gradient's norm and ``clip_factor``, the factor the checkpoint's clipping threshold
+      (if recorded; else 1) scales every gradient by.
 
     One forward and one backward of a batch with one row per output token y_t, each row
     the sentence and the output, the gradient of row t kept at target step t alone (as
@@ -282,8 +283,6 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     (row, position) gets its own row of the embedding table (a copy of its token's row),
     so the table's gradient, which the backward returns, holds each one apart.
     """
-    from ..gradflow import gradient_flow
-
     ck, cfg = ex.ck, ex.ck.config
     S = T = ex.num_steps
     src, valid = _source(ex, sentence)
@@ -296,6 +295,8 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     batch = make_batch(src, [valid], tgt, [n_out], tv.bos)
     N = n_out  # one row per output token y_t, its loss alone
     p = dict(ex.params64.items())
+    batch_ids = {"encoder.embedding.weight": batch.src[0],
+                 "decoder.embedding.weight": batch.tgt_in[0]}
     # one embedding row per (row, position): the table's gradient is then per position
     p["encoder.embedding.weight"] = np.tile(p["encoder.embedding.weight"][batch.src[0]],
                                             (N, 1))
@@ -305,7 +306,7 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     batch = make_batch(rows * S + np.arange(S), np.full(N, valid), np.repeat(tgt, N, axis=0),
                        np.full(N, n_out), tv.bos)
     batch = batch._replace(tgt_in=rows * T + np.arange(T))
-    _, cache = seq2seq_forward(p, cfg, batch, packed=False)
+    loss, cache = seq2seq_forward(p, cfg, batch, packed=False)
     # the seed's loss scales each step by 1/T: T times it is -log p(y_t); row t keeps
     # the gradient of step t alone
     dlogits = masked_softmax_ce_backward(float(T), cache.loss)
@@ -326,14 +327,32 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     enc_state = [np.sqrt(sum(norms(enc.recorded[k * dirs + dd].h, S)
                              for dd in range(dirs)))[:, :valid].tolist() for k in range(L)]
     dec_state = [np.sqrt(norms(dec.recorded[k].h, T))[:, :n_out].tolist() for k in range(L)]
-    flow = gradient_flow(ex.params64, cfg, make_batch(src, [valid], tgt, [n_out], tv.bos))
+    # the whole loss L = (1/T) sum_t -log p(y_t) is the sum of the rows' over T: its
+    # state gradients, parameter gradient and value come from the same pass (the backward
+    # is linear), without one of its own as gradflow.gradient_flow runs
+    def whole(g, steps):  # (steps·N, W) rows -> (steps,) norms of the rows' sum / T
+        return (to_numpy(g).reshape(steps, N, -1).sum(axis=1) / T) ** 2
+
+    flow_enc = [np.sqrt(sum(whole(enc.recorded[k * dirs + dd].h, S).sum(axis=1)
+                            for dd in range(dirs)))[:valid].tolist() for k in range(L)]
+    flow_dec = [np.sqrt(whole(dec.recorded[k].h, T).sum(axis=1))[:n_out].tolist()
+                for k in range(L)]
+    grads = {**enc.params, **dec.params}
+    sq = 0.0
+    for name, g in grads.items():
+        g = to_numpy(g)
+        if name.endswith("embedding.weight"):  # back from rows per position to the table
+            ids = np.tile(batch_ids[name], N)
+            g = np.add.reduceat(g[np.argsort(ids, kind="stable")],
+                                np.flatnonzero(np.diff(np.sort(ids), prepend=-1)), axis=0)
+        sq += float((g ** 2).sum())
+    grad_norm = math.sqrt(sq) / T
     clip = _grad_clip(ck)
+    factor = 1.0 if clip is None or grad_norm <= clip else clip / grad_norm
     return {"source_tokens": ck.src_vocab.to_tokens(src[0, :valid].tolist()),
             "target_tokens": tv.to_tokens(out_ids),
             "decoder_input_tokens": ["<bos>", *tv.to_tokens(out_ids[:n_out - 1])],
             "source": src_grad, "decoder_inputs": dec_grad,
             "state": {"encoder": enc_state, "decoder": dec_state},
-            "flow": {"encoder": [row[:valid] for row in flow.encoder],
-                     "decoder": [row[:n_out] for row in flow.decoder],
-                     "loss": flow.loss, "grad_norm": flow.grad_norm, "clip": clip,
-                     "clip_factor": flow.clip_factor(clip)}}
+            "flow": {"encoder": flow_enc, "decoder": flow_dec, "loss": float(loss) / N,
+                     "grad_norm": grad_norm, "clip": clip, "clip_factor": factor}}
