@@ -105,7 +105,7 @@ def _why_no_browser(reason: str) -> str:
 OPTIONAL_CHECKS = {
     "test_parity_torch.py": ("PyTorch parity", "MINIS2S_REQUIRE_TORCH", _why_no_torch),
     "test_mpi.py": ("multi-rank training", "MINIS2S_REQUIRE_MPI", _why_no_mpi),
-    "test_explore_browser.py": ("the explorer in a browser", "MINIS2S_REQUIRE_BROWSER",
+    "test_explore_browser.py": ("browser check of the explorer", "MINIS2S_REQUIRE_BROWSER",
                                 _why_no_browser),
 }
 _seen: dict[str, dict] = {}  # test module -> {"skipped": [reasons], "ran": bool}
