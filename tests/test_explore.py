@@ -278,6 +278,12 @@ def test_no_path_outside_the_static_files(server, path):
     assert b"import" not in body and b"root:" not in body
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_other_methods_get_a_405(server, method):
+    status, got = request(server, method, "/api/explore", b"{}")
+    assert status == 405 and "GET and POST" in got["error"]
+
+
 def test_the_page_and_its_files_are_served(server):
     for path, kind in [("/", b"<!DOCTYPE html>"), ("/static/app.js", b"use strict"),
                        ("/static/style.css", b"body")]:

@@ -142,6 +142,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):  # noqa: N802
         return self.do_GET()
 
+    def _not_allowed(self):
+        self._error(405, "the explorer answers GET and POST only")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+
     def do_POST(self):  # noqa: N802
         try:
             if self.path.split("?", 1)[0] != "/api/explore":
