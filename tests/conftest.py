@@ -108,10 +108,23 @@ def _why_no_mpi(reason: str) -> str:
     return f"{' and '.join(missing)}; {MPI_EXTRA}" if missing else reason
 
 
+def _why_no_browser(reason: str) -> str:
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("selenium") is None:
+        return "selenium not installed; pip install 'minis2s[explore]'"
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return "no chromium; apt-get install -y chromium chromium-driver"
+    return reason
+
+
 # test module: (what it checks, the variable that makes a skip fail, why it skipped)
 OPTIONAL_CHECKS = {
     "test_parity_torch.py": ("PyTorch parity", "MINIS2S_REQUIRE_TORCH", _why_no_torch),
     "test_mpi.py": ("multi-rank training", "MINIS2S_REQUIRE_MPI", _why_no_mpi),
+    "test_explore_browser.py": ("browser check of the explorer", "MINIS2S_REQUIRE_BROWSER",
+                                _why_no_browser),
 }
 _seen: dict[str, dict] = {}  # test module -> {"skipped": [reasons], "ran": bool}
 

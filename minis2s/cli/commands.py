@@ -437,6 +437,12 @@ def info(args) -> int:
     return 0
 
 
+def explore(args) -> int:
+    from ..explore.command import run
+
+    return run(args)
+
+
 def check_seed(seed) -> None:
     """A random seed is a whole number >= 0 (NumPy's generators take no other); None
     stands for the default."""

@@ -229,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=commands.info)
 
+    p = sub.add_parser("explore", help="a web page showing, for any sentence, the "
+                       "translation, beam tree, attention and gradients (docs/explorer.md)")
+    p.add_argument("--model", required=True, action="append", metavar="CKPT",
+                   help=f"{ckpt}; give it twice to see two models side by side")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: "
+                   "127.0.0.1, this machine only; any other lets anyone who can reach the "
+                   "port use it)")
+    p.add_argument("--port", type=int, default=8000, help="the port (0: any free one)")
+    p.add_argument("--static", metavar="OUT.html", help="write one self-contained page with "
+                   "the views of each SENTENCE instead of serving")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="English sentences "
+                   "for --static")
+    p.add_argument("--beam", type=int, default=4, metavar="K", help="--static's beam "
+                   "width (default: 4; the page has its own)")
+    p.add_argument("--length-penalty", dest="length_penalty", type=float, default=0.75,
+                   metavar="ALPHA", help="--static's length penalty (default: 0.75)")
+    p.set_defaults(func=commands.explore)
+
     exercise_parser(sub)
 
     from ..bench import build_parser as bench_parser
