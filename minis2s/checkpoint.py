@@ -29,7 +29,6 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,8 +145,9 @@ def load(path) -> Checkpoint:
             raise CheckpointError(f"{path}: refused, it holds pickled objects ({exc})") \
                 from exc
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
-            RuntimeError) as exc:  # the last two: zip features zipfile does not support
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged member makes NumPy raise
+        # (OSError, BadZipFile, EOFError, zlib.error; NotImplementedError and RuntimeError
+        # for zip features zipfile lacks; SyntaxError or TokenError from a garbled header)
         raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
     odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
     if odd:

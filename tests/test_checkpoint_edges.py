@@ -114,3 +114,94 @@ def test_a_format_1_record_gives_the_settings_it_kept_only_in_preset_config(tmp_
     rewrite(path, set_meta(old))
     assert "total_epochs" not in checkpoint.load(path).training
     json.dumps(training)  # still JSON
+
+
+def _spoil_meta(text):
+    return lambda arrays: arrays.__setitem__("meta", np.array(text))
+
+
+def _add_text_members(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("notes.txt", "not an array")
+        z.writestr("a.txt", "nor this")
+
+
+def _pickled_member(path):
+    import zipfile
+
+    buf = tempfile.SpooledTemporaryFile()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    buf.seek(0)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("odd.npy", buf.read())
+
+
+def _bad_npy_member(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("odd.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': nonsense}\n")
+
+
+def _as_int(name):
+    return lambda arrays: arrays.__setitem__(name, arrays[name].astype(np.int64))
+
+
+def _layers(n):
+    def change(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        meta["model"]["num_layers"] = n
+        arrays["meta"] = np.array(json.dumps(meta))
+    return change
+
+
+def test_each_refusal_names_the_file_and_says_why(tmp_path, ck):  # noqa: F811
+    """The words of each early refusal of load, whole: the path, then what is wrong."""
+    path = checkpoint.save(tmp_path / "ck.npz", ck)
+    stored = len(np.load(path).files) - 1  # the arrays beside meta
+    first = next(iter(ck.params))
+    cases = [
+        (lambda p: p.unlink(), f"no checkpoint at {path}"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 cut short"),
+         f"{path}: not a readable .npz checkpoint (not a zip archive: truncated, or another "
+         "kind of file)"),
+        (_add_text_members, f"{path}: entries a.txt, notes.txt are not .npy arrays"),
+        (lambda p: rewrite(p, _spoil_meta("{not json")),
+         f"{path}: 'meta' is not valid JSON (Expecting property name enclosed in double "
+         "quotes: line 1 column 2 (char 1))"),
+        (lambda p: rewrite(p, _spoil_meta("[1, 2]")), f"{path}: 'meta' is not a JSON object"),
+        (lambda p: rewrite(p, lambda a: a.__setitem__(
+            "meta", np.array(json.dumps({**read_meta(p), "src_vocab": 7})))),
+         f"{path}: meta is malformed ("),
+        (_pickled_member, f"{path}: refused, it holds pickled objects (Object arrays cannot be "
+         "loaded when allow_pickle=False)"),
+        (_bad_npy_member, f"{path}: not a readable .npz checkpoint ("),
+        (lambda p: rewrite(p, _as_int(first)),
+         f"{path}: parameter {first} has dtype int64"),
+        (lambda p: rewrite(p, lambda a: a.update({"zz": np.zeros(1), "yy": np.zeros(1)})),
+         f"{path}: unexpected entries yy, zz"),
+        (lambda p: rewrite(p, _layers(stored // 4 + 1)),
+         f"{path}: model num_layers {stored // 4 + 1} does not fit the {stored} arrays stored"),
+    ]
+    for spoil, words in cases:
+        path = checkpoint.save(tmp_path / "ck.npz", ck)
+        spoil(path)
+        with pytest.raises(CheckpointError) as caught:
+            checkpoint.load(path)
+        said = str(caught.value)
+        assert said == words or (words.endswith("(") and said.startswith(words)), said
+
+
+def test_as_many_layers_as_the_arrays_allow_passes_the_first_guard(tmp_path, ck):  # noqa: F811
+    """num_layers * 4 == the arrays stored is not refused as too many layers: the refusal
+    that comes is the first missing parameter's."""
+    path = checkpoint.save(tmp_path / "ck.npz", ck)
+    stored = len(np.load(path).files) - 1
+    assert stored % 4 == 0  # so that the guard's bound is met exactly
+    rewrite(path, _layers(stored // 4))
+    with pytest.raises(CheckpointError) as caught:
+        checkpoint.load(path)
+    assert "does not fit" not in str(caught.value)
+    assert "is missing" in str(caught.value) or "has shape" in str(caught.value)
