@@ -6,10 +6,12 @@
 Without --model, a freshly initialised model of the `big` preset (its sizes, its
 vocabularies from the corpus: $MINIS2S_DATA or --data), one per --decoder: an untrained
 model rarely says <eos>, so its outputs run to num_steps tokens, the slowest case. Prints
-the median over --repeat runs of each part (the translations, the beam tree, the
-connectivity with the gradient flow) and of the whole answer, in milliseconds, wall
-clock and CPU time. Run it with one BLAS thread (OPENBLAS_NUM_THREADS=1) as the numbers
-in docs/explorer.md were: the problems are small, and threads only contend.
+the median over --repeat runs of each part (the translations on their own, the beam
+tree, the connectivity with the gradient flow in float32 as the page asks for it and in
+float64, the tests' precision) and of the whole answer (where the beam tree's search
+gives the beam translation too), in milliseconds, wall clock and CPU time. Run it with
+one BLAS thread (OPENBLAS_NUM_THREADS=1) as the numbers in docs/explorer.md were: the
+problems are small, and threads only contend.
 """
 
 from __future__ import annotations
@@ -81,13 +83,17 @@ def main(argv=None) -> int:
         t_tr, tr = timed(lambda ex=ex: ex.translate(s, k, 0.75), args.repeat)
         t_beam, _ = timed(lambda ex=ex: beam_tree(ex, s, k, 0.75), args.repeat)
         toks = tr["greedy"]["tokens"]
-        t_grad, g = timed(lambda ex=ex, toks=toks: connectivity(ex, s, toks), args.repeat)
+        t_grad, g = timed(lambda ex=ex, toks=toks: connectivity(ex, s, toks, ex.precision),
+                          args.repeat)
+        t_grad64, _ = timed(lambda ex=ex, toks=toks: connectivity(ex, s, toks, "float64"),
+                            args.repeat)
         t_all, _ = timed(lambda ex=ex: ex.explore(s, k), args.repeat)
         print(f"{ex.name}: source {len(tr['source_tokens'])} tokens, output "
               f"{len(g['target_tokens'])} steps, beam {k}")
         print(f"  translations (greedy and beam) {t_tr}")
         print(f"  beam tree                      {t_beam}")
-        print(f"  connectivity and gradient flow {t_grad}")
+        print(f"  {'connectivity, ' + ex.precision:<30} {t_grad}")
+        print(f"  {'connectivity, float64':<30} {t_grad64}")
         print(f"  whole answer                   {t_all} (median of {args.repeat})")
     return 0
 

@@ -136,6 +136,68 @@ def test_connectivity_equals_finite_differences(explorers, which):
     assert checked >= 5
 
 
+@pytest.mark.parametrize("which", [0, 1])
+def test_connectivity_in_float32_agrees_with_float64(explorers, which):
+    """What the page shows (float32) is the tested float64 computation to display
+    precision, and it is the one explore() runs."""
+    ex = explorers[which]
+    sentence = "we see he is calm ."
+    tokens = ex.translate(sentence, 1, 0.75)["greedy"]["tokens"]
+    g64 = connectivity(ex, sentence, tokens)
+    g32 = connectivity(ex, sentence, tokens, "float32")
+    assert ex.explore(sentence, 2, parts=("connectivity",))["gradients"] == g32
+    pairs = [(g32[k], g64[k]) for k in ("source", "decoder_inputs")]
+    pairs += [(g32["state"][side], g64["state"][side]) for side in ("encoder", "decoder")]
+    pairs += [(g32["flow"][side], g64["flow"][side]) for side in ("encoder", "decoder")]
+    pairs += [(g32["flow"][k], g64["flow"][k]) for k in ("loss", "grad_norm")]
+    for a, b in pairs:
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape
+        assert np.allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max())
+        assert np.all((a == 0) == (b == 0))  # causality's zeros stay exact
+
+
+@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+def test_connectivity_state_norms_equal_one_backward_per_step(explorers, model):
+    """On a bidirectional two-layer LSTM (fresh weights): each output step's state
+    gradients equal those of the whole model's backward with ``target_step`` t, one
+    sentence, every step run (the explorer runs row t to step t only, and the output
+    layer at that step only)."""
+    import dataclasses
+
+    from minis2s.checkpoint import Checkpoint
+    from minis2s.data import make_batch
+    from minis2s.model import init_params, seq2seq_backward, seq2seq_forward
+
+    base = explorers[0].ck
+    cfg = dataclasses.replace(base.config, model=model, cell="lstm", bidirectional=True,
+                              num_layers=2)
+    params = init_params(cfg, get_backend("numpy", "float32"), np.random.default_rng(3))
+    ck = Checkpoint({k: np.asarray(v) for k, v in params.items()}, cfg, base.data,
+                    base.src_vocab, base.tgt_vocab)
+    ex = Explorer(ck, "fresh")
+    sentence = "we see he is calm ."
+    tokens = ex.translate(sentence, 1, 0.75)["greedy"]["tokens"][:4]
+    got = connectivity(ex, sentence, tokens)
+    tv, T = ck.tgt_vocab, ex.num_steps
+    ids = tv[tokens] + [tv.eos]
+    src = encode_sentences([sentence], ck.src_vocab, T)
+    valid = int((src != ck.src_vocab.pad).sum())
+    tgt = np.full((1, T), tv.pad)
+    tgt[0, :len(ids)] = ids
+    batch = make_batch(src, [valid], tgt, [len(ids)], tv.bos)
+    p64 = ck.params_on(get_backend("numpy", "float64"))
+    _, cache = seq2seq_forward(p64, cfg, batch, packed=False)
+    for t in range(len(ids)):  # T times the seed's loss at step t: -log p(y_t)
+        rec = seq2seq_backward(float(T), cache, record="state", target_step=t).recorded
+        for k in range(2):
+            enc = np.sqrt(sum((np.asarray(rec["encoder"][2 * k + d].h) ** 2).sum(axis=1)
+                              for d in range(2)))[:valid]
+            dec = np.linalg.norm(np.asarray(rec["decoder"][k].h), axis=1)[:len(ids)]
+            assert np.allclose(got["state"]["encoder"][k][t], enc, rtol=1e-9, atol=1e-15)
+            assert np.allclose(got["state"]["decoder"][k][t], dec, rtol=1e-9, atol=1e-15)
+
+
 def test_connectivity_is_causal_and_flow_matches_gradflow(explorers):
     """No output reads a later decoder input; the per-sentence flow is gradflow's."""
     from minis2s.data import make_batch
@@ -200,15 +262,16 @@ def test_attention_equals_translate_json(server, attention_ckpt, capsys):
             assert main(["translate", "--model", str(attention_ckpt), "--json", "--beam",
                          str(beam), sentence]) == 0
             want = json.loads(capsys.readouterr().out)
-            status, got = request(server, "POST", "/api/explore",
-                                  {"sentence": sentence, "beam": beam,
-                                   "parts": ["translation"]})
-            assert status == 200
-            tr = got["results"][0]["translation"]
-            key = "greedy" if beam == 1 else "beam"
-            assert tr[key]["text"] == want["translation"]
-            assert tr["source_tokens"] == want["source_tokens"]
-            assert tr[key]["attention"] == want["attention"]
+            # alone, and with the beam tree (whose search then gives the beam translation)
+            for parts in (["translation"], ["translation", "beam"]):
+                status, got = request(server, "POST", "/api/explore",
+                                      {"sentence": sentence, "beam": beam, "parts": parts})
+                assert status == 200
+                tr = got["results"][0]["translation"]
+                key = "greedy" if beam == 1 else "beam"
+                assert tr[key]["text"] == want["translation"]
+                assert tr["source_tokens"] == want["source_tokens"]
+                assert tr[key]["attention"] == want["attention"]
 
 
 def test_api_explore_gives_every_view_for_both_models(server):
@@ -324,6 +387,133 @@ def test_a_client_that_never_finishes_its_body_does_not_block_the_server(server)
         assert answer.startswith(b"HTTP/1.0 400") and b"not valid JSON" in answer
     finally:
         sock.close()
+
+
+def _closed_by_server(sock) -> bool:
+    """Whether the server has closed ``sock`` (its reading side says so at once)."""
+    import select
+
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(4096) == b""
+    except OSError:
+        return True
+
+
+def test_slow_clients_are_cut_off_by_a_deadline_and_do_not_block_the_server(explorers):
+    """20 clients trickling their headers a byte at a time: a normal request is answered
+    meanwhile, each slow one is cut off once its whole request has taken the server's
+    request_timeout (not after each read: bytes keep coming), and the server answers
+    afterwards."""
+    import socket
+    import time
+
+    srv = make_server(explorers, "127.0.0.1", 0, request_timeout=1.5)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    slow = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(srv.server_address[:2], timeout=30)
+            sock.sendall(b"GET /api/models HTTP/1.1\r\n")
+            slow.append(sock)
+        t0 = time.monotonic()
+        status, _ = request(srv, "GET", "/api/models")
+        assert status == 200
+        assert time.monotonic() - t0 < 5
+        cut = set()
+        stop = time.monotonic() + 10
+        while len(cut) < len(slow) and time.monotonic() < stop:
+            for i, sock in enumerate(slow):  # one byte each, every 0.1 s
+                if i in cut:
+                    continue
+                try:
+                    sock.send(b"X")
+                except OSError:
+                    cut.add(i)
+                    continue
+                if _closed_by_server(sock):
+                    cut.add(i)
+            time.sleep(0.1)
+        assert len(cut) == len(slow), f"{len(slow) - len(cut)} slow clients still held"
+        status, _ = request(srv, "POST", "/api/explore", {"sentence": "i am home .",
+                                                           "parts": ["translation"]})
+        assert status == 200
+    finally:
+        for sock in slow:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_connections_over_the_cap_get_a_quick_503_and_the_server_goes_on(explorers):
+    """With max_connections held by clients that send nothing, one more connection gets
+    a 503 and is closed; once they go, requests are served again."""
+    import socket
+    import time
+
+    srv = make_server(explorers, "127.0.0.1", 0, max_connections=4)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    held = [socket.create_connection(srv.server_address[:2], timeout=30) for _ in range(4)]
+    try:
+        extra = socket.create_connection(srv.server_address[:2], timeout=30)
+        try:
+            extra.sendall(b"GET /api/models HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := extra.recv(4096):
+                answer += chunk
+        finally:
+            extra.close()
+        assert answer.startswith(b"HTTP/1.0 503") and b"busy" in answer
+    finally:
+        for sock in held:
+            sock.close()
+    try:
+        stop = time.monotonic() + 30
+        status = None
+        while status != 200 and time.monotonic() < stop:
+            status, _ = request(srv, "GET", "/api/models")
+            time.sleep(0.05)
+        assert status == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize("host,loopback", [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("LOCALHOST", True), ("0.0.0.0", False), ("::", False),
+    ("192.168.1.20", False), ("10.0.0.5", False), ("explorer.example.org", False),
+])
+def test_loopback_hosts_and_the_warning_for_others(attention_ckpt, monkeypatch, capsys,
+                                                   host, loopback):
+    """Whether a --host is loopback decides the warning ``explore`` prints on starting;
+    the server is a stand-in here (nothing listens beyond loopback in the tests)."""
+    from minis2s.explore import server as server_module
+    from minis2s.explore.command import exposure_warning, is_loopback
+
+    assert is_loopback(host) is loopback
+    assert (exposure_warning(host, 8000) is None) is loopback
+
+    class Stub:
+        server_address = (host.strip("[]"), 8765)
+
+        def serve_forever(self):
+            raise KeyboardInterrupt
+
+        def server_close(self):
+            pass
+
+    monkeypatch.setattr(server_module, "make_server", lambda *a, **k: Stub())
+    capsys.readouterr()
+    assert main(["explore", "--model", str(attention_ckpt), "--host", host,
+                 "--port", "8765"]) == 0
+    out, err = capsys.readouterr()
+    assert ":8765/" in out
+    warned = ("anyone who can reach port 8765 can use the explorer" in err
+              and f"listening on {host}" in err)
+    assert warned is not loopback
+    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------ static export and CLI

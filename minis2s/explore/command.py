@@ -9,13 +9,24 @@ from ..data import DataError
 from .data import ExploreError, Explorer, check_request
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (as ``--host`` gives it) reaches this machine only: ``localhost``
+    or a loopback address (127.0.0.0/8, ::1). ``0.0.0.0``, ``::`` and any other address or
+    name are reachable from elsewhere."""
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning printed when the server listens where others can reach it, or None."""
+    if is_loopback(host):
+        return None
+    return (f"minis2s: warning: listening on {host}: anyone who can reach port {port} can "
+            "use the explorer")
 
 
 def run(args) -> int:
@@ -49,9 +60,9 @@ def run(args) -> int:
                         f"{exc.strerror or exc}") from None
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
-    if not _is_loopback(args.host):
-        print(f"minis2s: warning: listening on {args.host}: anyone who can reach port "
-              f"{port} can use the explorer", file=sys.stderr)
+    warning = exposure_warning(args.host, port)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"minis2s explore: http://{shown}:{port}/ (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

@@ -13,7 +13,10 @@ Plain functions over a loaded checkpoint (:class:`Explorer`), no web code:
   alone sends to every layer's state (the per-sentence view of ``gradflow
   --by-distance``) and the whole ∂L/∂h_t with what clipping does to it.
 
-Gradients are computed in float64; decoding runs in float32, as ``minis2s translate``.
+Decoding runs in float32, as ``minis2s translate``. :func:`connectivity` computes in
+float64 by default (the tests check those numbers against finite differences);
+:meth:`Explorer.explore` asks it for float32, which agrees to about 1e-6 relative and is
+about twice as fast.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import get_backend, to_numpy
-from ..data import make_batch
+from ..data import CORPUS_TEXT, make_batch
 from ..decode import encode_sentences, translations
-from ..model import encoder_backward, seq2seq_forward
+from ..model import encoder_backward, encoder_forward
 from ..model.steps import select_rows, start, step
-from ..ops import masked_softmax_ce_backward
+from ..ops import reduction_scale
 
 MAX_BEAM = 16  # the widest beam the explorer searches
 MAX_CHARS = 1000  # the longest sentence it reads
@@ -43,11 +46,13 @@ class ExploreError(ValueError):
 @dataclass
 class Explorer:
     """One checkpoint, ready to explore: its parameters in float32 for decoding and in
-    float64 for gradients. ``name`` labels it on the page."""
+    float64 for gradients. ``name`` labels it on the page; ``precision`` is the one
+    :func:`connectivity` runs in for :meth:`explore`."""
 
     ck: object  # minis2s.checkpoint.Checkpoint
     name: str
     path: str | None = None
+    precision: str = "float32"
 
     def __post_init__(self):
         self.backend = get_backend("numpy", "float32")
@@ -89,21 +94,36 @@ class Explorer:
             raise ExploreError("the model knows none of these words; try one of: "
                                + ", ".join(vocab.idx_to_token[4:9]))
 
-    def translate(self, sentence: str, beam: int, length_penalty: float) -> dict:
+    def translate(self, sentence: str, beam: int, length_penalty: float,
+                  tree: dict | None = None) -> dict:
         """Greedy and beam translations of ``sentence`` with their attention weights, as
-        :func:`minis2s.decode.translations` (and so ``minis2s translate``) gives them."""
+        :func:`minis2s.decode.translations` (and so ``minis2s translate``) gives them.
+        With ``tree``, :func:`beam_tree`'s for the same beam and length penalty, the beam
+        translation is its choice (the same search: one is not run twice); a beam of 1
+        is the greedy translation."""
         ck = self.ck
         said: list[str] = []
         out = {}
         for key, k in (("greedy", 1), ("beam", beam)):
+            if key == "beam" and k == 1:
+                out[key] = dict(out["greedy"])
+                continue
+            if key == "beam" and tree is not None:
+                valid = len(out["source_tokens"])
+                w = tree["_weights"]
+                out[key] = {"tokens": tree["tokens"],
+                            "text": CORPUS_TEXT.target_text(tree["tokens"]),
+                            "attention": None if w is None else w[:, :valid].tolist()}
+                continue
             t = translations(self.params, ck.config, ck.src_vocab, ck.tgt_vocab, [sentence],
                              self.num_steps, self.backend, warn=said.append, beam=k,
                              length_penalty=length_penalty, with_weights=True)[0]
             out[key] = {"tokens": t.tokens, "text": t.text,
                         "attention": None if t.weights is None else t.weights.tolist()}
-        out["source_tokens"] = t.source
+            out["source_tokens"] = t.source
         out["warnings"] = sorted(set(said))
-        return out
+        return {"greedy": out["greedy"], "beam": out["beam"],
+                "source_tokens": out["source_tokens"], "warnings": out["warnings"]}
 
     def explore(self, sentence: str, beam: int = 4, length_penalty: float = 0.75,
                 parts=("translation", "beam", "connectivity")) -> dict:
@@ -112,14 +132,16 @@ class Explorer:
         self.check_words(sentence)
         result = {"model": self.name, "sentence": sentence, "beam_size": beam,
                   "length_penalty": length_penalty}
-        if "translation" in parts:
-            result["translation"] = self.translate(sentence, beam, length_penalty)
+        tree = None
         if "beam" in parts:
-            result["beam_tree"] = beam_tree(self, sentence, beam, length_penalty)
+            tree = _beam_tree(self, sentence, beam, length_penalty)
+            result["beam_tree"] = {k: v for k, v in tree.items() if k != "_weights"}
+        if "translation" in parts:
+            result["translation"] = self.translate(sentence, beam, length_penalty, tree)
         if "connectivity" in parts:
             tokens = (result["translation"]["greedy"]["tokens"] if "translation" in result
                       else self.translate(sentence, 1, 0.75)["greedy"]["tokens"])
-            result["gradients"] = connectivity(self, sentence, tokens)
+            result["gradients"] = connectivity(self, sentence, tokens, self.precision)
         return result
 
 
@@ -196,6 +218,15 @@ def beam_tree(ex: Explorer, sentence: str, beam: int, length_penalty: float) -> 
     tokens with ``<eos>``), ``status`` (``"root"``, ``"kept"``, ``"pruned"``,
     ``"finished"``; ``"live"`` for a hypothesis still live when the steps ran out).
     ``best`` is the node id of the chosen hypothesis and ``tokens`` its output."""
+    tree = _beam_tree(ex, sentence, beam, length_penalty)
+    del tree["_weights"]
+    return tree
+
+
+def _beam_tree(ex: Explorer, sentence: str, beam: int, length_penalty: float) -> dict:
+    """:func:`beam_tree`, with ``"_weights"``: the chosen hypothesis's attention weights
+    (steps, S) as :func:`minis2s.decode.beam_search` gives them (None if the decoder does
+    not attend)."""
     ck, cfg = ex.ck, ex.ck.config
     tv = ck.tgt_vocab
     xp = ex.backend.xp
@@ -206,21 +237,24 @@ def beam_tree(ex: Explorer, sentence: str, beam: int, length_penalty: float) -> 
               "score": 0.0, "status": "root"}]
     live = [0]  # node id of each live row
     tokens = [[]]
+    attends = cfg.decoder.attends
+    history = [[]]  # each live row's attention weights so far
     logp = np.zeros(1)
     prev = xp.full(1, tv.bos, dtype=src.dtype)
-    best = None  # (score, node id, tokens)
+    best = None  # (score, node id, tokens, attention weights)
 
     def score_of(n_tokens, lp, finished):
         return lp / (n_tokens + finished) ** length_penalty
 
-    def offer(node_id, toks, lp, finished):
+    def offer(node_id, toks, lp, finished, weights):
         nonlocal best
         s = score_of(len(toks), lp, finished)
         if best is None or s > best[0]:
-            best = (s, node_id, toks)
+            best = (s, node_id, toks, weights)
 
     for t in range(1, ex.num_steps + 1):
-        logits, state, _ = step(ex.params, cfg, prev, state, memory)
+        logits, state, alpha = step(ex.params, cfg, prev, state, memory)
+        alpha = to_numpy(alpha) if attends else None
         cand = logp[:, None] + _log_softmax(logits)  # (B, V)
         C = min(K, V)
         offered = []  # (log P, row, token)
@@ -229,7 +263,7 @@ def beam_tree(ex: Explorer, sentence: str, beam: int, length_penalty: float) -> 
             offered += [(float(cand[r, v]), r, int(v)) for v in top]
         order = sorted(range(len(offered)), key=lambda i: -offered[i][0])
         kept = set(order[:K])
-        new_live, new_tokens, new_logp, rows = [], [], [], []
+        new_live, new_tokens, new_logp, rows, new_history = [], [], [], [], []
         for i, (lp, r, v) in enumerate(offered):
             finished = v == tv.eos
             toks = tokens[r] + ([] if finished else [v])
@@ -238,28 +272,33 @@ def beam_tree(ex: Explorer, sentence: str, beam: int, length_penalty: float) -> 
                     "token": tv.to_tokens([v])[0], "log_prob": lp,
                     "score": score_of(len(toks), lp, finished), "status": status}
             nodes.append(node)
+            weights = history[r] + [alpha[r]] if attends else None
             if status == "finished":
-                offer(node["id"], toks, lp, True)
+                offer(node["id"], toks, lp, True, weights)
             elif status == "kept":
                 new_live.append(node["id"])
                 new_tokens.append(toks)
                 new_logp.append(lp)
                 rows.append(r)
+                new_history.append(weights)
         if not new_live:
             break
         live, tokens, logp = new_live, new_tokens, np.array(new_logp)
+        history = new_history
         state, memory = select_rows(cfg, state, memory, xp.asarray(rows))
         prev = xp.asarray([tokens[i][-1] for i in range(len(tokens))]).astype(src.dtype)
     else:
         for r, node_id in enumerate(live):
             nodes[node_id]["status"] = "live"
-            offer(node_id, tokens[r], float(logp[r]), False)
+            offer(node_id, tokens[r], float(logp[r]), False, history[r])
+    weights = None if best[3] is None else np.array(best[3], dtype=np.float64)
     return {"nodes": nodes, "best": best[1], "tokens": tv.to_tokens(best[2]),
             "text": " ".join(tv.to_tokens(best[2])), "beam_size": K,
-            "length_penalty": length_penalty}
+            "length_penalty": length_penalty, "_weights": weights}
 
 
-def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
+def connectivity(ex: Explorer, sentence: str, output_tokens: list[str],
+                 precision: str = "float64") -> dict:
     """Exact gradients for one sentence and an output (``output_tokens``, without
     ``<eos>``; the greedy translation on the page), the model teacher-forced on it.
 
@@ -278,10 +317,20 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
 
     One forward and one backward of a batch with one row per output token y_t, each row
     the sentence and the output, the gradient of row t kept at target step t alone (as
-    :func:`~minis2s.model.seq2seq_backward` with ``target_step`` does for every row).
+    :func:`~minis2s.model.seq2seq_backward` with ``target_step`` does for every row). The
+    decoder runs to the output's length only (it is causal: later steps change nothing
+    here), and the output layer and the softmax run at each row's own step only (N rows,
+    not N × T): the decoder's forward and backward see an identity in place of the output
+    layer, so its "logits" are the top layer's outputs and the gradient it is given is
+    the one the real output layer sends back from row t's step t; the output layer's own
+    gradient is formed from those N rows.
     Per-position embedding gradients come from one trick, not finite differences: every
     (row, position) gets its own row of the embedding table (a copy of its token's row),
     so the table's gradient, which the backward returns, holds each one apart.
+
+    ``precision``: ``"float64"`` (the default, which the tests hold against finite
+    differences) or ``"float32"`` (what the page shows: about twice as fast, the same
+    numbers to about 1e-6 relative).
     """
     ck, cfg = ex.ck, ex.ck.config
     S = T = ex.num_steps
@@ -290,11 +339,12 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
     out_ids = tv[list(output_tokens)] + [tv.eos]
     out_ids = out_ids[:T]
     n_out = len(out_ids)
-    tgt = np.full((1, T), tv.pad, dtype=np.int64)
-    tgt[0, :n_out] = out_ids
+    tgt = np.asarray([out_ids], dtype=np.int64)  # (1, n_out): the decoder stops there
     batch = make_batch(src, [valid], tgt, [n_out], tv.bos)
     N = n_out  # one row per output token y_t, its loss alone
-    p = dict(ex.params64.items())
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"precision must be float32 or float64, not {precision!r}")
+    p = dict((ex.params64 if precision == "float64" else ex.params).items())
     batch_ids = {"encoder.embedding.weight": batch.src[0],
                  "decoder.embedding.weight": batch.tgt_in[0]}
     # one embedding row per (row, position): the table's gradient is then per position
@@ -302,41 +352,73 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
                                             (N, 1))
     p["decoder.embedding.weight"] = np.tile(p["decoder.embedding.weight"][batch.tgt_in[0]],
                                             (N, 1))
+    dense_w, dense_b = p["decoder.dense.weight"], p["decoder.dense.bias"]
+    W = dense_w.shape[1]
+    dtype = dense_w.dtype
+    p["decoder.dense.weight"] = np.eye(W, dtype=dtype)  # the "logits": the top outputs
+    p["decoder.dense.bias"] = np.zeros(W, dtype=dtype)
     rows = np.arange(N, dtype=np.int64)[:, None]
+    # row t has t + 1 steps (its loss is at step t, and the decoder is causal): packed,
+    # rows longest first, step u runs only the rows t >= u
     batch = make_batch(rows * S + np.arange(S), np.full(N, valid), np.repeat(tgt, N, axis=0),
-                       np.full(N, n_out), tv.bos)
-    batch = batch._replace(tgt_in=rows * T + np.arange(T))
-    loss, cache = seq2seq_forward(p, cfg, batch, packed=False)
-    # the seed's loss scales each step by 1/T: T times it is -log p(y_t); row t keeps
-    # the gradient of step t alone
-    dlogits = masked_softmax_ce_backward(float(T), cache.loss)
-    only = np.zeros_like(dlogits)
-    only[np.arange(N), np.arange(N)] = dlogits[np.arange(N), np.arange(N)]
-    dec = cfg.decoder.backward(only, cache.decoder, "state")
-    enc = encoder_backward(dec.dstate, dec.doutputs, cache.encoder, "state")
+                       np.arange(1, N + 1), tv.bos)
+    batch = batch._replace(tgt_in=rows * n_out + np.arange(n_out))
+    pk = batch.packing
+    encoded, enc_cache = encoder_forward(p, cfg, batch.src[pk.order],
+                                         batch.src_valid_len[pk.order])
+    outputs, dec_cache = cfg.decoder.forward(p, cfg, batch.tgt_in[pk.rows, pk.steps], encoded,
+                                             batch_sizes=pk.batch_sizes)  # (M, W)
+    if outputs.shape != (len(pk.rows), W):
+        raise ExploreError("connectivity needs a decoder whose output layer is "
+                           "decoder.dense")
+    diag = np.arange(N)
+    last = np.flatnonzero(pk.steps == pk.rows)  # each row's own step, the last it runs
+    last = last[np.argsort(pk.rows[last])]
+    x = outputs[last]  # (N, W): row t's top output at its step t
+    z = x @ dense_w.T + dense_b  # (N, V): the logits of step t
+    z -= z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    # the seed's loss scales each step by 1/T: T times it is -log p(y_t), whose gradient
+    # with respect to the logits is softmax - one-hot
+    dz = np.exp(log_p)
+    dz[diag, out_ids] -= 1.0
+    dout = np.zeros_like(outputs)
+    dout[last] = dz @ dense_w
+    dec = cfg.decoder.backward(dout, dec_cache, "state")
+    enc = encoder_backward(dec.dstate, dec.doutputs, enc_cache, "state")
+    dec.params["decoder.dense.weight"] = dz.T @ x
+    dec.params["decoder.dense.bias"] = dz.sum(axis=0)
+    loss = -log_p[diag, out_ids].sum() * reduction_scale("seq", T, n_out)
     L, dirs = cfg.num_layers, cfg.num_directions
+    unsort = np.argsort(pk.order)  # the encoder's rows are longest first
 
-    def norms(g, steps):  # (steps·N, W) rows -> [row][step] norms
-        g = to_numpy(g).reshape(steps, N, -1)
-        return (g ** 2).sum(axis=2).T
+    def enc_h(k):  # layer k's ∂L_t/∂h_s, (S, N, dirs·H), both directions side by side
+        g = np.concatenate([to_numpy(enc.recorded[k * dirs + dd].h).reshape(S, N, -1)
+                            for dd in range(dirs)], axis=2)
+        return g[:, unsort]
+
+    def dec_sq(k):  # layer k's packed rows -> (N, n_out) squared norms, 0 where not run
+        grid = np.zeros((N, n_out))
+        grid[pk.rows, pk.steps] = (to_numpy(dec.recorded[k].h) ** 2).sum(axis=1)
+        return grid
 
     e = to_numpy(enc.params["encoder.embedding.weight"]).reshape(N, S, -1)
-    d = to_numpy(dec.params["decoder.embedding.weight"]).reshape(N, T, -1)
+    d = to_numpy(dec.params["decoder.embedding.weight"]).reshape(N, n_out, -1)
     src_grad = np.sqrt((e[:, :valid] ** 2).sum(axis=2)).tolist()
-    dec_grad = np.sqrt((d[:, :n_out] ** 2).sum(axis=2)).tolist()
-    enc_state = [np.sqrt(sum(norms(enc.recorded[k * dirs + dd].h, S)
-                             for dd in range(dirs)))[:, :valid].tolist() for k in range(L)]
-    dec_state = [np.sqrt(norms(dec.recorded[k].h, T))[:, :n_out].tolist() for k in range(L)]
+    dec_grad = np.sqrt((d ** 2).sum(axis=2)).tolist()
+    enc_g = [enc_h(k) for k in range(L)]
+    enc_state = [np.sqrt((g ** 2).sum(axis=2).T)[:, :valid].tolist() for g in enc_g]
+    dec_state = [np.sqrt(dec_sq(k)).tolist() for k in range(L)]
     # the whole loss L = (1/T) sum_t -log p(y_t) is the sum of the rows' over T: its
     # state gradients, parameter gradient and value come from the same pass (the backward
     # is linear), without one of its own as gradflow.gradient_flow runs
-    def whole(g, steps):  # (steps·N, W) rows -> (steps,) norms of the rows' sum / T
-        return (to_numpy(g).reshape(steps, N, -1).sum(axis=1) / T) ** 2
-
-    flow_enc = [np.sqrt(sum(whole(enc.recorded[k * dirs + dd].h, S).sum(axis=1)
-                            for dd in range(dirs)))[:valid].tolist() for k in range(L)]
-    flow_dec = [np.sqrt(whole(dec.recorded[k].h, T).sum(axis=1))[:n_out].tolist()
-                for k in range(L)]
+    flow_enc = [np.sqrt(((g.sum(axis=1) / T) ** 2).sum(axis=1))[:valid].tolist()
+                for g in enc_g]
+    flow_dec = []
+    for k in range(L):
+        total = np.zeros((n_out, W))
+        np.add.at(total, pk.steps, to_numpy(dec.recorded[k].h))
+        flow_dec.append(np.sqrt(((total / T) ** 2).sum(axis=1)).tolist())
     grads = {**enc.params, **dec.params}
     sq = 0.0
     for name, g in grads.items():
@@ -354,5 +436,5 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str]) -> dict:
             "decoder_input_tokens": ["<bos>", *tv.to_tokens(out_ids[:n_out - 1])],
             "source": src_grad, "decoder_inputs": dec_grad,
             "state": {"encoder": enc_state, "decoder": dec_state},
-            "flow": {"encoder": flow_enc, "decoder": flow_dec, "loss": float(loss) / N,
+            "flow": {"encoder": flow_enc, "decoder": flow_dec, "loss": float(loss),
                      "grad_norm": grad_norm, "clip": clip, "clip_factor": factor}}

@@ -12,23 +12,31 @@ Routes (documented in docs/explorer.md):
 
 Bad input gets a 4xx and ``{"error": message}``; an unexpected failure a 500 with a
 one-line message (never a traceback), and the server goes on. Bodies are limited to
-:data:`MAX_BODY` bytes, reading a request to :data:`READ_TIMEOUT` seconds, and at most
-:data:`WORKERS` computations run at once (others wait up to :data:`QUEUE_TIMEOUT`
-seconds, then get a 503).
+:data:`MAX_BODY` bytes; a whole request (request line, headers and body) must arrive
+within :data:`REQUEST_TIMEOUT` seconds, however slowly its bytes trickle in (the limit is
+on the total, not on each read); at most :data:`MAX_CONNECTIONS` connections are served
+at once (one more gets a 503 at once and is closed); and at most :data:`WORKERS`
+computations run at once (others wait up to :data:`QUEUE_TIMEOUT` seconds, then get a
+503).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 from .data import MAX_BEAM, ExploreError, Explorer
 
 MAX_BODY = 16 * 1024  # bytes of a request body
-READ_TIMEOUT = 10.0  # seconds to receive a request
+REQUEST_TIMEOUT = 10.0  # seconds to receive a whole request (line, headers, body)
+SEND_TIMEOUT = 30.0  # seconds a client may take to take in an answer
+MAX_CONNECTIONS = 32  # connections served at once; one more gets a 503
 QUEUE_TIMEOUT = 30.0  # seconds a request waits for a free worker
 WORKERS = 2
 PARTS = ("translation", "beam", "connectivity")
@@ -70,15 +78,78 @@ def parse_request(body: bytes) -> dict:
             "length_penalty": req.get("length_penalty", 0.75), "parts": tuple(parts)}
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reading side that gives up at ``deadline`` (``time.monotonic()``):
+    before each receive the socket's timeout is set to the time left, so a client
+    sending a byte at a time cannot stretch a request past the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        super().__init__()
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
+_BUSY_BODY = b'{"error": "the server is busy; try again in a moment"}'
+BUSY = (b"HTTP/1.0 503 Service Unavailable\r\n"
+        b"Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
 class ExploreServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, address, explorers: list[Explorer], quiet: bool = True):
+    def __init__(self, address, explorers: list[Explorer], quiet: bool = True,
+                 request_timeout: float = REQUEST_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
         self.explorers = explorers
         self.quiet = quiet
+        self.request_timeout = request_timeout
         self.workers = threading.BoundedSemaphore(WORKERS)
+        self.connections = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        """Serve the connection in a thread of its own, unless :data:`MAX_CONNECTIONS`
+        are being served already: then answer 503 at once (from the accepting thread,
+        which never waits on a client) and close it."""
+        if not self.connections.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def _refuse(self, request) -> None:
+        try:
+            request.setblocking(False)
+            request.send(BUSY)  # a fresh socket's send buffer has room: never waits
+            for _ in range(16):  # what the client sent, so closing does not reset the answer
+                if not request.recv(65536):
+                    break
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request, client_address):
         """One line on stderr, never a traceback; a client that went away is no error."""
@@ -102,15 +173,22 @@ class ExploreServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     server: ExploreServer
-    timeout = READ_TIMEOUT  # a client that sends too slowly is cut off
     server_version = "minis2s-explore"
     sys_version = ""
+
+    def setup(self):
+        """Read the request through a :class:`_DeadlineReader`: the whole request must
+        arrive within the server's ``request_timeout`` seconds."""
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(
+            self.connection, time.monotonic() + self.server.request_timeout))
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if not self.server.quiet:
             sys.stderr.write(f"minis2s explore: {self.address_string()} {format % args}\n")
 
     def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.connection.settimeout(SEND_TIMEOUT)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -172,7 +250,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(explorers: list[Explorer], host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = True) -> ExploreServer:
+                quiet: bool = True, request_timeout: float = REQUEST_TIMEOUT,
+                max_connections: int = MAX_CONNECTIONS) -> ExploreServer:
     """A server for ``explorers`` bound to ``host``:``port`` (port 0: any free one), not
     yet serving: call ``serve_forever`` (in a thread, for tests)."""
-    return ExploreServer((host, port), explorers, quiet)
+    return ExploreServer((host, port), explorers, quiet, request_timeout, max_connections)
