@@ -480,6 +480,27 @@ def test_connections_over_the_cap_get_a_quick_503_and_the_server_goes_on(explore
         srv.server_close()
 
 
+def test_the_server_listens_on_ipv6_loopback(explorers):
+    """``--host ::1`` serves (an IPv6 address gets an IPv6 socket)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    srv = make_server(explorers, "::1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("::1", srv.server_address[1], timeout=60)
+        conn.request("GET", "/api/models")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 @pytest.mark.parametrize("host,loopback", [
     ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
     ("localhost", True), ("LOCALHOST", True), ("0.0.0.0", False), ("::", False),

@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         """Read the request through a :class:`_DeadlineReader`: the whole request must
         arrive within the server's ``request_timeout`` seconds."""
         super().setup()
+        self.rfile.close()  # the plain reader setup made (the socket stays open)
         self.rfile = io.BufferedReader(_DeadlineReader(
             self.connection, time.monotonic() + self.server.request_timeout))
 
