@@ -335,6 +335,8 @@ FLOAT_OPTIONS = {
     ("evaluate", "--length-penalty"): ["evaluate", "--model", "{missing}.npz", "--data",
                                        "{missing}.txt"],
     ("gradflow", "--clip"): ["gradflow", "--pairs", "{missing}.txt"],
+    ("explore", "--length-penalty"): ["explore", "--model", "{missing}.npz", "--static",
+                                      "{out}.html", "go ."],
 }
 
 

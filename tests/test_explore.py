@@ -561,6 +561,6 @@ def test_cli_static_and_refusals(attention_ckpt, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["explore", "--model", str(attention_ckpt), "--static", str(out),
                  "--beam", "0", "i"]) == 2
-    assert "beam width" in capsys.readouterr().err
+    assert capsys.readouterr().err == "minis2s: error: --beam must be a whole number >= 1, got 0\n"
     assert main(["explore", "--model", str(attention_ckpt), "--static", str(out)]) == 2
     assert "SENTENCE" in capsys.readouterr().err

@@ -440,6 +440,7 @@ def info(args) -> int:
 def explore(args) -> int:
     from ..explore.command import run
 
+    _check_beam(args)  # --static's beam and length penalty, before any checkpoint is read
     return run(args)
 
 
