@@ -20,7 +20,8 @@ experiments = importlib.import_module("experiments")
 targets = importlib.import_module("task_targets")
 PAGE = ROOT / "docs" / "experiments.md"
 RUNS = ["add_plain", "add_reversed", "date_attention",
-        *[f"reverse_{d}_{c}" for d in experiments.DECODERS for c in experiments.CELLS]]
+        *[f"reverse_{d}_{c}" for d in experiments.DECODERS for c in experiments.CELLS],
+        *[f"loss_{r}" for r in experiments.REDUCTIONS]]
 
 
 def dry_run(out="runs/experiments") -> list[str]:
@@ -34,14 +35,15 @@ def dry_run(out="runs/experiments") -> list[str]:
 @pytest.mark.parametrize("name", RUNS)
 def test_every_run_is_a_train_command_minis2s_takes(name):
     args = build_parser().parse_args(["train", *experiments.train_args(name), "--out", "x"])
-    assert args.task == name.split("_")[0]
+    assert args.task == ("reverse" if name.startswith("loss_") else name.split("_")[0])
+    assert args.loss_reduction == (name[5:] if name.startswith("loss_") else None)
     if name.startswith("reverse_"):
         assert (args.model, args.cell) == tuple(name.split("_")[1:])
     assert args.reverse_source is (True if name == "add_reversed" else None)
 
 
 def test_an_unknown_run_is_refused():
-    for name in ("reverse_seq2seq_tanh", "reverse_bahdanau_gru", "add", "copy"):
+    for name in ("reverse_seq2seq_tanh", "reverse_bahdanau_gru", "add", "copy", "loss_token"):
         with pytest.raises(ValueError, match="no run called"):
             experiments.train_args(name)
 
