@@ -235,7 +235,8 @@ class Evaluation:
 
 def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int = 1,
                    length_penalty: float = 0.75, warn: Callable[[str], None] | None = None,
-                   where: str = "the checkpoint", params=None) -> Evaluation:
+                   where: str = "the checkpoint", params=None,
+                   context_from: str = "encoder") -> Evaluation:
     """Translate on ``backend`` and score part ``part`` (one of :data:`PARTS`) of the
     corpus that checkpoint ``ck`` (a :class:`minis2s.checkpoint.Checkpoint`) was trained
     on, with ``params`` (its parameters already on ``backend``; None puts them there).
@@ -245,7 +246,8 @@ def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int
     leave empty, naming the parts that have pairs.
 
     A checkpoint of a generated task (``ck.task``) makes its pairs again instead (no
-    corpus is read: ``data_path`` is not looked at) and is scored by :func:`accuracy`."""
+    corpus is read: ``data_path`` is not looked at) and is scored by :func:`accuracy`.
+    ``context_from``: as :func:`minis2s.decode.greedy_decode` takes it."""
     if part not in PARTS:
         raise DataError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
     if ck.task is not None:
@@ -266,12 +268,14 @@ def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int
                         f"{ck.training.get('preset', '?')}); score the {have} part instead")
     if params is None:
         params = ck.params_on(backend)
+    # the decoding's own default unless asked otherwise
+    context = {} if context_from == "encoder" else {"context_from": context_from}
     if ck.task is not None:
         task = ck.task
         sources = [task.source_text(t) for t in chosen.src_tokens]
         found = translations(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
                              ck.data.num_steps, backend, beam=beam,
-                             length_penalty=length_penalty, rules=task)
+                             length_penalty=length_penalty, rules=task, **context)
         return Evaluation(sources, [t.text for t in found],
                           [task.target_text(t) for t in chosen.tgt_tokens],
                           accuracy([t.tokens for t in found], chosen.tgt_tokens,
@@ -279,6 +283,7 @@ def evaluate_model(ck, backend, data_path=None, *, part: str = "test", beam: int
     sources = [" ".join(t) for t in chosen.src_tokens]
     refs = [" ".join(t) for t in chosen.tgt_tokens]
     hyps = translate(params, ck.config, ck.src_vocab, ck.tgt_vocab, sources,
-                     ck.data.num_steps, backend, beam=beam, length_penalty=length_penalty)
+                     ck.data.num_steps, backend, beam=beam, length_penalty=length_penalty,
+                     **context)
     return Evaluation(sources, hyps, refs,
                       score(hyps, refs, [len(t) for t in chosen.src_tokens]))

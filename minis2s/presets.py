@@ -36,6 +36,7 @@ class Preset:
     test_size: int | float = 0
     bidirectional: bool = False
     grad_clip: float = 1.0  # global gradient norm after clipping
+    loss_reduction: str = "seq"  # the loss's weighting of tokens (ops.softmax_ce): the seed's
     split_seed: int = 0  # random seed of the train / validation / test split
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
     cell: str = "gru"  # the recurrent cell of encoder and decoder: a key of ops.CELLS

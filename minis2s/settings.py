@@ -31,7 +31,7 @@ MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dro
                 "bidirectional")
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
-OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip")
+OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip", "loss_reduction")
 # a generated task instead of the corpus (:mod:`minis2s.data.tasks`): its name, its
 # sizes and random seed, and the options of one task or another
 TASK_FIELDS = ("task", "train_size", "task_seed", "symbols", "min_len", "max_len", "digits",
@@ -101,6 +101,7 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "batch_size": (_whole(1), lambda: "a whole number >= 1"),
     "lr": (_positive, lambda: "a number > 0"),
     "grad_clip": (_positive, lambda: "a number > 0"),
+    "loss_reduction": _choice("loss_reduction"),
     "seed": (_whole(0), lambda: "a whole number >= 0"),
     "beam": (_whole(1), lambda: "a whole number >= 1"),
     "length_penalty": (_finite_at_least_zero, lambda: "a number >= 0"),

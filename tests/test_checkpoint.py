@@ -157,7 +157,10 @@ def _as_written_by_format_1(path) -> dict:
     old_data["train_pairs"] = tr.pop("train_pairs")
     training = {"preset": tr["preset"], "epochs": tr["epochs"], "seed": tr["seed"],
                 "lr": tr["lr"], "batch_size": tr["batch_size"], "loss": tr["loss"],
-                "total_epochs": tr["total_epochs"], "preset_config": preset.to_dict(),
+                "total_epochs": tr["total_epochs"],
+                # format 1 predates --loss-reduction: its runs used the seed's loss
+                "preset_config": {k: v for k, v in preset.to_dict().items()
+                                  if k != "loss_reduction"},
                 "history": tr["history"], "state": tr["state"]}
     return {"format_version": 1, "config": config, "src_vocab": meta["src_vocab"],
             "tgt_vocab": meta["tgt_vocab"], "data": old_data, "training": training}

@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 ZH = DOCS / "zh"
-PAGES = ("README.md", "bptt.md", "symbols.md", "exercises.md")
+PAGES = ("README.md", "bptt.md", "symbols.md", "exercises.md", "experiments.md")
 
 FENCE = re.compile(r"^(`{3,})[^\n`]*\n.*?^\1[ \t]*$", re.M | re.S)
 CODE_SPAN = re.compile(r"`([^`\n]+(?:\n[^`\n]+)*)`")
@@ -121,7 +121,7 @@ def test_page_exists(page):
 # (b) code blocks and commands, verbatim
 
 
-@pytest.mark.parametrize("page", ["bptt.md", "exercises.md"])
+@pytest.mark.parametrize("page", ["bptt.md", "exercises.md", "experiments.md"])
 def test_every_code_block_of_the_english_page_is_in_the_chinese_one(page):
     en, zh = read(DOCS / page), read(ZH / page)
     blocks = fenced_blocks(en)
@@ -449,7 +449,7 @@ def test_every_code_span_of_the_lecture_map_is_in_the_symbol_map():
     assert not missing, f"code of docs/lecture.md missing from docs/zh/symbols.md: {missing}"
 
 
-@pytest.mark.parametrize("page", ["bptt.md", "exercises.md"])
+@pytest.mark.parametrize("page", ["bptt.md", "exercises.md", "experiments.md"])
 def test_every_code_span_of_the_english_page_is_in_the_chinese_one(page):
     zh_text = " ".join(read(ZH / page).split())
     missing = sorted(s for s in code_spans(read(DOCS / page)) if s not in zh_text)
@@ -511,6 +511,9 @@ TERMS = {
                    "bias_ih", "bias_hh", "r、z、n", "i、f、g、o", "倒置暂退法", "掩蔽 softmax"],
     "exercises.md": ["反向传播", "通过时间反向传播", "门控循环单元", "长短期记忆网络", "带遮蔽的",
                      "梯度裁剪", "束搜索", "有限差分", "暂退法", "隐状态", "词表"],
+    "experiments.md": ["课程代码", "编码器", "解码器", "上下文变量", "隐状态", "注意力",
+                       "门控循环单元", "长短期记忆网络", "循环神经网络", "束搜索", "贪心解码",
+                       "词元", "梯度裁剪", "有限差分", "遮蔽"],
 }
 # translations d2l-zh 2.0 does not use, for terms it does: 隐状态, 记忆元, 强制教学, 词元,
 # 词表, 暂退法

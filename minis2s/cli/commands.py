@@ -11,7 +11,14 @@ import sys
 import threading
 from pathlib import Path
 
-from ..settings import DATA_FIELDS, MODEL_FIELDS, OPTIMISATION_FIELDS, TASK_FIELDS, check
+from ..settings import (
+    DATA_FIELDS,
+    MODEL_FIELDS,
+    OPTIMISATION_FIELDS,
+    TASK_FIELDS,
+    ConfigError,
+    check,
+)
 from ..wording import plural
 from .naming import checkpoint_names
 
@@ -247,6 +254,7 @@ def evaluate(args) -> int:
     check_figure_path(args.plot)  # before any model is scored
     paths = [checkpoint.resolve(m) for m in args.model]
     cks = [checkpoint.load(path) for path in paths]  # every one readable before any work
+    _check_context_from(args, cks)
     tasks = [str(path) for path, ck in zip(paths, cks) if ck.task is not None]
     if args.plot and tasks and len(tasks) < len(cks):
         raise DataError("--plot draws BLEU and chrF for a corpus model and accuracy for a "
@@ -282,7 +290,7 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
 
     ev = evaluate_model(ck, get_backend(args.backend), args.data, part=args.part,
                         beam=args.beam, length_penalty=args.length_penalty, warn=warn,
-                        where=path)
+                        where=path, context_from=args.context_from)
     report = ev.report
     where = f"{path}, " if several else ""
     task = "" if ck.task is None else f", task {ck.task.describe()}"
@@ -310,15 +318,29 @@ def _evaluate_one(args, ck, path: str, out, several: bool):
         print(json.dumps({"checkpoint": path, "model": ck.config.model,
                           "cell": ck.config.cell, "part": args.part,
                           "pairs": report.pairs, "beam": args.beam,
-                          "length_penalty": args.length_penalty, **measured,
+                          "length_penalty": args.length_penalty,
+                          "context_from": args.context_from, **measured,
                           "by_length": [b.__dict__ for b in report.buckets]}))
     out.flush()
     return report
 
 
+def _check_context_from(args, cks) -> None:
+    """``--context-from decoder`` only for the seed's decoder, greedily (ConfigError)."""
+    from ..decode.greedy import check_context_from
+
+    for ck in cks:
+        try:
+            check_context_from(args.context_from, ck.config, args.beam)
+        except ValueError as e:
+            raise ConfigError(f"--context-from decoder: {e}") from None
+
+
 def _decoding(args) -> str:
     """The decoding ``evaluate`` was asked for, in words."""
     if args.beam == 1:
+        if getattr(args, "context_from", "encoder") == "decoder":
+            return "greedy, context from the decoder's state"
         return "greedy"
     return f"beam {args.beam}, length penalty {args.length_penalty:g}"
 

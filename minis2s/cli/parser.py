@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     field(g, "--lr", "Adam's learning rate", type=float)
     field(g, "--grad-clip", "clip gradients to this global norm", type=float,
           metavar="NORM")
+    field(g, "--loss-reduction", "how the loss weighs each target token: seq (the seed's "
+          "and d2l's, each sequence's token losses summed and divided by num_steps), sum "
+          "(summed), mean (divided by the sequence's own length, so a short target's tokens "
+          "and <eos> weigh more) or unmasked (every position, padding included, / num_steps: "
+          "d2l's exercise without the mask)", choices=["seq", "sum", "mean", "unmasked"])
     g = p.add_argument_group("data")
     field(g, "--examples", "read corpus lines 0..N (the seed's rule)", type=int,
           metavar="N", dest="num_examples")
@@ -173,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "accuracies) against source length")
     p.add_argument("--json", action="store_true", help="stdout holds only JSON, one line per "
                    "model (its checkpoint, settings and scores); the report goes to stderr")
+    p.add_argument("--context-from", dest="context_from", choices=["encoder", "decoder"],
+                   default="encoder", help="the seed's decoder's context at each step: the "
+                   "encoder's final h, as trained, or (decoder) its own state after the "
+                   "previous step, as d2l's predict_seq2seq computes it; greedy only")
     backend_opt(p)
     p.set_defaults(func=commands.evaluate)
 

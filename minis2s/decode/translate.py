@@ -15,7 +15,7 @@ from ..backend import Backend
 from ..data import CORPUS_TEXT, Vocab
 from ..model import ModelConfig
 from .beam import beam_search
-from .greedy import greedy_decode
+from .greedy import check_context_from, greedy_decode
 
 
 def _preview(sentence: str, words: int = 5, chars: int = 40) -> str:
@@ -60,19 +60,22 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
                  sentences: Sequence[str], num_steps: int, backend: Backend,
                  batch_size: int = 512, warn: Callable[[str], None] | None = None,
                  beam: int = 1, length_penalty: float = 0.75,
-                 with_weights: bool = False, rules=CORPUS_TEXT) -> list[Translation]:
+                 with_weights: bool = False, rules=CORPUS_TEXT,
+                 context_from: str = "encoder") -> list[Translation]:
     """Translate sentences, greedily (``beam`` 1) or by beam search (``beam`` K > 1, score
     log P / L^``length_penalty``). Each output is its tokens joined by single spaces
     (never a line break), so there is exactly one output per input. With
     ``with_weights``, each carries its attention weights, if the model's decoder attends.
     ``rules`` reads the sentences and writes the outputs (a task's: ``123+45`` read as
-    characters, ``168`` written without spaces).
+    characters, ``168`` written without spaces). ``context_from``: see
+    :func:`~.greedy.greedy_decode` (``"decoder"``: greedy decoding only).
 
     An empty or whitespace-only sentence gives an empty translation; words the source
     vocabulary lacks (any script, emoji) are read as ``<unk>``; a sentence too long for
     num_steps is truncated with a warning that gives its 1-based position in
     ``sentences``.
     """
+    check_context_from(context_from, cfg, beam)
     results = [Translation([], [], "", None)] * len(sentences)
     todo = [i for i, s in enumerate(sentences) if s.strip()]
     for first in range(0, len(todo), batch_size):
@@ -82,7 +85,7 @@ def translations(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
         valid = (src != src_vocab.pad).sum(axis=1)
         if beam == 1:
             found = greedy_decode(params, cfg, src, tgt_vocab, num_steps, backend, valid,
-                                  return_weights=with_weights)
+                                  return_weights=with_weights, context_from=context_from)
         else:
             found = beam_search(params, cfg, src, tgt_vocab, num_steps, backend, beam,
                                 length_penalty, valid, return_weights=with_weights)
@@ -99,11 +102,12 @@ def translate(params, cfg: ModelConfig, src_vocab: Vocab, tgt_vocab: Vocab,
               sentences: Sequence[str], num_steps: int, backend: Backend,
               batch_size: int = 512, warn: Callable[[str], None] | None = None,
               beam: int = 1, length_penalty: float = 0.75,
-              rules=CORPUS_TEXT) -> list[str]:
+              rules=CORPUS_TEXT, context_from: str = "encoder") -> list[str]:
     """The texts of :func:`translations`: one line of output per sentence."""
     return [t.text for t in translations(params, cfg, src_vocab, tgt_vocab, sentences,
                                          num_steps, backend, batch_size, warn, beam,
-                                         length_penalty, rules=rules)]
+                                         length_penalty, rules=rules,
+                                         context_from=context_from)]
 
 
 def predict_seq2seq(params, cfg: ModelConfig, src_sentence: str, src_vocab: Vocab,

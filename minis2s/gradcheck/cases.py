@@ -207,12 +207,14 @@ def make_batch(rng, cfg, N, T_src, T_tgt):
 
 
 def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
-                  packed: bool = True, scale_floor: float = 0.0, on=None) -> list[Row]:
-    """Every parameter of a whole encoder-decoder through the masked loss, on backend
-    ``on`` (default: NumPy, float64). With ``scale_floor``, each parameter's error is
-    relative to at least that fraction of the model's largest gradient entry: a gradient
-    near zero next to large ones (finite differences resolve it only to ~1e-13) is then
-    checked to that absolute accuracy."""
+                  packed: bool = True, scale_floor: float = 0.0, on=None,
+                  reduction: str = "seq") -> list[Row]:
+    """Every parameter of a whole encoder-decoder through the masked loss (``reduction``:
+    the loss's, see :mod:`minis2s.ops.softmax_ce`), on backend ``on`` (default: NumPy,
+    float64). With ``scale_floor``, each parameter's error is relative to at least that
+    fraction of the model's largest gradient entry: a gradient near zero next to large
+    ones (finite differences resolve it only to ~1e-13) is then checked to that absolute
+    accuracy."""
     from ..backend import get_backend
     from ..model import (
         ModelConfig,
@@ -233,9 +235,10 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     c = rng.uniform(0.5, 2.0)
 
     def f():
-        return c * seq2seq_forward(params, cfg, batch, masks, packed=packed)[0]
+        return c * seq2seq_forward(params, cfg, batch, masks, packed=packed,
+                                   reduction=reduction)[0]
 
-    _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed)
+    _, cache = seq2seq_forward(params, cfg, batch, masks, packed=packed, reduction=reduction)
     grads = seq2seq_backward(c, cache).params
     if case is None:
         notes = [cfg.model, cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
@@ -255,9 +258,10 @@ def run_all(seed: int = 0, on=None, each=None) -> list[Row]:
     to 1e-12, tests/test_model.py). A model's gradients span orders of magnitude
     (attention's W_q gets ~1e-5 of the largest at initialisation, which finite
     differences resolve to ~1e-13 only), so each error is measured against at least
-    :data:`SCALE_FLOOR` of the model's largest gradient entry. ``on``: the backend to
-    check on (float64; None: NumPy); ``each``: called with each case's rows as the case
-    ends."""
+    :data:`SCALE_FLOOR` of the model's largest gradient entry. Last, the loss's other
+    reductions (``train --loss-reduction``), alone and through the whole model. ``on``:
+    the backend to check on (float64; None: NumPy); ``each``: called with each case's rows
+    as the case ends."""
     from ..model import DECODERS, ModelConfig
     from ..ops import CELLS
 
@@ -295,6 +299,10 @@ def run_all(seed: int = 0, on=None, each=None) -> list[Row]:
                               num_hiddens=4, num_layers=2, dropout=0.3, cell=cell,
                               model=model)
             add(check_seq2seq(rng, cfg, packed=False, scale_floor=SCALE_FLOOR, on=on))
+    for reduction in ("sum", "mean", "unmasked"):  # train --loss-reduction's others
+        add(check_softmax_ce(rng, reduction=reduction, on=on))
+        add(check_seq2seq(rng, scale_floor=SCALE_FLOOR, reduction=reduction, on=on,
+                          case=f"model[seq2seq, gru, loss {reduction}]"))
     return rows
 
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..backend import BackendError, array_module, map_arrays
 from ..ops import (
+    loss_weights,
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
-    reduction_scale,
     softmax_ce_backward,
     softmax_ce_forward,
 )
@@ -51,12 +51,15 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
     the valid target positions only, rows sorted by length (``batch.packing``): every
     decoder is causal and the loss masked, so the loss and the gradients are those of the
     plain (``packed=False``) computation over every padded position, which the seed's
-    model does. ``probes`` (padded only): ``{"encoder": [...], "decoder": [...]}``, see
-    :func:`minis2s.ops.stack_forward`.
+    model does. ``reduction``: one of :data:`minis2s.ops.REDUCTIONS` (``"unmasked"``, the
+    loss over the padding too, runs the plain path). ``probes`` (padded only):
+    ``{"encoder": [...], "decoder": [...]}``, see :func:`minis2s.ops.stack_forward`.
     """
     masks = masks or DropoutMasks()
     same_backend(params, batch, masks)
     decoder = cfg.decoder
+    if reduction == "unmasked":  # the padding's logits too: the plain path
+        packed = False
     if not packed:
         probes = probes or {}
         encoded, enc_cache = encoder_forward(params, cfg, batch.src, batch.src_valid_len,
@@ -78,8 +81,9 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
                                         map_arrays(lambda m: m[p.steps, p.rows],
                                                    masks.decoder),
                                         batch_sizes=p.batch_sizes)
-    M, T = logits.shape[0], batch.tgt.shape[1]
-    weights = xp.full(M, reduction_scale(reduction, T, M), dtype=logits.dtype)
+    T = batch.tgt.shape[1]
+    weights = loss_weights(reduction, xp.asarray(batch.tgt_valid_len), T)[p.rows, p.steps]
+    weights = weights.astype(logits.dtype)
     loss, loss_cache = softmax_ce_forward(logits, batch.tgt[p.rows, p.steps], weights,
                                           overwrite=True)
     return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache, True, cfg)

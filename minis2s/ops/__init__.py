@@ -36,7 +36,10 @@ from .recurrent import (
 from .repeat_steps import repeat_steps_add_backward, repeat_steps_add_forward
 from .rnn import RNN
 from .softmax_ce import (
+    REDUCTIONS,
+    TRAINING_REDUCTIONS,
     CacheConsumedError,
+    loss_weights,
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
     reduction_scale,
@@ -47,9 +50,12 @@ from .state import State
 
 CELLS = {cell.name: cell for cell in (RNN, GRU, LSTM)}
 CHOICES["cell"] = CELLS  # what --cell and ModelConfig.cell may name
+CHOICES["loss_reduction"] = dict.fromkeys(TRAINING_REDUCTIONS)  # train --loss-reduction
 
 __all__ = [
     "CELLS",
+    "REDUCTIONS",
+    "TRAINING_REDUCTIONS",
     "additive_attention_backward",
     "additive_attention_forward",
     "CacheConsumedError",
@@ -67,6 +73,7 @@ __all__ = [
     "embed_project_forward",
     "embedding_backward",
     "embedding_forward",
+    "loss_weights",
     "masked_softmax_ce_backward",
     "masked_softmax_ce_forward",
     "param_suffix",

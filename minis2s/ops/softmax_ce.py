@@ -1,11 +1,18 @@
 """Masked softmax cross-entropy. Derivation: docs/derivations.md#masked-softmax-cross-entropy.
 
 Positions ``t >= valid_len[i]`` are padding: they add exactly 0 to the loss and get
-exactly 0 gradient. Two reductions:
+exactly 0 gradient (except under ``"unmasked"``). The reductions:
 
-* ``"seq"`` (the seed's): each sequence's loss is the sum of its valid tokens' losses
-  divided by T (the padded length); the batch objective is the sum over sequences.
+* ``"seq"`` (the seed's, d2l's ``MaskedSoftmaxCELoss`` then ``.mean(dim=1)``): each
+  sequence's loss is the sum of its valid tokens' losses divided by T (the padded
+  length); the batch objective is the sum over sequences. Every valid token weighs 1/T.
 * ``"token"``: the mean over all valid tokens of the batch (0 when there are none).
+* ``"sum"``: each sequence's loss is the sum of its valid tokens' losses (weight 1).
+* ``"mean"``: each sequence's loss is the mean of its valid tokens' losses (weight
+  1 / valid_len[i]): a short target's tokens, its ``<eos>`` among them, weigh more than a
+  long one's.
+* ``"unmasked"``: d2l's exercise without the mask: every position, padding included, weighs
+  1/T, its label the padding token.
 
 :func:`softmax_ce_forward` is the core on rows: logits (M, V), labels (M,) and a weight
 per row. The model calls it on the valid rows only (packed); the masked op calls it on
@@ -18,7 +25,9 @@ from typing import Any, NamedTuple
 
 from ..backend import array_module
 
-REDUCTIONS = ("seq", "token")
+REDUCTIONS = ("seq", "token", "sum", "mean", "unmasked")
+# the reductions a training run may use (train --loss-reduction)
+TRAINING_REDUCTIONS = ("seq", "sum", "mean", "unmasked")
 
 
 class CacheConsumedError(RuntimeError):
@@ -89,12 +98,28 @@ def sequence_mask(valid_len, T: int):
 
 
 def reduction_scale(reduction: str, T: int, num_valid: int) -> float:
-    """Each valid token's factor in the loss under ``reduction``."""
-    if reduction == "seq":
+    """Each valid token's factor in the loss under ``reduction`` (one of the reductions
+    whose factor is the same for every token: seq, token, sum, unmasked)."""
+    if reduction in ("seq", "unmasked"):
         return 1.0 / T
     if reduction == "token":
         return 1.0 / max(num_valid, 1)
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+    if reduction == "sum":
+        return 1.0
+    raise ValueError(f"reduction must be one of {', '.join(r for r in REDUCTIONS if r != 'mean')}"
+                     f", not {reduction!r}")
+
+
+def loss_weights(reduction: str, valid_len, T: int):
+    """(N, T): each position's factor in the loss under ``reduction``, 0 on the padding
+    (every position counted under ``"unmasked"``)."""
+    xp = array_module(valid_len)
+    if reduction == "unmasked":
+        return xp.full((len(valid_len), T), 1.0 / T)
+    mask = sequence_mask(valid_len, T)
+    if reduction == "mean":
+        return mask / xp.maximum(valid_len, 1)[:, None]
+    return mask * reduction_scale(reduction, T, int(mask.sum()))
 
 
 class MaskedCECache(NamedTuple):
@@ -105,9 +130,7 @@ class MaskedCECache(NamedTuple):
 def masked_softmax_ce_forward(logits, labels, valid_len, reduction: str = "seq"):
     """Loss (a 0-d array) of logits (N, T, V) against labels (N, T) with valid_len (N,)."""
     N, T, V = logits.shape
-    mask = sequence_mask(valid_len, T).reshape(-1)
-    scale = reduction_scale(reduction, T, int(mask.sum()))
-    weights = mask.astype(logits.dtype) * logits.dtype.type(scale)
+    weights = loss_weights(reduction, valid_len, T).reshape(-1).astype(logits.dtype)
     loss, cache = softmax_ce_forward(logits.reshape(N * T, V), labels.reshape(-1), weights)
     return loss, MaskedCECache(cache, (N, T, V))
 

@@ -29,7 +29,9 @@ class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the requested settings."""
 
 
-OPTIMISATION = ("batch_size", "lr", "grad_clip")  # recorded under training; with the
+OPTIMISATION = ("batch_size", "lr", "grad_clip", "loss_reduction")  # recorded under
+#                                                  training (loss_reduction: seq when a
+#                                                  file lacks it); with the
 #                                                  model's settings and the data spec
 #                                                  they make the run's preset again
 
@@ -62,7 +64,8 @@ def saved_settings(ck: Checkpoint, where: str = "the checkpoint") -> tuple[Prese
     try:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed {seed!r}")
-        optimisation = {name: tr[name] for name in OPTIMISATION}
+        optimisation = {name: tr[name] if name != "loss_reduction"
+                        else tr.get(name, "seq") for name in OPTIMISATION}
         return Preset.from_parts(tr["preset"], ck.config, ck.data,
                                  {"epochs": tr["total_epochs"], **optimisation},
                                  ck.task), seed

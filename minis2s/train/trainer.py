@@ -129,7 +129,8 @@ class Trainer:
             rows = shard_rows(batch.packing.order, self.ranks)
             batch, masks = batch.take(rows), masks.take(xp.asarray(rows))
         if len(batch.src):
-            loss, cache = seq2seq_forward(self.params, self.cfg, batch.to(xp), masks)
+            loss, cache = seq2seq_forward(self.params, self.cfg, batch.to(xp), masks,
+                                          reduction=self.preset.loss_reduction)
             loss = float(loss)
             self.grads.assign(seq2seq_backward(1.0, cache, consume=True).params)
         else:  # a shard with no rows (a batch smaller than the ranks): nothing to add

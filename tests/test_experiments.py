@@ -1,0 +1,127 @@
+"""benchmarks/experiments.py and benchmarks/task_targets.py, the scripts behind
+docs/experiments.md: the runs they name are commands minis2s takes, the page gives every
+command the script runs and shows the figures it draws, and the helpers say what they
+should."""
+
+import contextlib
+import importlib
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from minis2s.cli.parser import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts, as they import each other
+experiments = importlib.import_module("experiments")
+targets = importlib.import_module("task_targets")
+PAGE = ROOT / "docs" / "experiments.md"
+RUNS = ["add_plain", "add_reversed", "date_attention",
+        *[f"reverse_{d}_{c}" for d in experiments.DECODERS for c in experiments.CELLS],
+        *[f"loss_{r}" for r in experiments.REDUCTIONS]]
+
+
+def dry_run(out="runs/experiments") -> list[str]:
+    """The commands a dry run prints, each without its ``$ ``."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        experiments.main(["--dry-run", "--out", out])
+    return [line[2:] for line in text.getvalue().splitlines() if line.startswith("$ ")]
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_every_run_is_a_train_command_minis2s_takes(name):
+    args = build_parser().parse_args(["train", *experiments.train_args(name), "--out", "x"])
+    assert args.task == ("reverse" if name.startswith("loss_") else name.split("_")[0])
+    assert args.loss_reduction == (name[5:] if name.startswith("loss_") else None)
+    if name.startswith("reverse_"):
+        assert (args.model, args.cell) == tuple(name.split("_")[1:])
+    assert args.reverse_source is (True if name == "add_reversed" else None)
+
+
+def test_an_unknown_run_is_refused():
+    for name in ("reverse_seq2seq_tanh", "reverse_bahdanau_gru", "add", "copy", "loss_token"):
+        with pytest.raises(ValueError, match="no run called"):
+            experiments.train_args(name)
+
+
+def test_with_epochs_changes_the_epochs_only():
+    args = experiments.train_args("add_plain")
+    changed = experiments.with_epochs(args, 7)
+    i = args.index("--epochs")
+    assert changed[i + 1] == "7" and len(changed) == len(args)
+    assert changed[:i + 1] + changed[i + 2:] == args[:i + 1] + args[i + 2:]
+
+
+def test_reverse_pairs_are_strings_and_their_reverses():
+    lines = experiments.reverse_pairs(50, length=20)
+    assert lines == experiments.reverse_pairs(50, length=20)  # the same from the seed
+    assert len(set(lines)) == 50
+    for line in lines:
+        source, target = line.split("\t")
+        assert len(source) == 20 and set(source) <= set("abcdefghij")
+        assert target == source[::-1]
+
+
+def test_every_command_of_a_dry_run_parses(tmp_path):
+    commands = dry_run(str(tmp_path))
+    assert len(commands) > 30
+    parser = build_parser()
+    for command in commands:
+        words = re.findall(r"'[^']*'|\S+", command)
+        words = [w.strip("'") for w in words]
+        assert words[0] == "minis2s"
+        parser.parse_args(words[1:])
+
+
+def test_the_page_gives_every_command_the_script_runs():
+    page = PAGE.read_text(encoding="utf-8")
+    assert "python benchmarks/experiments.py" in page
+    missing = [c for c in dry_run() if c not in page]
+    assert not missing, f"docs/experiments.md lacks the commands {missing[:3]} ..."
+
+
+def test_the_page_shows_each_figure_the_script_draws_and_docs_ships_it():
+    page = PAGE.read_text(encoding="utf-8")
+    for figure in experiments.FIGURES.values():
+        assert f"]({figure})" in page, figure
+        assert (ROOT / "docs" / figure).is_file(), figure
+
+
+@pytest.mark.parametrize("exact, seconds, expected", [
+    (99.0, 119.9, "reached"),
+    (100.0, 10.0, "reached"),
+    (98.99, 60.0, "missed: accuracy 98.99% < 99%"),
+    (99.5, 120.0, "missed: 120 s >= 120 s"),
+    (50.0, 300.0, "missed: accuracy 50.00% < 99%, 300 s >= 120 s"),
+])
+def test_a_target_is_reached_at_its_accuracy_within_two_minutes(exact, seconds, expected):
+    assert targets.verdict(exact, 99.0, seconds) == expected
+
+
+@pytest.mark.parametrize("name", list(targets.TARGETS))
+def test_each_target_is_its_run_with_its_epochs(name):
+    run, target, epochs = targets.TARGETS[name]
+    assert target >= 99
+    args = build_parser().parse_args(["train", *targets.target_args(name), "--out", "x"])
+    ours = build_parser().parse_args(["train", *experiments.train_args(run), "--out", "x"])
+    assert args.epochs == epochs
+    assert args.train_size is None  # the task's own number of pairs
+    assert (args.task, args.model, args.cell, args.reverse_source, args.num_hiddens) == \
+        (ours.task, ours.model, ours.cell, ours.reverse_source, ours.num_hiddens)
+
+
+def test_the_scripts_own_figures_are_drawn_from_their_tables(tmp_path):
+    pytest.importorskip("matplotlib")
+    table = [{"beam": k, "length_penalty": a, "exact_match": 10.0 + k, "user_s": 1.0 + k}
+             for a in experiments.PENALTIES for k in experiments.BEAMS
+             if k > 1 or a == experiments.PENALTIES[0]]
+    experiments.plot_beam(table, tmp_path / "beam.png")
+    curves = {name: {"valid_exact_match_by_epoch": [3.0, 5.0]}
+              for name in experiments.ADD_RUNS}
+    experiments.plot_curves(curves, tmp_path / "add.png")
+    for name in ("beam.png", "add.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
