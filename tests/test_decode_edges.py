@@ -255,7 +255,7 @@ def test_translations_by_default_are_greedy_without_weights(spies):
     assert beam.calls == [] and len(greedy.calls) == 1
     args, kwargs = greedy.calls[0]
     assert args[6].tolist() == [3, 6, 4, 7]  # valid lengths: tokens and <eos>
-    assert kwargs == {"return_weights": False}
+    assert kwargs == {"return_weights": False, "context_from": "encoder"}
     assert all(t.weights is None for t in out)
     assert out[1] == Translation([], [], "", None) and out[3] == Translation([], [], "", None)
     assert out[0].source == ["un", "deux", "<eos>"]
@@ -273,7 +273,8 @@ def test_translations_decode_by_the_beam_asked_for(spies, beam_size):
     args, kwargs = used.calls[0]
     valid = args[8] if beam_size > 1 else args[6]
     assert valid.tolist() == [3, 6, 4, 7]
-    assert kwargs == {"return_weights": True}
+    assert kwargs == ({"return_weights": True} if beam_size > 1 else
+                      {"return_weights": True, "context_from": "encoder"})
     if beam_size > 1:
         assert args[6:8] == (beam_size, 0.75)
     for t in out:

@@ -28,7 +28,7 @@ def check_context_from(context_from: str, cfg: ModelConfig, beam: int = 1) -> No
     if context_from not in CONTEXTS:
         raise ValueError(f"context_from must be one of {', '.join(CONTEXTS)}, not "
                          f"{context_from!r}")
-    if context_from == "decoder" and cfg.decoder.name != "seq2seq":
+    if context_from == "decoder" and not cfg.decoder.memory_is_context:
         raise ValueError("the context from the decoder's state is the seed's decoder's "
                          f"(seq2seq); this model's decoder is {cfg.decoder.name}")
     if context_from == "decoder" and beam != 1:

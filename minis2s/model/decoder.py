@@ -133,6 +133,7 @@ class Seq2SeqDecoder(Decoder):
     its memory is the context."""
 
     name = "seq2seq"
+    memory_is_context = True
 
     def param_specs(self, cfg):
         return decoder_params(cfg)

@@ -53,6 +53,10 @@ class Decoder:
 
     name: str = ""
     attends: bool = False  # its steps give attention weights over the source
+    # its decoding memory is one context vector per row, of the decoder's top-layer size,
+    # which greedy decoding may replace by the decoder's own state (d2l's prediction
+    # pitfall, minis2s.decode.greedy's context_from="decoder")
+    memory_is_context: bool = False
 
     # --------------------------------------------------------------- what it holds
 
