@@ -14,6 +14,7 @@ from ..ops import (
     loss_weights,
     masked_softmax_ce_backward,
     masked_softmax_ce_forward,
+    reduction_scale,
     softmax_ce_backward,
     softmax_ce_forward,
 )
@@ -81,9 +82,12 @@ def seq2seq_forward(params, cfg: ModelConfig, batch: Batch, masks: DropoutMasks 
                                         map_arrays(lambda m: m[p.steps, p.rows],
                                                    masks.decoder),
                                         batch_sizes=p.batch_sizes)
-    T = batch.tgt.shape[1]
-    weights = loss_weights(reduction, xp.asarray(batch.tgt_valid_len), T)[p.rows, p.steps]
-    weights = weights.astype(logits.dtype)
+    T, M = batch.tgt.shape[1], len(p.rows)  # M valid target tokens, known on the host
+    if reduction == "mean":  # each row's own 1 / length: the one per-token weighting
+        weights = loss_weights(reduction, xp.asarray(batch.tgt_valid_len), T)[p.rows, p.steps]
+        weights = weights.astype(logits.dtype)
+    else:  # one factor for every valid token (seq 1/T, token 1/M, sum 1)
+        weights = xp.full(M, reduction_scale(reduction, T, M), dtype=logits.dtype)
     loss, loss_cache = softmax_ce_forward(logits, batch.tgt[p.rows, p.steps], weights,
                                           overwrite=True)
     return loss, Seq2SeqCache(enc_cache, dec_cache, loss_cache, True, cfg)
