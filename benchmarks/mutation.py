@@ -53,6 +53,7 @@ class Module:
     mutate: tuple  # glob patterns of the files to mutate, from the repository root
     tests: tuple  # the test files (or tests, FILE::NAME) that may kill them
     strict: bool = False  # every survivor must be explained
+    skip: tuple = ()  # tests of those files left out (FILE::NAME): slow, and reach no mutant
 
 
 # the heat-map tests of tests/test_figures.py (its other tests draw other figures)
@@ -91,7 +92,9 @@ MODULES = {
         ("tests/test_cli.py", "tests/test_cli_usability.py",
          "tests/test_decoding_commands.py", "tests/test_attention_cli.py",
          "tests/test_no_overwrite.py", "tests/test_progress_log.py", "tests/test_wording.py",
-         "tests/test_exercises.py")),
+         "tests/test_exercises.py"),
+        # each runs the command in a process of its own, where no mutant is counted
+        skip=("tests/test_cli.py::test_gradcheck_command", "tests/test_cli.py::test_example_runs")),
 }
 
 # mutmut's names for what became of a mutant, by the exit code it keeps
@@ -135,6 +138,8 @@ def prepare(name: str, module: Module) -> Path:
             link.symlink_to(Path("..", "..", entry))
     base, settings = project_mutmut_settings()
     tests = [t for t in module.tests if (ROOT / t.split("::")[0]).is_file()]
+    for test in module.skip:
+        tests += ["--deselect", test]
     settings = {**settings, "only_mutate": list(module.mutate),
                 "pytest_add_cli_args_test_selection": tests}
     also = [p for p in settings.get("also_copy", []) if p not in ("tests", "tests/")]
