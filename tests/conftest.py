@@ -80,11 +80,11 @@ def tiny_corpus(tmp_path_factory):
     return _tiny_corpus(tmp_path_factory.mktemp("tiny") / "fra.txt")
 
 
-# What a plain install does not check. tests/test_parity_torch.py needs PyTorch and
-# tests/test_mpi.py mpi4py and mpiexec; without them they skip, and the end of the run
-# says so on a line of its own, "NOT CHECKED: ...", with what to install. CI (.ci/run)
-# sets MINIS2S_REQUIRE_TORCH=1 and MINIS2S_REQUIRE_MPI=1: there a skipped module fails
-# the run instead.
+# What a plain install does not check. tests/test_parity_torch.py needs PyTorch,
+# tests/test_parity_jax.py JAX, and tests/test_mpi.py mpi4py and mpiexec; without them
+# they skip, and the end of the run says so on a line of its own, "NOT CHECKED: ...",
+# with what to install. CI (.ci/run) sets MINIS2S_REQUIRE_TORCH=1, MINIS2S_REQUIRE_JAX=1
+# and MINIS2S_REQUIRE_MPI=1: there a skipped module fails the run instead.
 
 TORCH_PIN = "torch==2.13.0"  # the PyTorch .ci/run installs
 MPI_EXTRA = "pip install 'minis2s[mpi]'"
@@ -95,6 +95,14 @@ def _why_no_torch(reason: str) -> str:
 
     if importlib.util.find_spec("torch") is None:
         return f"torch not installed; pip install {TORCH_PIN}"
+    return reason
+
+
+def _why_no_jax(reason: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        return "jax not installed; pip install jax==0.10.2"
     return reason
 
 
@@ -122,6 +130,7 @@ def _why_no_browser(reason: str) -> str:
 # test module: (what it checks, the variable that makes a skip fail, why it skipped)
 OPTIONAL_CHECKS = {
     "test_parity_torch.py": ("PyTorch parity", "MINIS2S_REQUIRE_TORCH", _why_no_torch),
+    "test_parity_jax.py": ("the JAX reference's parity", "MINIS2S_REQUIRE_JAX", _why_no_jax),
     "test_mpi.py": ("multi-rank training", "MINIS2S_REQUIRE_MPI", _why_no_mpi),
     "test_explore_browser.py": ("browser check of the explorer", "MINIS2S_REQUIRE_BROWSER",
                                 _why_no_browser),

@@ -78,3 +78,21 @@ def test_a_worker_without_its_result_line_is_a_clear_error(monkeypatch, stdout):
     monkeypatch.setattr(launch.subprocess, "run", run)
     with pytest.raises(bench.BenchError, match="gave no result line"):
         launch.spawn("minis2s", "zh", 1, 0, None)
+
+
+def test_vs_jax_without_jax_is_a_clear_error(monkeypatch, tiny_corpus):
+    monkeypatch.setattr(report, "have_jax", lambda: False)
+    monkeypatch.setattr(report, "spawn", lambda *a, **k: pytest.fail("a run was started"))
+    with pytest.raises(bench.BenchError, match="needs JAX"):
+        bench.bench("zh", epochs=1, repeats=1, vs_torch=False, vs_jax=True, data=tiny_corpus)
+
+
+@pytest.mark.parametrize("change, says", [({"model": "attention"}, "seq2seq"),
+                                          ({"backend": "cupy"}, "CPU only")])
+def test_vs_jax_refuses_what_its_reference_does_not_model(monkeypatch, tiny_corpus, change,
+                                                          says):
+    pytest.importorskip("jax")
+    monkeypatch.setattr(report, "spawn", lambda *a, **k: pytest.fail("a run was started"))
+    with pytest.raises(bench.BenchError, match=says):
+        bench.bench("zh", epochs=1, repeats=1, vs_torch=False, vs_jax=True,
+                    data=tiny_corpus, **change)

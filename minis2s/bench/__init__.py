@@ -1,11 +1,13 @@
 """Training speed of minis2s against a PyTorch reference of the same model, side by side.
 
-``minis2s bench --preset zh|en|big [--vs-torch]`` trains the identical model (same
-initial weights, same data, same batch order) for a fixed number of epochs, each run in a
-fresh process, alternating minis2s and PyTorch (A B A B ...) so that drift of the machine
-hits both. It reports valid target tokens per second over whole epochs (the measure of
-``minis2s train``'s closing line), the ratio, each process's peak resident memory and the
-final losses.
+``minis2s bench --preset zh|en|big [--vs-torch] [--vs-jax]`` trains the identical model
+(same initial weights, same data, same batch order) for a fixed number of epochs, each run
+in a fresh process, alternating minis2s, PyTorch and JAX (A B C A B C ...) so that drift
+of the machine hits each. It reports valid target tokens per second over whole epochs (the
+measure of ``minis2s train``'s closing line), the ratios, each process's peak resident
+memory, the final losses, and each run's wall time end to end (the process started, the
+library imported, the data read, JAX's compiling: what a user waits for). JAX compiles
+its step before the timed epochs; that time is reported apart.
 
 ``--backend cupy`` trains minis2s on the GPU through CuPy, and PyTorch on the same GPU
 (CUDA, its recurrent layers through cuDNN); the float32 matrix-product ceiling is then
@@ -34,10 +36,10 @@ from ..ops import CELLS
 from ..train.ranks import RankError, launched_rank
 from .launch import BenchError, measure_pair, refuse_a_launcher, worker
 from .report import bench, nominal_flops_per_token
-from .runs import BENCH_PRESETS, Result, bench_data, have_torch
+from .runs import BENCH_PRESETS, Result, bench_data, have_jax, have_torch
 
 __all__ = ["BENCH_PRESETS", "BenchError", "Result", "bench", "bench_data", "build_parser",
-           "have_torch", "main", "measure_pair", "nominal_flops_per_token", "run"]
+           "have_jax", "have_torch", "main", "measure_pair", "nominal_flops_per_token", "run"]
 
 
 def build_parser(parser=None) -> argparse.ArgumentParser:
@@ -54,6 +56,8 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--vs-torch", action="store_true", help="also run the PyTorch "
                         "reference")
+    parser.add_argument("--vs-jax", action="store_true", help="also run the JAX reference "
+                        "(the seed's decoder, one direction; compile time reported apart)")
     parser.add_argument("--cell", choices=list(CELLS), default="gru",
                         help="the recurrent cell (PyTorch: nn.GRU, nn.LSTM, nn.RNN)")
     parser.add_argument("--model", choices=list(DECODERS), default="seq2seq",
@@ -65,7 +69,8 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
                         help="minis2s's array library (default: $MINIS2S_BACKEND, else "
                         "numpy); with cupy, PyTorch runs on the GPU too")
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
-    parser.add_argument("--worker", choices=["minis2s", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["minis2s", "pytorch", "jax"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--overrides", help=argparse.SUPPRESS)
     return parser
 
@@ -81,7 +86,8 @@ def run(args) -> int:
         refuse_a_launcher(args.ranks)
         backend = get_backend(args.backend).name  # a missing CuPy is said before any run
         bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
-              cell=args.cell, model=args.model, ranks=args.ranks, backend=backend)
+              cell=args.cell, model=args.model, ranks=args.ranks, backend=backend,
+              vs_jax=args.vs_jax)
     except (BenchError, BackendError, RankError) as e:
         if launched_rank() == 0:  # under mpiexec every rank stops; rank 0 says why
             print(f"minis2s bench: error: {e}", file=sys.stderr)

@@ -10,10 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from ..presets import get_preset
 from ..train.ranks import launched_rank, launched_ranks
-from .runs import Result, bench_data, run_minis2s, run_torch
+from .runs import Result, bench_data, run_jax, run_minis2s, run_torch
 
 
 class BenchError(RuntimeError):
@@ -23,7 +24,7 @@ class BenchError(RuntimeError):
 def worker(args) -> int:
     preset = get_preset(args.preset).with_overrides(**json.loads(args.overrides or "{}"))
     data = bench_data(preset, args.data)
-    run = run_minis2s if args.worker == "minis2s" else run_torch
+    run = {"minis2s": run_minis2s, "pytorch": run_torch, "jax": run_jax}[args.worker]
     result = run(preset, data, args.epochs, args.seed, args.backend or "numpy")
     if launched_rank() == 0:  # one line, from the root
         print(json.dumps(result.__dict__))
@@ -66,7 +67,9 @@ def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
         cmd += ["--data", str(data)]
     if overrides:
         cmd += ["--overrides", json.dumps(overrides)]
+    start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    wall = time.perf_counter() - start  # end to end: the interpreter, imports, compiling
     if proc.returncode != 0:
         raise BenchError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
     try:
@@ -74,6 +77,7 @@ def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
     except (IndexError, ValueError, TypeError):
         raise BenchError(f"{impl} run gave no result line:\n{proc.stdout[-1500:]}"
                          f"{proc.stderr[-1500:]}") from None
+    result.wall_seconds = wall
     if result.ranks != ranks:
         raise BenchError(f"{impl} ran on {result.ranks} process(es), not {ranks}: "
                          f"{' '.join(launcher)} did not start one MPI job")

@@ -14,7 +14,7 @@ import numpy as np
 from ..presets import Preset, get_preset
 from ..wording import plural
 from .launch import BenchError, mpiexec_command, spawn
-from .runs import BENCH_EPOCHS, Result, bench_data, have_torch
+from .runs import BENCH_EPOCHS, Result, bench_data, have_jax, have_torch
 
 
 def nominal_flops_per_token(preset: Preset, data) -> float:
@@ -63,7 +63,8 @@ def gemm_ceiling_gflops(n: int | None = None, repeats: int = 20,
 
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
           seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
-          model: str = "seq2seq", ranks: int = 1, backend: str = "numpy") -> dict:
+          model: str = "seq2seq", ranks: int = 1, backend: str = "numpy",
+          vs_jax: bool = False) -> dict:
     """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
     returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes;
     with ``backend`` cupy, minis2s and PyTorch run on the GPU."""
@@ -79,11 +80,25 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             raise BenchError("--vs-torch needs PyTorch, which is not installed: pip install "
                              "torch")
         contenders.append(("pytorch", 1))
+    if vs_jax:
+        if not have_jax():
+            raise BenchError("--vs-jax needs JAX, which is not installed: pip install jax")
+        if backend != "numpy":
+            raise BenchError("--vs-jax runs on the CPU only (--backend numpy)")
+        from ..jax_reference import check_config
+        from ..train import model_config
+
+        full = get_preset(preset).with_overrides(cell=cell, model=model)
+        try:
+            check_config(model_config(full, bench_data(full, data)))
+        except ValueError as e:
+            raise BenchError(f"--vs-jax: {e}") from None
+        contenders.append(("jax", 1))
     results: dict[str, list[Result]] = {name: [] for name, _ in contenders}
     width = max(len(name) for name in results)
     for r in range(repeats):
         for name, n in contenders:
-            impl = "pytorch" if name == "pytorch" else "minis2s"
+            impl = name if name in ("pytorch", "jax") else "minis2s"
             res = spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model},
                          ranks=n, backend=backend)
             results[name].append(res)
@@ -96,15 +111,20 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "tokens_per_sec": statistics.median(x.tokens_per_sec for x in rs),
             "loss": statistics.median(x.loss for x in rs),
             "peak_rss_mb": max(x.peak_rss_mb for x in rs),
-            "step_ms": statistics.median(x.step_ms for x in rs)}
+            "step_ms": statistics.median(x.step_ms for x in rs),
+            "wall_seconds": statistics.median(x.wall_seconds for x in rs),
+            "compile_seconds": statistics.median(x.compile_seconds for x in rs)}
     where = "" if backend == "numpy" else f" on the GPU ({backend})"
     print(f"preset {preset}, {model} model, cell {cell}{where}, {plural(epochs, 'epoch')} "
           "per run, "
           f"{plural(repeats, 'run')} each "
           f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
     for name, s in summary.items():
+        compiled = f", of which compiling {s['compile_seconds']:.1f} s" \
+            if s["compile_seconds"] else ""
         print(f"  {name:{width}s} {s['tokens_per_sec']:10.1f} tokens/sec  loss "
-              f"{s['loss']:.4f}  peak RSS {s['peak_rss_mb']:.0f} MB", file=out)
+              f"{s['loss']:.4f}  peak RSS {s['peak_rss_mb']:.0f} MB  whole run "
+              f"{s['wall_seconds']:.1f} s{compiled}", file=out)
     if ranks > 1:
         summary["ranks"] = ranks_summary(results[f"minis2s-{ranks}ranks"],
                                           summary["minis2s"], ranks, out)
@@ -132,6 +152,13 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             summary["ranks_ratio"] = (summary[name]["tokens_per_sec"]
                                       / summary["pytorch"]["tokens_per_sec"])
             print(f"  ratio {name} / pytorch: {summary['ranks_ratio']:.2f}x", file=out)
+    if vs_jax:
+        fast, slow = summary["minis2s"], summary["jax"]
+        summary["jax_ratio"] = fast["tokens_per_sec"] / slow["tokens_per_sec"]
+        summary["jax_wall_ratio"] = slow["wall_seconds"] / fast["wall_seconds"]
+        print(f"  ratio minis2s / jax: {summary['jax_ratio']:.2f}x in the epochs; "
+              f"{summary['jax_wall_ratio']:.2f}x end to end (jax's whole run / minis2s's)",
+              file=out)
     return summary
 
 

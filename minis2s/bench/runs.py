@@ -6,6 +6,7 @@ and initial weights. A run measures; it prints nothing but its :class:`Result`, 
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import sys
@@ -34,6 +35,8 @@ class Result:
     pure_allreduce_ms: float = 0.0  # the gradients' sum alone, ranks lined up first
     gradient_bytes: int = 0  # each rank's gradient buffer (what one sum adds up)
     device: str = "cpu"  # where it trained: cpu, or gpu
+    compile_seconds: float = 0.0  # JAX: compiling the step, before (and not in) the epochs
+    wall_seconds: float = 0.0  # the whole run: data, model, compiling and every epoch
 
 
 def peak_rss_mb() -> float:
@@ -147,9 +150,46 @@ def run_torch(preset: Preset, data, epochs: int, seed: int, backend: str = "nump
                       "cuda", "gpu"))
 
 
+def run_jax(preset: Preset, data, epochs: int, seed: int, backend: str = "numpy") -> Result:
+    """The JAX reference of the seed's model (:mod:`minis2s.jax_reference`), on JAX's
+    default device, float32: the same initial weights and batch order as minis2s; every
+    batch shape compiled before the epochs are timed, and that time reported apart."""
+    from ..backend import get_backend
+    from ..data import iterate_batches
+    from ..jax_reference import check_config, train
+    from ..model import init_params
+    from ..train import model_config
+
+    if backend != "numpy":
+        raise RuntimeError("the JAX reference runs on the CPU here (--backend numpy)")
+    cfg = model_config(preset, data)
+    check_config(cfg)
+    init = init_params(cfg, get_backend("numpy"), np.random.default_rng(seed))
+    shuffle = np.random.default_rng([seed, 1])  # the same batch order as minis2s
+    bos = data.tgt_vocab.bos
+    every = (iterate_batches(data.train, preset.batch_size, shuffle, bos=bos)
+             for _ in range(epochs))
+    _, history, compile_seconds = train(cfg, {k: np.asarray(v) for k, v in init.items()},
+                                        every, preset.lr, preset.grad_clip, seed)
+    tokens = sum(n for _, n, _ in history)
+    seconds = sum(t for _, _, t in history)
+    steps = epochs * math.ceil(len(data.train) / preset.batch_size)
+    last_loss, last_tokens, _ = history[-1]
+    return Result("jax", tokens / seconds, last_loss / last_tokens, peak_rss_mb(), seconds,
+                  epochs, step_ms=1e3 * seconds / steps, compile_seconds=compile_seconds)
+
+
 def have_torch() -> bool:
     try:
         import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def have_jax() -> bool:
+    try:
+        import jax  # noqa: F401
     except ImportError:
         return False
     return True
