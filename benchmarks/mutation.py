@@ -72,7 +72,14 @@ MODULES = {
     "evaluate": Module(
         ("minis2s/evaluate.py",),
         ("tests/test_evaluate_edges.py", "tests/test_decoding_commands.py", "tests/test_api.py",
-         "tests/test_cli_usability.py", "tests/test_figures.py", "tests/test_attention_cli.py"),
+         "tests/test_cli_usability.py", "tests/test_figures.py", "tests/test_attention_cli.py",
+         "tests/test_task_accuracy.py",
+         "tests/test_task_commands.py::test_evaluate_scores_a_task_model_by_accuracy",
+         "tests/test_task_commands.py::test_the_accuracy_plot_draws_what_evaluate_reports",
+         *(f"tests/test_pitfalls.py::{name}" for name in (
+             "test_the_context_from_the_decoder_is_d2l_predict_seq2seq",
+             "test_the_context_from_the_decoder_is_refused_where_it_means_nothing",
+             "test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line"))),
         strict=True),
     "ranks": Module(
         ("minis2s/train/ranks.py",),
