@@ -36,6 +36,7 @@ class Preset:
     test_size: int | float = 0
     bidirectional: bool = False
     grad_clip: float = 1.0  # global gradient norm after clipping
+    lr_decay: float = 1.0  # the learning rate is multiplied by this after every epoch
     loss_reduction: str = "seq"  # the loss's weighting of tokens (ops.softmax_ce): the seed's
     split_seed: int = 0  # random seed of the train / validation / test split
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>

@@ -31,7 +31,8 @@ MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dro
                 "bidirectional")
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
-OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip", "loss_reduction")
+OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "grad_clip",
+                       "loss_reduction")
 # a generated task instead of the corpus (:mod:`minis2s.data.tasks`): its name, its
 # sizes and random seed, and the options of one task or another
 TASK_FIELDS = ("task", "train_size", "task_seed", "symbols", "min_len", "max_len", "digits",
@@ -100,6 +101,7 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "epochs": (_whole(1), lambda: "a whole number >= 1"),
     "batch_size": (_whole(1), lambda: "a whole number >= 1"),
     "lr": (_positive, lambda: "a number > 0"),
+    "lr_decay": (lambda v: _positive(v) and v <= 1, lambda: "a number in (0, 1]"),
     "grad_clip": (_positive, lambda: "a number > 0"),
     "loss_reduction": _choice("loss_reduction"),
     "seed": (_whole(0), lambda: "a whole number >= 0"),

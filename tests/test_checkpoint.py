@@ -158,9 +158,10 @@ def _as_written_by_format_1(path) -> dict:
     training = {"preset": tr["preset"], "epochs": tr["epochs"], "seed": tr["seed"],
                 "lr": tr["lr"], "batch_size": tr["batch_size"], "loss": tr["loss"],
                 "total_epochs": tr["total_epochs"],
-                # format 1 predates --loss-reduction: its runs used the seed's loss
+                # format 1 predates --loss-reduction and --lr-decay: its runs used the
+                # seed's loss and a constant learning rate
                 "preset_config": {k: v for k, v in preset.to_dict().items()
-                                  if k != "loss_reduction"},
+                                  if k not in ("loss_reduction", "lr_decay")},
                 "history": tr["history"], "state": tr["state"]}
     return {"format_version": 1, "config": config, "src_vocab": meta["src_vocab"],
             "tgt_vocab": meta["tgt_vocab"], "data": old_data, "training": training}

@@ -151,8 +151,8 @@ def test_example_runs(corpus, tmp_path):
 
 KNOBS = ["--bidirectional", "--num-hiddens", "16", "--embed-size", "8", "--num-layers", "3",
          "--dropout", "0.05", "--batch-size", "32", "--lr", "0.01", "--grad-clip", "2",
-         "--num-steps", "7", "--min-freq", "1", "--valid-size", "20", "--test-size", "0.1",
-         "--split-seed", "3", "--examples", "199", "--epochs", "2"]
+         "--lr-decay", "0.5", "--num-steps", "7", "--min-freq", "1", "--valid-size", "20",
+         "--test-size", "0.1", "--split-seed", "3", "--examples", "199", "--epochs", "2"]
 
 
 def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tmp_path):
@@ -174,16 +174,17 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
     assert ck.data == DataSpec(num_steps=7, num_examples=199, valid_size=20, test_size=0.1,
                                split_seed=3, min_freq=1)
     saved = ck.training
-    assert {k: saved[k] for k in ("batch_size", "lr", "grad_clip", "total_epochs")} == {
-        "batch_size": 32, "lr": 0.01, "grad_clip": 2.0, "total_epochs": 2}
+    assert {k: saved[k] for k in ("batch_size", "lr", "lr_decay", "grad_clip",
+                                  "total_epochs")} == {
+        "batch_size": 32, "lr": 0.01, "lr_decay": 0.5, "grad_clip": 2.0, "total_epochs": 2}
     assert not {"preset_config", *MODEL_FIELDS, *DATA_FIELDS} & set(saved)
     assert ck.training["train_pairs"] == 200 - 20 - 20
     # and together they give back the run's whole configuration, to resume with
     preset, seed = saved_settings(ck)
     assert preset == get_preset("zh").with_overrides(
         bidirectional=True, num_hiddens=16, embed_size=8, num_layers=3, dropout=0.05,
-        batch_size=32, lr=0.01, grad_clip=2.0, num_steps=7, min_freq=1, valid_size=20,
-        test_size=0.1, split_seed=3, num_examples=199, epochs=2)
+        batch_size=32, lr=0.01, lr_decay=0.5, grad_clip=2.0, num_steps=7, min_freq=1,
+        valid_size=20, test_size=0.1, split_seed=3, num_examples=199, epochs=2)
     assert seed == 0
     r = run("translate", "--model", str(out / "checkpoint.npz"), "go .", "i lost .")
     assert r.returncode == 0, r.stderr
@@ -218,6 +219,9 @@ def test_every_flag_reaches_the_model_the_checkpoint_and_the_commands(corpus, tm
     (["--lr", "0"], "--lr must be a number > 0, got 0.0"),
     (["--lr", "nan"], "--lr must be a number > 0, got nan"),
     (["--grad-clip", "-1"], "--grad-clip must be a number > 0, got -1.0"),
+    (["--lr-decay", "1.5"], "--lr-decay must be a number in (0, 1], got 1.5"),
+    (["--lr-decay", "0"], "--lr-decay must be a number in (0, 1], got 0.0"),
+    (["--lr-decay", "nan"], "--lr-decay must be a number in (0, 1], got nan"),
     (["--valid-size", "1.5"], "--valid-size must be a count >= 0 or a fraction in [0, 1), "
                               "got 1.5"),
     (["--test-size", "-4"], "--test-size must be a count >= 0 or a fraction in [0, 1), "

@@ -55,3 +55,37 @@ def test_the_preset_drives_the_optimiser_and_the_batches(tiny_corpus):
     np.testing.assert_allclose(moved, 0.0123, rtol=1e-2)  # first Adam step: lr·sign(g)
     trainer.run_epoch(data)
     assert trainer.opt.t == 1 + math.ceil(len(data.train) / 48)
+
+
+def test_lr_decay_sets_each_epochs_learning_rate(tiny_corpus):
+    """--lr-decay F: epoch e trains at lr * F^(e-1); F = 1 keeps the rate."""
+    for decay, expected in ((0.5, [0.01, 0.005, 0.0025]), (1.0, [0.01, 0.01, 0.01])):
+        preset = get_preset("zh").with_overrides(epochs=3, lr=0.01, lr_decay=decay)
+        data = load_data(tiny_corpus, preset.data_spec(), warn=lambda m: None)
+        trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=0)
+        rates = []
+        trainer.fit(data, 3, progress=False, on_epoch=lambda t, s, seen=rates:
+                    seen.append(t.opt.lr))
+        assert rates == pytest.approx(expected), decay
+
+
+def test_lr_decay_is_kept_by_the_checkpoint_and_resumed(tiny_corpus, tmp_path):
+    """A decaying run stopped after one epoch and resumed ends where a straight run does;
+    a checkpoint that records no lr_decay (older files) resumes with none."""
+    from minis2s import checkpoint
+    from minis2s.cli import main
+    from minis2s.train.resume import saved_settings
+
+    args = ["--preset", "zh", "--examples", "199", "--lr", "0.01", "--lr-decay", "0.3",
+            "--quiet", "--data", str(tiny_corpus)]
+    assert main(["train", *args, "--epochs", "3", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *args, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["train", "--resume", "--epochs", "3", "--quiet", "--data", str(tiny_corpus),
+                 "--out", str(tmp_path / "run")]) == 0
+    straight = checkpoint.load(tmp_path / "straight" / "checkpoint.npz")
+    resumed = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    assert resumed.training["lr_decay"] == 0.3
+    for name, value in straight.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    del resumed.training["lr_decay"]
+    assert saved_settings(resumed)[0].lr_decay == 1.0

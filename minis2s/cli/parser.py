@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     field(g, "--epochs", "epochs in all", type=int)
     field(g, "--batch-size", "pairs per step", type=int, metavar="N")
     field(g, "--lr", "Adam's learning rate", type=float)
+    field(g, "--lr-decay", "multiply the learning rate by F after every epoch (epoch e "
+          "trains at lr * F^(e-1)), in (0, 1]", type=float, metavar="F")
     field(g, "--grad-clip", "clip gradients to this global norm", type=float,
           metavar="NORM")
     field(g, "--loss-reduction", "how the loss weighs each target token: seq (the seed's "

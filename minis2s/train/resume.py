@@ -29,11 +29,15 @@ class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the requested settings."""
 
 
-OPTIMISATION = ("batch_size", "lr", "grad_clip", "loss_reduction")  # recorded under
-#                                                  training (loss_reduction: seq when a
-#                                                  file lacks it); with the
+OPTIMISATION = ("batch_size", "lr", "lr_decay", "grad_clip", "loss_reduction")  # recorded
+#                                                  under training (loss_reduction: seq,
+#                                                  lr_decay: 1, when a file lacks it);
+#                                                  with the
 #                                                  model's settings and the data spec
 #                                                  they make the run's preset again
+
+# the optimisation settings older files lack, and the value their runs had
+MISSING_MEANS = {"loss_reduction": "seq", "lr_decay": 1.0}
 
 
 def checkpoint_of(trainer: Trainer, data: TranslationData, seed: int) -> Checkpoint:
@@ -64,8 +68,8 @@ def saved_settings(ck: Checkpoint, where: str = "the checkpoint") -> tuple[Prese
     try:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed {seed!r}")
-        optimisation = {name: tr[name] if name != "loss_reduction"
-                        else tr.get(name, "seq") for name in OPTIMISATION}
+        optimisation = {name: tr[name] if name not in MISSING_MEANS
+                        else tr.get(name, MISSING_MEANS[name]) for name in OPTIMISATION}
         return Preset.from_parts(tr["preset"], ck.config, ck.data,
                                  {"epochs": tr["total_epochs"], **optimisation},
                                  ck.task), seed

@@ -169,16 +169,22 @@ class Trainer:
                 total += float(loss)
         return self.ranks.sum_scalar(total) / max(tokens, 1)
 
+    def epoch_lr(self, epoch: int) -> float:
+        """Adam's learning rate in epoch ``epoch`` (from 1): ``lr * lr_decay**(epoch - 1)``."""
+        return self.preset.lr * self.preset.lr_decay ** (epoch - 1)
+
     def run_epoch(self, data: TranslationData,
                   progress: Callable[[], None] | None = None) -> EpochStats:
         """Train one epoch, or the rest of an unfinished one (its batch order is drawn
         again from the generator's state at its start, and the batches done are skipped);
-        ``progress`` is called after each step.
+        ``progress`` is called after each step. Adam's learning rate is the epoch's
+        (:meth:`epoch_lr`).
 
         A ``KeyboardInterrupt`` leaves the trainer between two steps, with
         :attr:`epoch_progress` saying where; calling this again goes on from there."""
         bos = data.tgt_vocab.bos
         p = self.epoch_progress
+        self.opt.lr = self.epoch_lr(len(self.history) + 1)
         if p is None:
             p = self.epoch_progress = EpochProgress(self.shuffle_rng.bit_generator.state)
         else:
