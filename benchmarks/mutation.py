@@ -63,11 +63,18 @@ HEAT_MAPS = tuple(f"tests/test_figures.py::{name}" for name in (
     "test_an_empty_line_leaves_no_gap_in_the_heat_map_numbers",
     "test_translate_refuses_an_attention_plot_folder_that_is_a_file"))
 
+# d2l's context at prediction (evaluate --context-from decoder), tests/test_pitfalls.py
+CONTEXT_FROM = tuple(f"tests/test_pitfalls.py::{name}" for name in (
+    "test_the_context_from_the_decoder_is_d2l_predict_seq2seq",
+    "test_the_context_from_the_decoder_is_refused_where_it_means_nothing",
+    "test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line"))
+
 MODULES = {
     "decode": Module(
         ("minis2s/decode/*",),
         ("tests/test_decode.py", "tests/test_beam.py", "tests/test_decode_edges.py",
-         *HEAT_MAPS),
+         *HEAT_MAPS, *CONTEXT_FROM,
+         "tests/test_task_commands.py::test_translate_reads_the_tasks_input_and_writes_its_text"),
         strict=True),
     "evaluate": Module(
         ("minis2s/evaluate.py",),
@@ -76,10 +83,7 @@ MODULES = {
          "tests/test_task_accuracy.py",
          "tests/test_task_commands.py::test_evaluate_scores_a_task_model_by_accuracy",
          "tests/test_task_commands.py::test_the_accuracy_plot_draws_what_evaluate_reports",
-         *(f"tests/test_pitfalls.py::{name}" for name in (
-             "test_the_context_from_the_decoder_is_d2l_predict_seq2seq",
-             "test_the_context_from_the_decoder_is_refused_where_it_means_nothing",
-             "test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line"))),
+         *CONTEXT_FROM),
         strict=True),
     "ranks": Module(
         ("minis2s/train/ranks.py",),

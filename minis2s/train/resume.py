@@ -29,12 +29,9 @@ class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the requested settings."""
 
 
-OPTIMISATION = ("batch_size", "lr", "lr_decay", "grad_clip", "loss_reduction")  # recorded
-#                                                  under training (loss_reduction: seq,
-#                                                  lr_decay: 1, when a file lacks it);
-#                                                  with the
-#                                                  model's settings and the data spec
-#                                                  they make the run's preset again
+# recorded under training; with the model's settings and the data spec they make the
+# run's preset again
+OPTIMISATION = ("batch_size", "lr", "lr_decay", "grad_clip", "loss_reduction")
 
 # the optimisation settings older files lack, and the value their runs had
 MISSING_MEANS = {"loss_reduction": "seq", "lr_decay": 1.0}
