@@ -328,6 +328,7 @@ def test_the_gradflow_plot_draws_the_reported_norms(tiny_corpus, tmp_path, capsy
 FLOAT_OPTIONS = {
     ("train", "--dropout"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
     ("train", "--lr"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
+    ("train", "--lr-decay"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
     ("train", "--grad-clip"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
     ("train", "--valid-size"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
     ("train", "--test-size"): ["train", "--data", "{missing}.txt", "--out", "{out}"],
