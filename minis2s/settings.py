@@ -28,7 +28,7 @@ MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks th
 #                  do not train without residual connections
 
 MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dropout",
-                "bidirectional")
+                "bidirectional", "decoder_hiddens")
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
 OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "grad_clip", "loss_reduction")
@@ -91,6 +91,8 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "num_layers": (_whole(1, MAX_LAYERS), lambda: f"a whole number from 1 to {MAX_LAYERS}"),
     "dropout": (_fraction_below_one, lambda: "in [0, 1)"),
     "bidirectional": (lambda v: isinstance(v, bool), lambda: "true or false"),
+    "decoder_hiddens": (lambda v: v is None or _whole(1)(v),
+                        lambda: "a whole number >= 1 (or left out: the encoder's width)"),
     "num_steps": (_whole(1), lambda: "a whole number >= 1"),
     "num_examples": (lambda v: v is None or _whole(0)(v), lambda: "a whole number >= 0"),
     "valid_size": (_size, lambda: "a count >= 0 or a fraction in [0, 1)"),

@@ -76,10 +76,36 @@ class Encoder(nn.Module):
 
 
 def _decoder_stack(cfg, input_size):
-    """The decoder's stack: ``cfg.decoder_hiddens`` units, no directions."""
-    W = cfg.decoder_hiddens
-    return MODULES[cfg.cell](input_size, W, cfg.num_layers,
+    """The decoder's stack: ``cfg.decoder_units`` units, no directions."""
+    return MODULES[cfg.cell](input_size, cfg.decoder_units, cfg.num_layers,
                              dropout=_between(cfg.dropout, cfg.num_layers))
+
+
+def _add_bridge(module, cfg):
+    """With ``cfg.has_bridge``, the decoder's ``bridge`` (and, for the LSTM,
+    ``bridge_c``): nn.Linear from the encoder's width to L·Wd, registered last."""
+    module.bridges = ()
+    if cfg.has_bridge:
+        out = cfg.num_layers * cfg.decoder_units
+        module.bridge = nn.Linear(cfg.encoder_width, out)
+        module.bridges = (module.bridge,)
+        if cfg.recurrent.paired:  # the cell state c too
+            module.bridge_c = nn.Linear(cfg.encoder_width, out)
+            module.bridges = (module.bridge, module.bridge_c)
+
+
+def _first_state(module, state):
+    """The decoder's first state: the encoder's ``state``, or, with a bridge, every layer
+    l from ``tanh(top Wᵀ + b)``'s columns l·Wd to (l+1)·Wd, top the encoder's top layer."""
+    if not module.bridges:
+        return state
+    parts = state if isinstance(state, tuple) else (state,)
+    L = parts[0].shape[0]
+    out = []
+    for bridge, s in zip(module.bridges, parts):
+        s0 = torch.tanh(bridge(s[-1]))  # (N, L·Wd)
+        out.append(s0.reshape(s0.shape[0], L, -1).permute(1, 0, 2).contiguous())
+    return tuple(out) if isinstance(state, tuple) else out[0]
 
 
 def _top_h(state):
@@ -94,8 +120,9 @@ class Seq2SeqDecoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
-        self.rnn = _decoder_stack(cfg, cfg.embed_size + cfg.decoder_hiddens)
-        self.dense = nn.Linear(cfg.decoder_hiddens, cfg.tgt_vocab_size)
+        self.rnn = _decoder_stack(cfg, cfg.embed_size + cfg.encoder_width)
+        self.dense = nn.Linear(cfg.decoder_units, cfg.tgt_vocab_size)
+        _add_bridge(self, cfg)
 
     def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
         """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks
@@ -103,6 +130,7 @@ class Seq2SeqDecoder(nn.Module):
         x = self.embedding(tgt_in.T)  # (T, N, E)
         context = _top_h(state).expand(x.shape[0], -1, -1)  # the same at every step
         x = torch.cat([x, context], dim=2)
+        state = _first_state(self, state)
         if masks is None:
             out, _ = self.rnn(x, state)
         else:
@@ -139,15 +167,17 @@ class Seq2SeqAttentionDecoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        W = cfg.decoder_hiddens
-        self.attention = AdditiveAttention(W, W, cfg.num_hiddens, cfg.dropout)
+        W, Wd = cfg.encoder_width, cfg.decoder_units
+        self.attention = AdditiveAttention(W, Wd, cfg.num_hiddens, cfg.dropout)
         self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
         self.rnn = _decoder_stack(cfg, cfg.embed_size + W)
-        self.dense = nn.Linear(W, cfg.tgt_vocab_size)
+        self.dense = nn.Linear(Wd, cfg.tgt_vocab_size)
+        _add_bridge(self, cfg)
 
     def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
         """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks (their
-        ``decoder`` part: layers (T, N, W) and weights (T, N, S), or None)."""
+        ``decoder`` part: layers (T, N, Wd) and weights (T, N, S), or None)."""
+        state = _first_state(self, state)
         x = self.embedding(tgt_in.T)  # (T, N, E)
         values = enc_out.permute(1, 0, 2)  # (N, S, W)
         dec = None if masks is None else masks.decoder
