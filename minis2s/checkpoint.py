@@ -2,7 +2,8 @@
 
 ``meta`` is a JSON string: ``format_version``; ``model``, the model's settings (model,
 cell, embed_size, num_hiddens, num_layers, dropout, bidirectional, and decoder_hiddens
-where it is set: a file without it has a decoder as wide as the encoder's state); ``data``, how the
+and output_layer where they are not their defaults: a file without them has a decoder as
+wide as the encoder's state and a dense output layer); ``data``, how the
 corpus was read, split and indexed (a :class:`~minis2s.data.DataSpec`: num_steps,
 num_examples, valid_size, test_size, split_seed, min_freq); ``src_vocab`` and
 ``tgt_vocab`` (tokens in index order); and, when known, ``training`` (from ``minis2s
@@ -47,7 +48,7 @@ META = "meta"
 DEFAULTS = {"cell": "gru", "model": "seq2seq"}  # what a file without them holds
 # model settings added after format 2: a file without them holds this value, and a file
 # is written without them when they hold it (so that such a model's file is as before)
-LATER = {"decoder_hiddens": None}
+LATER = {"decoder_hiddens": None, "output_layer": "dense"}
 
 
 class CheckpointError(ValueError):

@@ -464,6 +464,7 @@ _SETTING = {"embed_size": _COUNT, "num_hiddens": _COUNT,
             | st.none() | st.integers(0, 2),
             "model": st.sampled_from(["seq2seq", "attention", "Attention", ""]) | st.none(),
             "decoder_hiddens": st.none() | _COUNT,
+            "output_layer": st.sampled_from(["dense", "deep", "Deep", ""]) | st.none(),
             "num_steps": st.integers(-1, 12) | st.booleans() | st.sampled_from([7.0]),
             "num_examples": st.none() | st.integers(-1, 12) | st.booleans()
             | st.sampled_from([10.0]),
@@ -527,6 +528,7 @@ def _assert_loaded_as_meta_says(back, ck, meta):
     hd = m.get("decoder_hiddens")  # absent or null: as wide as the encoder's state
     assert hd is None or type(hd) is int and hd >= 1
     assert back.config.decoder_hiddens == hd
+    assert back.config.output_layer == m.get("output_layer", "dense")  # absent: dense
     assert isinstance(back.data, DataSpec) and back.data.to_dict() == d
     for key in DATA_FIELDS:  # as stored: 0 and 0.0 are not the same size
         assert type(getattr(back.data, key)) is type(d[key]), key

@@ -18,6 +18,7 @@ from ..data.tasks import HELD_OUT
 from ..evaluate import PARTS
 from ..exercises import EXERCISES
 from ..model import DECODERS
+from ..model.output import OUTPUT_LAYERS
 from ..ops import CELLS
 from ..presets import PRESETS
 from . import commands
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
           "width (H, 2H when bidirectional), the decoder starts from the encoder's top-layer "
           "final state through a learned tanh layer", unset="the encoder's width", type=int,
           metavar="HD")
+    field(g, "--output-layer", "the decoder's output layer: dense (the seed's, the state "
+          "to the vocabulary) or deep (a tanh layer of the state, the context and the input "
+          "token's embedding first)", choices=list(OUTPUT_LAYERS))
     g = p.add_argument_group("optimisation")
     field(g, "--epochs", "epochs in all", type=int)
     field(g, "--batch-size", "pairs per step", type=int, metavar="N")

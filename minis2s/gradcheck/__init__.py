@@ -6,6 +6,7 @@
 from .cases import (
     check_additive_attention,
     check_bridge,
+    check_deep_output,
     check_dense,
     check_dropout,
     check_embed_project,
@@ -37,6 +38,7 @@ __all__ = [
     "check_arrays",
     "check_backward",
     "check_bridge",
+    "check_deep_output",
     "check_dense",
     "check_dropout",
     "check_embed_project",

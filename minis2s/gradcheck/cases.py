@@ -83,6 +83,32 @@ def check_bridge(rng, N=3, D=4, K=6, on=None) -> list[Row]:
     return check_backward(bridge_forward, backward, inputs, rng, case="bridge")
 
 
+def check_deep_output(rng, per_sequence=True, T=3, N=2, Wd=3, W=2, E=2, K=4, V=5,
+                      on=None) -> list[Row]:
+    """The deep output's tanh layer: the state, the context (once per sequence, added at
+    every padded step, or a row per state row), U, b and the embedding table."""
+    from ..ops import deep_output_backward, deep_output_forward
+
+    ids = _to(on, rng.integers(0, V, (T, N)))
+    context_shape = (N, W) if per_sequence else (T, N, W)
+
+    def forward(state, context, embedding, weight, bias):
+        return deep_output_forward(state, context, ids, embedding, weight, bias,
+                                   per_sequence=per_sequence)
+
+    def backward(dhidden, cache):
+        dstate, dcontext, g = deep_output_backward(dhidden, cache)
+        return {"state": dstate, "context": dcontext, **g}
+
+    inputs = _all_to(on, {"state": rng.standard_normal((T, N, Wd)),
+                          "context": rng.standard_normal(context_shape),
+                          "embedding": rng.standard_normal((V, E)),
+                          "weight": 0.5 * rng.standard_normal((K, Wd + W + E)),
+                          "bias": 0.5 * rng.standard_normal(K)})
+    return check_backward(forward, backward, inputs, rng,
+                          case=f"deep_output[{'per sequence' if per_sequence else 'per row'}]")
+
+
 def check_dropout(rng, shape=(3, 4), p=0.4, on=None) -> list[Row]:
     from ..ops import dropout_backward, dropout_forward
 
@@ -257,6 +283,7 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     if case is None:
         notes = [cfg.model, cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
             [f"decoder {cfg.decoder_units} units"] if cfg.has_bridge else []) + (
+            [f"{cfg.output_layer} output"] if cfg.output_layer != "dense" else []) + (
             [] if packed else ["padded"])
         case = f"model[{', '.join(notes)}]"
     scale = max(float(abs(g).max()) for g in grads.values() if g.size)
@@ -319,13 +346,16 @@ def run_all(seed: int = 0, on=None, each=None) -> list[Row]:
         add(check_seq2seq(rng, scale_floor=SCALE_FLOOR, reduction=reduction, on=on,
                           case=f"model[seq2seq, gru, loss {reduction}]"))
     add(check_bridge(rng, on=on))  # train --decoder-hiddens: a decoder of other units
-    for model in DECODERS:
-        for cell, Wd, packed in (("gru", 5, True), ("lstm", 2, False)):
-            cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3,
-                              num_hiddens=3, num_layers=2, dropout=0.2, bidirectional=True,
-                              cell=cell, model=model, decoder_hiddens=Wd)
-            add(check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, packed=packed,
-                              scale_floor=SCALE_FLOOR, on=on))
+    add(check_deep_output(rng, per_sequence=True, on=on))  # train --output-layer deep
+    add(check_deep_output(rng, per_sequence=False, on=on))
+    # both switches at once, one model per decoder (tests/test_decoder_sizes.py and
+    # tests/test_output_layer.py check every cell, path and switch alone)
+    for model, cell, Wd, packed in (("seq2seq", "gru", 5, True), ("attention", "lstm", 2, False)):
+        cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
+                          num_layers=2, dropout=0.2, bidirectional=True, cell=cell,
+                          model=model, decoder_hiddens=Wd, output_layer="deep")
+        add(check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, packed=packed,
+                          scale_floor=SCALE_FLOOR, on=on))
     return rows
 
 

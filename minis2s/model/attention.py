@@ -9,7 +9,8 @@ outputs at every source position; additive attention (:mod:`minis2s.ops.additive
 averages the values into a context, with the positions past a source's valid length
 weighted exactly 0 and dropout on the weights in training. The cell's input is
 ``[context ; embedding of the previous token]``, in that order (d2l's); a dense layer maps
-its top-layer output to the vocabulary. The decoder starts from the encoder's final state,
+its top-layer output to the vocabulary (or a deep output, :mod:`.output`, which also reads
+each step's context and input token). The decoder starts from the encoder's final state,
 or from the bridge's map of it (:mod:`.bridge`) when its own units Wd differ from the
 encoder's width W: keys and values stay the encoder's outputs (W wide, ``W_k`` (A, W)),
 the query is the decoder's h (``W_q`` (A, Wd)), and the context is W wide.
@@ -32,8 +33,6 @@ from ..ops import (
     State,
     additive_attention_backward,
     additive_attention_forward,
-    dense_backward,
-    dense_forward,
     embed_project_backward,
     embed_project_forward,
     param_suffix,
@@ -43,8 +42,9 @@ from ..ops import (
     stack_forward,
 )
 from .bridge import bridge_flops, initial_state_backward, initial_state_forward
+from .output import output_backward, output_flops, output_forward, output_params
 from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
-from .weights import Param, dense_params, embedding_param, scope, stack_params, xavier_uniform
+from .weights import Param, embedding_param, scope, stack_params, xavier_uniform
 
 ATT = "decoder.attention."
 W_IH0 = "decoder.rnn.weight_ih" + param_suffix(0, 0)
@@ -120,12 +120,16 @@ def attention_step_forward(params, cfg, gi_emb, state: State, memory: Memory,
 
 
 def attention_step_backward(dout, dstate: State | None, cache: StepCache,
-                            record: bool = False) -> StepGrads:
-    """dout (N, Wd) of the step's output; dstate of the state after the step (or None)."""
+                            record: bool = False, dcontext=None) -> StepGrads:
+    """dout (N, Wd) of the step's output; dstate of the state after the step (or None);
+    dcontext (N, W): the context's gradient from elsewhere (a deep output), or None."""
     g = stack_backward(dout[None], dstate, cache.rnn, record)
     dgi = g.dproj[0][0]
     dW_c = dgi.T @ cache.context  # gi = gi_emb + context W_cᵀ
-    ga = additive_attention_backward(dgi @ cache.w_c, cache.attention)
+    dctx = dgi @ cache.w_c
+    if dcontext is not None:
+        dctx += dcontext
+    ga = additive_attention_backward(dctx, cache.attention)
     g.dstate0.top[...] += ga["query"]  # the query is the top layer's h before the step
     return StepGrads(dgi, g.dstate0, ga, g.params, dW_c, g.recorded)
 
@@ -135,7 +139,7 @@ class AttentionDecoderCache(NamedTuple):
     embedded: Any  # EmbedProjectCache of the embeddings' share, every step at once
     steps: list  # StepCache per step
     rows: list  # (lo, n) of each step's rows in the (M, ·) layout
-    dense: Any
+    output: Any  # the output layer's OutputCache
     final_state: State  # the state after the last step (packed: its rows only); when no
     #                     step ran, the initial state, whose zeros the backward then returns
     padded_shape: Any  # (T, N) for the padded layout, None when packed
@@ -185,9 +189,13 @@ def attention_decoder_forward(params, cfg, ids, encoded, masks: AttentionMasks |
         steps.append(step)
         outs.append(out)
     out = xp.concatenate(outs) if outs else xp.zeros((0, Wd), dtype=encoded.outputs.dtype)
-    logits, dcache = dense_forward(out, params["decoder.dense.weight"],
-                                   params["decoder.dense.bias"])  # (M, V)
-    cache = AttentionDecoderCache(memory, ecache, steps, rows, dcache, state, padded_shape,
+    contexts = None
+    if cfg.output_layer != "dense":  # what a deep output reads besides: (M, W) and (M,)
+        contexts = xp.concatenate([s.context for s in steps]) if steps else \
+            xp.zeros((0, W), dtype=out.dtype)
+        ids = ids.T.reshape(-1) if padded_shape is not None else ids
+    logits, ocache = output_forward(params, cfg, out, contexts, ids)  # (M, V)
+    cache = AttentionDecoderCache(memory, ecache, steps, rows, ocache, state, padded_shape,
                                   params, bridge)
     if padded_shape is not None:
         logits = logits.reshape(T, N, logits.shape[-1]).transpose(1, 0, 2)
@@ -216,8 +224,7 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
     params = cache.params
     if cache.padded_shape is not None:
         dlogits = dlogits.transpose(1, 0, 2).reshape(-1, dlogits.shape[-1])
-    dout, g_dense = dense_backward(dlogits, cache.dense)
-    grads = {"decoder.dense." + k: v for k, v in g_dense.items()}
+    dout, dcontexts, grads, demb_out = output_backward(dlogits, cache.output)
     memory = cache.memory
     W = memory.values.shape[2]
     w_ih = params[W_IH0]
@@ -233,7 +240,8 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
         hi = lo + n
         g = attention_step_backward(dout[lo:hi],
                                     None if dstate is None else dstate.padded_to(n),
-                                    step, record)
+                                    step, record,
+                                    None if dcontexts is None else dcontexts[lo:hi])
         dstate = g.dstate
         dgi_emb[lo:hi] = g.dgi_emb
         for name, grad in g.stack.items():  # the stack's own (not layer 0's input weights)
@@ -253,7 +261,8 @@ def attention_decoder_backward(dlogits, cache: AttentionDecoderCache,
     grads.update({"decoder.rnn." + k: grad for k, grad in dstack.items()})
     ge = embed_project_backward(dgi_emb, cache.embedded)
     grads[ATT + "W_q.weight"], grads[ATT + "w_v.weight"] = dW_q, dw_v
-    grads["decoder.embedding.weight"] = ge["embedding"]
+    grads["decoder.embedding.weight"] = ge["embedding"] if demb_out is None else \
+        ge["embedding"] + demb_out
     grads[W_IH0] = xp.concatenate([dW_c, ge["weight"]], axis=1)
     grads[B_IH0] = ge["bias"]
     doutputs, grads[ATT + "W_k.weight"] = memory_backward(dkeys, dvalues, memory, params)
@@ -286,7 +295,7 @@ def _joined(parts: list, xp):
 def attention_params(cfg) -> dict:
     """d2l's AdditiveAttention (key W, query Wd, ``num_hiddens`` units, no biases, Xavier
     as nn.Linear in d2l), then the embedding, a stack of Wd units reading ``W + E``
-    features (the context first) and the dense layer."""
+    features (the context first) and the output layer."""
     H, W, Wd = cfg.num_hiddens, cfg.encoder_width, cfg.decoder_units
     return {ATT + "W_k.weight": Param((H, W), xavier_uniform),
             ATT + "W_q.weight": Param((H, Wd), xavier_uniform),
@@ -294,7 +303,7 @@ def attention_params(cfg) -> dict:
             "decoder.embedding.weight": embedding_param(cfg.tgt_vocab_size, cfg.embed_size),
             **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size + W, Wd,
                            cfg.num_layers),
-            **dense_params("decoder.dense.", Wd, cfg.tgt_vocab_size)}
+            **output_params(cfg)}
 
 
 class Seq2SeqAttentionDecoder(Decoder):
@@ -333,16 +342,16 @@ class Seq2SeqAttentionDecoder(Decoder):
         W = cfg.encoder_width  # the context's columns of weight_ih_l0 come first
         gi_emb, _ = embed_project_forward(ids, params["decoder.embedding.weight"],
                                           params[W_IH0][:, W:], params[B_IH0])
-        (out, state, alpha), _ = attention_step_forward(params, cfg, gi_emb, state, memory)
-        logits, _ = dense_forward(out, params["decoder.dense.weight"],
-                                  params["decoder.dense.bias"])
+        (out, state, alpha), cache = attention_step_forward(params, cfg, gi_emb, state,
+                                                            memory)
+        logits, _ = output_forward(params, cfg, out, cache.context, ids)
         return StepOutput(logits, state, alpha)
 
     def flops(self, cfg, S, T):
         W, Wd, A = cfg.encoder_width, cfg.decoder_units, cfg.num_hiddens
         attend = S * W * A + T * (Wd * A + S * A + S * W)  # keys once; query, scores, context
         return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, Wd, cfg.num_layers)
-                + 2 * attend + 2 * T * Wd * cfg.tgt_vocab_size + bridge_flops(cfg))
+                + 2 * attend + output_flops(cfg, T) + bridge_flops(cfg))
 
 
 register_decoder(Seq2SeqAttentionDecoder())

@@ -50,6 +50,7 @@ class ModelConfig:
     cell: str = "gru"  # a key of minis2s.ops.CELLS
     model: str = "seq2seq"  # the decoder: a key of DECODERS
     decoder_hiddens: int | None = None  # Wd, the decoder's units; None: W (no bridge)
+    output_layer: str = "dense"  # a key of OUTPUT_LAYERS: dense, or deep (a tanh layer first)
 
     def __post_init__(self):
         check({name: getattr(self, name) for name in MODEL_FIELDS}, name=str)

@@ -1,7 +1,9 @@
 """The seed's decoder (``"seq2seq"``): each step reads ``[embedding of the previous token ;
 context]``, the context being the encoder's top-layer final h, the same at every step;
-it starts from the encoder's final state (through the bridge of :mod:`.bridge` when its
-units differ from the encoder's); a dense layer maps each output to the target vocabulary.
+it it starts from the encoder's final state (through the bridge of :mod:`.bridge` when its
+units differ from the encoder's); the output layer (:mod:`.output`: the seed's dense layer,
+or a deep output that also reads the context and the input token) maps each output to the
+target vocabulary.
 
 Derivation: docs/derivations.md#seq2seq (the decoder input, and the two paths into the
 encoder) and #bridge.
@@ -13,8 +15,6 @@ from typing import Any, NamedTuple
 
 from ..backend import array_module
 from ..ops import (
-    dense_backward,
-    dense_forward,
     embed_project_backward,
     embed_project_forward,
     param_suffix,
@@ -25,8 +25,9 @@ from ..ops import (
     stack_forward,
 )
 from .bridge import bridge_flops, initial_state_backward, initial_state_forward
+from .output import output_backward, output_flops, output_forward, output_params
 from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
-from .weights import dense_params, embedding_param, scope, stack_params
+from .weights import embedding_param, scope, stack_params
 
 
 class DecoderInputCache(NamedTuple):
@@ -70,7 +71,7 @@ def decoder_input_backward(dgi, cache: DecoderInputCache):
 class DecoderCache(NamedTuple):
     inputs: DecoderInputCache
     rnn: Any  # the recurrent stack's cache
-    dense: Any
+    output: Any  # the output layer's OutputCache
     padded: bool  # logits are (N, T, V), not packed (M, V) rows
     bridge: Any = None  # the InitialStateCache of the first state, None without a bridge
 
@@ -86,17 +87,17 @@ def decoder_run(params, cfg, ids, state, context, masks=None, batch_sizes=None,
     between layers, (T, N, Wd) or (M, Wd); probes: see :func:`minis2s.ops.stack_forward`.
     """
     padded = batch_sizes is None
-    gi, in_cache = decoder_input_forward(params, cfg, ids.T if padded else ids, context,
-                                         batch_sizes)
+    ids = ids.T if padded else ids  # (T, N) or (M,): the stacks' layout
+    gi, in_cache = decoder_input_forward(params, cfg, ids, context, batch_sizes)
     (out, state_n), rnn_cache = stack_forward(cfg.recurrent, None,
                                               scope(params, "decoder.rnn."), cfg.num_layers,
                                               False, state, masks, batch_sizes=batch_sizes,
                                               input_proj=[gi], probes=probes)
-    logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
-                                       params["decoder.dense.bias"])  # (T, N, V) or (M, V)
+    logits, out_cache = output_forward(params, cfg, out, context, ids, batch_sizes,
+                                       per_sequence=True)  # (T, N, V) or (M, V)
     if padded:
         logits = logits.transpose(1, 0, 2)
-    return (logits, state_n), DecoderCache(in_cache, rnn_cache, dense_cache, padded)
+    return (logits, state_n), DecoderCache(in_cache, rnn_cache, out_cache, padded)
 
 
 def decoder_forward(params, cfg, ids, encoded, masks=None, batch_sizes=None, probes=None):
@@ -115,11 +116,14 @@ def decoder_backward(dlogits, cache: DecoderCache, record: bool = False) -> Deco
     (which, with a bridge, the first state's gradient reaches through the bridge)."""
     if cache.padded:
         dlogits = dlogits.transpose(1, 0, 2)
-    dout, g_dense = dense_backward(dlogits, cache.dense)
+    dout, dcontext_out, g_out, demb_out = output_backward(dlogits, cache.output)
     g = stack_backward(dout, None, cache.rnn, record)
     dcontext, grads = decoder_input_backward(g.dproj[0], cache.inputs)
     grads.update({"decoder.rnn." + k: v for k, v in g.params.items()})
-    grads.update({"decoder.dense." + k: v for k, v in g_dense.items()})
+    grads.update(g_out)
+    if dcontext_out is not None:  # the deep output read the context and the embeddings
+        dcontext += dcontext_out
+        grads["decoder.embedding.weight"] += demb_out
     dstate, g_bridge = initial_state_backward(g.dstate0, cache.bridge)
     grads.update(g_bridge)
     dstate.top[...] += dcontext  # in place, through the view of the top layer's h
@@ -128,12 +132,12 @@ def decoder_backward(dlogits, cache: DecoderCache, record: bool = False) -> Deco
 
 def decoder_params(cfg) -> dict:
     """The embedding, a stack of Wd units reading ``E + W`` features (the context is the
-    encoder's h, W wide), and the dense layer."""
+    encoder's h, W wide), and the output layer."""
     W, Wd = cfg.encoder_width, cfg.decoder_units
     return {"decoder.embedding.weight": embedding_param(cfg.tgt_vocab_size, cfg.embed_size),
             **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size + W, Wd,
                            cfg.num_layers),
-            **dense_params("decoder.dense.", Wd, cfg.tgt_vocab_size)}
+            **output_params(cfg)}
 
 
 class Seq2SeqDecoder(Decoder):
@@ -164,7 +168,7 @@ class Seq2SeqDecoder(Decoder):
     def flops(self, cfg, S, T):
         W, Wd = cfg.encoder_width, cfg.decoder_units  # the context read at every step
         return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, Wd, cfg.num_layers)
-                + 2 * T * Wd * cfg.tgt_vocab_size + bridge_flops(cfg))
+                + output_flops(cfg, T) + bridge_flops(cfg))
 
 
 register_decoder(Seq2SeqDecoder())
