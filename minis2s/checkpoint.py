@@ -1,7 +1,9 @@
 """Checkpoints: one ``.npz`` with the parameters under their PyTorch names and ``meta``.
 
 ``meta`` is a JSON string: ``format_version``; ``model``, the model's settings (model,
-cell, embed_size, num_hiddens, num_layers, dropout, bidirectional); ``data``, how the
+cell, embed_size, num_hiddens, num_layers, dropout, bidirectional, and decoder_hiddens
+and output_layer where they are not their defaults: a file without them has a decoder as
+wide as the encoder's state and a dense output layer); ``data``, how the
 corpus was read, split and indexed (a :class:`~minis2s.data.DataSpec`: num_steps,
 num_examples, valid_size, test_size, split_seed, min_freq); ``src_vocab`` and
 ``tgt_vocab`` (tokens in index order); and, when known, ``training`` (from ``minis2s
@@ -44,6 +46,9 @@ FORMAT_VERSION = 2
 READS = (1, 2)  # the format versions this minis2s reads
 META = "meta"
 DEFAULTS = {"cell": "gru", "model": "seq2seq"}  # what a file without them holds
+# model settings added after format 2: a file without them holds this value, and a file
+# is written without them when they hold it (so that such a model's file is as before)
+LATER = {"decoder_hiddens": None, "output_layer": "dense"}
 
 
 class CheckpointError(ValueError):
@@ -71,7 +76,8 @@ class Checkpoint:
 
 
 def _meta(ck: Checkpoint) -> str:
-    model = {name: getattr(ck.config, name) for name in MODEL_FIELDS}
+    model = {name: getattr(ck.config, name) for name in MODEL_FIELDS
+             if name not in LATER or getattr(ck.config, name) != LATER[name]}
     meta = {"format_version": FORMAT_VERSION, "model": model, "data": ck.data.to_dict()}
     if ck.task is not None:  # a corpus model's file is as it was before tasks
         meta["task"] = ck.task.to_dict()
@@ -224,6 +230,9 @@ def _section(meta: dict, key: str, fields: tuple, path) -> dict:
 
 def _settings(meta: dict, path) -> tuple[dict, DataSpec, dict]:
     """The model's settings, the data spec and the training record of a format-2 meta."""
+    model = meta.get("model")
+    if isinstance(model, dict):
+        meta = {**meta, "model": {**LATER, **model}}
     settings = _section(meta, "model", MODEL_FIELDS, path)
     spec = DataSpec(**_section(meta, "data", DATA_FIELDS, path))
     training = meta.get("training") or {}
@@ -259,7 +268,8 @@ def _from_version_1(meta: dict, path) -> dict:
     for key, value in (("config", config), ("data", data), ("training", training)):
         if not isinstance(value, dict):
             raise CheckpointError(f"{path}: meta '{key}' is not a JSON object")
-    required = (*(k for k in MODEL_FIELDS if k not in DEFAULTS), "num_steps")
+    required = (*(k for k in MODEL_FIELDS if k not in DEFAULTS and k not in LATER),
+                "num_steps")
     missing = [k for k in required if k not in config]
     if missing:
         raise CheckpointError(f"{path}: config lacks {', '.join(missing)}")

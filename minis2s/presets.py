@@ -42,6 +42,8 @@ class Preset:
     min_freq: int = 2  # vocabulary: tokens seen fewer times map to <unk>
     cell: str = "gru"  # the recurrent cell of encoder and decoder: a key of ops.CELLS
     model: str = "seq2seq"  # the decoder: a key of model.DECODERS
+    decoder_hiddens: int | None = None  # the decoder's units; None: the encoder's width
+    output_layer: str = "dense"  # the decoder's output layer: dense (the seed's) or deep
     task: TaskSpec | None = None  # generated pairs instead of the corpus (None: the corpus)
 
     def __post_init__(self):
@@ -89,9 +91,15 @@ class Preset:
 
     def to_dict(self) -> dict:
         """Every field; ``task`` as its :meth:`~minis2s.data.TaskSpec.to_dict`, and left
-        out where there is none (a corpus run's dict is as it was before tasks)."""
+        out where there is none (a corpus run's dict is as it was before tasks), and
+        ``decoder_hiddens`` and ``output_layer`` likewise where they hold their defaults
+        (a decoder as wide as the encoder's state, a dense output layer)."""
         found = asdict(self)
         found.pop("task")
+        if self.decoder_hiddens is None:
+            found.pop("decoder_hiddens")
+        if self.output_layer == "dense":
+            found.pop("output_layer")
         if self.task is not None:
             found["task"] = self.task.to_dict()
         return found
@@ -101,7 +109,9 @@ class Preset:
         task comes last, where there is one."""
         parts = []
         for f in fields(self):
-            if f.name == "name" or f.name == "task":
+            if f.name == "name" or f.name == "task" or (
+                    f.name == "decoder_hiddens" and self.decoder_hiddens is None) or (
+                    f.name == "output_layer" and self.output_layer == "dense"):
                 continue
             value = getattr(self, f.name)
             text = f"{f.name} {value}"

@@ -12,9 +12,10 @@ a :class:`~minis2s.data.TaskSpec`, likewise) where the data is a task's rather t
 corpus; and the options of decoding, of the random seed and of the clipping threshold
 ``gradflow --clip`` shows.
 
-Three fields name an entry of a table that lives above this module: ``cell`` one of
-:data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`, ``task`` one
-of :data:`minis2s.data.TASKS`. Each table is
+Four fields name an entry of a table that lives above this module: ``cell`` one of
+:data:`minis2s.ops.CELLS`, ``model`` one of :data:`minis2s.model.DECODERS`,
+``output_layer`` one of :data:`minis2s.model.output.OUTPUT_LAYERS`, ``task`` one of
+:data:`minis2s.data.TASKS`. Each table is
 entered in :data:`CHOICES` by its own package, and read when a value is checked, so that a
 decoder or cell registered later is a valid choice.
 """
@@ -28,7 +29,7 @@ MAX_LAYERS = 32  # a guard against typos (``--num-layers 200``): plain stacks th
 #                  do not train without residual connections
 
 MODEL_FIELDS = ("model", "cell", "embed_size", "num_hiddens", "num_layers", "dropout",
-                "bidirectional")
+                "bidirectional", "decoder_hiddens", "output_layer")
 DATA_FIELDS = ("num_steps", "num_examples", "valid_size", "test_size", "split_seed",
                "min_freq")
 OPTIMISATION_FIELDS = ("epochs", "batch_size", "lr", "lr_decay", "grad_clip",
@@ -91,7 +92,10 @@ RULES: dict[str, tuple[Callable, Callable[[], str]]] = {
     "num_hiddens": (_whole(1), lambda: "a whole number >= 1"),
     "num_layers": (_whole(1, MAX_LAYERS), lambda: f"a whole number from 1 to {MAX_LAYERS}"),
     "dropout": (_fraction_below_one, lambda: "in [0, 1)"),
+    "output_layer": _choice("output_layer"),
     "bidirectional": (lambda v: isinstance(v, bool), lambda: "true or false"),
+    "decoder_hiddens": (lambda v: v is None or _whole(1)(v),
+                        lambda: "a whole number >= 1 (or left out: the encoder's width)"),
     "num_steps": (_whole(1), lambda: "a whole number >= 1"),
     "num_examples": (lambda v: v is None or _whole(0)(v), lambda: "a whole number >= 0"),
     "valid_size": (_size, lambda: "a count >= 0 or a fraction in [0, 1)"),

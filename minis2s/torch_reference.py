@@ -76,10 +76,53 @@ class Encoder(nn.Module):
 
 
 def _decoder_stack(cfg, input_size):
-    """The decoder's stack: ``cfg.decoder_hiddens`` units, no directions."""
-    W = cfg.decoder_hiddens
-    return MODULES[cfg.cell](input_size, W, cfg.num_layers,
+    """The decoder's stack: ``cfg.decoder_units`` units, no directions."""
+    return MODULES[cfg.cell](input_size, cfg.decoder_units, cfg.num_layers,
                              dropout=_between(cfg.dropout, cfg.num_layers))
+
+
+def _add_bridge(module, cfg):
+    """With ``cfg.has_bridge``, the decoder's ``bridge`` (and, for the LSTM,
+    ``bridge_c``): nn.Linear from the encoder's width to L·Wd, registered last."""
+    module.bridges = ()
+    if cfg.has_bridge:
+        out = cfg.num_layers * cfg.decoder_units
+        module.bridge = nn.Linear(cfg.encoder_width, out)
+        module.bridges = (module.bridge,)
+        if cfg.recurrent.paired:  # the cell state c too
+            module.bridge_c = nn.Linear(cfg.encoder_width, out)
+            module.bridges = (module.bridge, module.bridge_c)
+
+
+def _add_deep(module, cfg):
+    """With ``--output-layer deep``, the decoder's ``deep``: nn.Linear from
+    [output ; context ; embedding] to Wd units, under tanh, before the dense layer."""
+    module.deep = None
+    if cfg.output_layer == "deep":
+        module.deep = nn.Linear(cfg.decoder_units + cfg.encoder_width + cfg.embed_size,
+                                cfg.decoder_units)
+
+
+def _deep(module, out, context, emb):
+    """What the dense layer reads: ``out`` (T, N, Wd), or with a deep output
+    ``tanh(deep([out ; context ; emb]))``."""
+    if module.deep is None:
+        return out
+    return torch.tanh(module.deep(torch.cat([out, context, emb], dim=2)))
+
+
+def _first_state(module, state):
+    """The decoder's first state: the encoder's ``state``, or, with a bridge, every layer
+    l from ``tanh(top Wᵀ + b)``'s columns l·Wd to (l+1)·Wd, top the encoder's top layer."""
+    if not module.bridges:
+        return state
+    parts = state if isinstance(state, tuple) else (state,)
+    L = parts[0].shape[0]
+    out = []
+    for bridge, s in zip(module.bridges, parts):
+        s0 = torch.tanh(bridge(s[-1]))  # (N, L·Wd)
+        out.append(s0.reshape(s0.shape[0], L, -1).permute(1, 0, 2).contiguous())
+    return tuple(out) if isinstance(state, tuple) else out[0]
 
 
 def _top_h(state):
@@ -94,20 +137,23 @@ class Seq2SeqDecoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
-        self.rnn = _decoder_stack(cfg, cfg.embed_size + cfg.decoder_hiddens)
-        self.dense = nn.Linear(cfg.decoder_hiddens, cfg.tgt_vocab_size)
+        self.rnn = _decoder_stack(cfg, cfg.embed_size + cfg.encoder_width)
+        _add_deep(self, cfg)
+        self.dense = nn.Linear(cfg.decoder_units, cfg.tgt_vocab_size)
+        _add_bridge(self, cfg)
 
     def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
         """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks
         (their ``decoder`` part: L - 1 masks (T, N, W), or None)."""
-        x = self.embedding(tgt_in.T)  # (T, N, E)
-        context = _top_h(state).expand(x.shape[0], -1, -1)  # the same at every step
-        x = torch.cat([x, context], dim=2)
+        emb = self.embedding(tgt_in.T)  # (T, N, E)
+        context = _top_h(state).expand(emb.shape[0], -1, -1)  # the same at every step
+        x = torch.cat([emb, context], dim=2)
+        state = _first_state(self, state)
         if masks is None:
             out, _ = self.rnn(x, state)
         else:
             out, _ = run_masked(self.rnn, x, state, masks.decoder)
-        return self.dense(out).permute(1, 0, 2)  # (N, T, V)
+        return self.dense(_deep(self, out, context, emb)).permute(1, 0, 2)  # (N, T, V)
 
 
 class AdditiveAttention(nn.Module):
@@ -139,21 +185,24 @@ class Seq2SeqAttentionDecoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        W = cfg.decoder_hiddens
-        self.attention = AdditiveAttention(W, W, cfg.num_hiddens, cfg.dropout)
+        W, Wd = cfg.encoder_width, cfg.decoder_units
+        self.attention = AdditiveAttention(W, Wd, cfg.num_hiddens, cfg.dropout)
         self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.embed_size)
         self.rnn = _decoder_stack(cfg, cfg.embed_size + W)
-        self.dense = nn.Linear(W, cfg.tgt_vocab_size)
+        _add_deep(self, cfg)
+        self.dense = nn.Linear(Wd, cfg.tgt_vocab_size)
+        _add_bridge(self, cfg)
 
     def forward(self, tgt_in, state, enc_out, src_valid_len, masks):
         """tgt_in (N, T) -> logits (N, T, V); ``masks``: None, or the model's masks (their
-        ``decoder`` part: layers (T, N, W) and weights (T, N, S), or None)."""
+        ``decoder`` part: layers (T, N, Wd) and weights (T, N, S), or None)."""
+        state = _first_state(self, state)
         x = self.embedding(tgt_in.T)  # (T, N, E)
         values = enc_out.permute(1, 0, 2)  # (N, S, W)
         dec = None if masks is None else masks.decoder
         layer_masks = None if dec is None else dec.layers
         att_masks = None if dec is None else dec.weights
-        outs = []
+        outs, contexts = [], []
         for t, x_t in enumerate(x):  # d2l's loop over the decoder's steps
             mask = None if masks is None else (
                 torch.ones_like(values[:, :, 0]) if att_masks is None
@@ -167,7 +216,9 @@ class Seq2SeqAttentionDecoder(nn.Module):
                 layer = None if layer_masks is None else [m[t:t + 1] for m in layer_masks]
                 out, state = run_masked(self.rnn, step_in, state, layer)
             outs.append(out)
-        return self.dense(torch.cat(outs, dim=0)).permute(1, 0, 2)
+            contexts.append(context.permute(1, 0, 2))  # (1, N, W)
+        out = _deep(self, torch.cat(outs, dim=0), torch.cat(contexts, dim=0), x)
+        return self.dense(out).permute(1, 0, 2)
 
 
 TORCH_DECODERS = {"seq2seq": Seq2SeqDecoder, "attention": Seq2SeqAttentionDecoder}

@@ -287,10 +287,13 @@ def test_a_checkpoint_without_cell_or_model_loads_as_the_seeds_gru(tmp_path, ck)
 def test_a_format_2_setting_missing_or_unknown_is_refused_by_name(tmp_path, ck, section,
                                                                   fields):
     """"model" and "data" hold exactly their settings: each one missing, and one more
-    (train_pairs, format 1's place for it, under data), is refused with its name."""
+    (train_pairs, format 1's place for it, under data), is refused with its name. A model
+    setting added later (decoder_hiddens) is written only when it is not its default, and
+    a file without it loads with the default."""
     path = checkpoint.save(tmp_path / "c.npz", ck)
     saved = read_meta(path)
-    assert set(saved[section]) == set(fields)
+    assert set(saved[section]) == set(fields) - set(checkpoint.LATER)
+    fields = tuple(saved[section])
     for name in fields:
         rewrite(path, set_meta({**saved, section: {k: v for k, v in saved[section].items()
                                                    if k != name}}))
@@ -461,6 +464,8 @@ _SETTING = {"embed_size": _COUNT, "num_hiddens": _COUNT,
             "cell": st.sampled_from(["gru", "lstm", "rnn", "GRU", "", "transformer"])
             | st.none() | st.integers(0, 2),
             "model": st.sampled_from(["seq2seq", "attention", "Attention", ""]) | st.none(),
+            "decoder_hiddens": st.none() | _COUNT,
+            "output_layer": st.sampled_from(["dense", "deep", "Deep", ""]) | st.none(),
             "num_steps": st.integers(-1, 12) | st.booleans() | st.sampled_from([7.0]),
             "num_examples": st.none() | st.integers(-1, 12) | st.booleans()
             | st.sampled_from([10.0]),
@@ -509,7 +514,8 @@ def _assert_loaded_as_meta_says(back, ck, meta):
     assert isinstance(meta, dict) and meta["format_version"] == checkpoint.FORMAT_VERSION
     assert type(meta["format_version"]) in (int, float)
     m, d = meta["model"], meta["data"]
-    assert isinstance(m, dict) and set(m) == set(MODEL_FIELDS)
+    assert isinstance(m, dict) and set(m) <= set(MODEL_FIELDS)
+    assert set(MODEL_FIELDS) - set(m) <= set(checkpoint.LATER)  # the later ones: optional
     assert isinstance(d, dict) and set(d) == set(DATA_FIELDS)
     for key in ("embed_size", "num_hiddens", "num_layers"):
         got = getattr(back.config, key)
@@ -520,6 +526,10 @@ def _assert_loaded_as_meta_says(back, ck, meta):
     assert type(m["bidirectional"]) is bool and back.config.bidirectional is m["bidirectional"]
     assert type(m["cell"]) is str and back.config.cell == m["cell"]
     assert type(m["model"]) is str and back.config.model == m["model"]
+    hd = m.get("decoder_hiddens")  # absent or null: as wide as the encoder's state
+    assert hd is None or type(hd) is int and hd >= 1
+    assert back.config.decoder_hiddens == hd
+    assert back.config.output_layer == m.get("output_layer", "dense")  # absent: dense
     assert isinstance(back.data, DataSpec) and back.data.to_dict() == d
     for key in DATA_FIELDS:  # as stored: 0 and 0.0 are not the same size
         assert type(getattr(back.data, key)) is type(d[key]), key

@@ -157,12 +157,15 @@ def test_connectivity_in_float32_agrees_with_float64(explorers, which):
         assert np.all((a == 0) == (b == 0))  # causality's zeros stay exact
 
 
+@pytest.mark.parametrize("decoder_hiddens", [None, 5], ids=["equal", "bridge"])
 @pytest.mark.parametrize("model", ["seq2seq", "attention"])
-def test_connectivity_state_norms_equal_one_backward_per_step(explorers, model):
-    """On a bidirectional two-layer LSTM (fresh weights): each output step's state
-    gradients equal those of the whole model's backward with ``target_step`` t, one
-    sentence, every step run (the explorer runs row t to step t only, and the output
-    layer at that step only)."""
+def test_connectivity_state_norms_equal_one_backward_per_step(explorers, model,
+                                                             decoder_hiddens):
+    """On a bidirectional two-layer LSTM (fresh weights; its decoder as wide as the
+    encoder, or narrower through the bridge): each output step's state gradients equal
+    those of the whole model's backward with ``target_step`` t, one sentence, every step
+    run (the explorer runs row t to step t only, and the output layer at that step
+    only)."""
     import dataclasses
 
     from minis2s.checkpoint import Checkpoint
@@ -171,7 +174,7 @@ def test_connectivity_state_norms_equal_one_backward_per_step(explorers, model):
 
     base = explorers[0].ck
     cfg = dataclasses.replace(base.config, model=model, cell="lstm", bidirectional=True,
-                              num_layers=2)
+                              num_layers=2, decoder_hiddens=decoder_hiddens)
     params = init_params(cfg, get_backend("numpy", "float32"), np.random.default_rng(3))
     ck = Checkpoint({k: np.asarray(v) for k, v in params.items()}, cfg, base.data,
                     base.src_vocab, base.tgt_vocab)
@@ -564,3 +567,21 @@ def test_cli_static_and_refusals(attention_ckpt, tmp_path, capsys):
     assert capsys.readouterr().err == "minis2s: error: --beam must be a whole number >= 1, got 0\n"
     assert main(["explore", "--model", str(attention_ckpt), "--static", str(out)]) == 2
     assert "SENTENCE" in capsys.readouterr().err
+
+
+def test_connectivity_refuses_a_deep_output_in_one_line(explorers):
+    """Connectivity reads the decoder's outputs through decoder.dense alone; a deep output
+    is refused by name rather than shown wrong."""
+    import dataclasses
+
+    from minis2s.checkpoint import Checkpoint
+    from minis2s.explore.data import ExploreError
+    from minis2s.model import init_params
+
+    base = explorers[0].ck
+    cfg = dataclasses.replace(base.config, output_layer="deep")
+    params = init_params(cfg, get_backend("numpy", "float32"), np.random.default_rng(3))
+    ex = Explorer(Checkpoint({k: np.asarray(v) for k, v in params.items()}, cfg, base.data,
+                             base.src_vocab, base.tgt_vocab), "deep")
+    with pytest.raises(ExploreError, match="--output-layer deep"):
+        connectivity(ex, "we see he is calm .", ["il"])

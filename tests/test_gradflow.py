@@ -29,7 +29,7 @@ def test_recorded_state_gradients_match_finite_differences(cell, bidirectional, 
     rng = np.random.default_rng(5)
     params = init_params(cfg, F64, rng)
     batch = gc.make_batch(rng, cfg, 3, 4, 5)
-    dirs, H, Hd, L = cfg.num_directions, cfg.num_hiddens, cfg.decoder_hiddens, cfg.num_layers
+    dirs, H, Hd, L = cfg.num_directions, cfg.num_hiddens, cfg.decoder_units, cfg.num_layers
     probes = {"encoder": [np.zeros((4 * 3, H)) for _ in range(L * dirs)],
               "decoder": [np.zeros((5 * 3, Hd)) for _ in range(L)]}
     arrays = {f"{side}[{i}]": p for side, ps in probes.items() for i, p in enumerate(ps)}

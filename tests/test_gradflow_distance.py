@@ -62,7 +62,7 @@ def zero_probes(cfg):
 
     return {"encoder": [zeros(S * N, cfg.num_hiddens)
                         for _ in range(cfg.num_layers * cfg.num_directions)],
-            "decoder": [zeros(T * N, cfg.decoder_hiddens) for _ in range(cfg.num_layers)]}
+            "decoder": [zeros(T * N, cfg.decoder_units) for _ in range(cfg.num_layers)]}
 
 
 def parts(probe):

@@ -148,7 +148,7 @@ def test_parity_with_dropout_masks(cfg, reduction, packed):
     src, tgt_in, tgt, valid = batch.src, batch.tgt_in, batch.tgt, batch.tgt_valid_len
     src_valid = batch.src_valid_len
     masks = draw_dropout_masks(cfg, F64, F64.generator(11), N, T_src, T_tgt)
-    L, W = cfg.num_layers, cfg.decoder_hiddens
+    L, W = cfg.num_layers, cfg.decoder_units
     scaled = {0.0, 1.0 / (1.0 - cfg.dropout)}
     layers, extra = masks.decoder, []
     if isinstance(layers, AttentionMasks):  # attention drops its weights too
@@ -245,7 +245,7 @@ def test_parity_initialisation_ranges():
             bound = np.sqrt(6.0 / sum(v.shape))
             assert np.abs(v).max() <= bound and np.abs(v).max() > 0.9 * bound
         elif name == "decoder.dense.bias":
-            assert np.abs(v).max() <= 1 / np.sqrt(cfg.decoder_hiddens)
+            assert np.abs(v).max() <= 1 / np.sqrt(cfg.decoder_units)
         else:
             H = v.shape[0] // 3
             assert np.abs(v).max() <= 1 / np.sqrt(H) and np.abs(v).max() > 0.8 / np.sqrt(H)

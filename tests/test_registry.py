@@ -68,7 +68,7 @@ class PlainDecoder(Decoder):
     name = "plain"
 
     def param_specs(self, cfg):
-        W = cfg.decoder_hiddens
+        W = cfg.decoder_units
         return {"decoder.embedding.weight": embedding_param(cfg.tgt_vocab_size,
                                                             cfg.embed_size),
                 **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size, W,
@@ -116,7 +116,7 @@ class PlainDecoder(Decoder):
         return StepOutput(logits[:, 0], state, None)
 
     def flops(self, cfg, S, T):
-        W = cfg.decoder_hiddens
+        W = cfg.decoder_units
         return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size, W, cfg.num_layers)
                 + 2 * T * W * cfg.tgt_vocab_size)
 

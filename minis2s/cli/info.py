@@ -19,7 +19,11 @@ def describe(info: dict) -> str:
              f"model     {m['model']} decoder, {m['cell']} cell, embed_size "
              f"{m['embed_size']}, num_hiddens {m['num_hiddens']}, num_layers "
              f"{m['num_layers']}, dropout {m['dropout']:g}, "
-             + ("bidirectional" if m["bidirectional"] else "unidirectional") + " encoder"]
+             + ("bidirectional" if m["bidirectional"] else "unidirectional") + " encoder"
+             + (f", decoder_hiddens {m['decoder_hiddens']}"
+                if m.get("decoder_hiddens") is not None else "")
+             + (f", {m['output_layer']} output layer"
+                if m.get("output_layer", "dense") != "dense" else "")]
     examples = "all" if d["num_examples"] is None else d["num_examples"]
     lines.append(f"data      num_steps {d['num_steps']}, examples {examples}, valid_size "
                  f"{d['valid_size']}, test_size {d['test_size']}, split_seed "

@@ -18,6 +18,7 @@ from ..data.tasks import HELD_OUT
 from ..evaluate import PARTS
 from ..exercises import EXERCISES
 from ..model import DECODERS
+from ..model.output import OUTPUT_LAYERS
 from ..ops import CELLS
 from ..presets import PRESETS
 from . import commands
@@ -81,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "longer epoch, as when stderr is not a terminal")
     backend_opt(p)
 
-    def field(group, flag, text, **kwargs):
-        """A flag that overrides one preset field; its default is the preset's."""
+    def field(group, flag, text, unset="all", **kwargs):
+        """A flag that overrides one preset field; its default is the preset's (``unset``
+        says what a field left None means)."""
         value = getattr(PRESETS["zh"], kwargs.setdefault("dest", flag[2:].replace("-", "_")))
         if isinstance(value, bool):
             value = "on" if value else "off"
         elif value is None:
-            value = "all"
+            value = unset
         group.add_argument(flag, help=f"{text} (default: the preset's; zh: {value})",
                            **kwargs)
 
@@ -104,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     field(g, "--dropout", "between recurrent layers, in [0, 1)", type=float, metavar="P")
     field(g, "--bidirectional", "a bidirectional encoder (the decoder gets 2H units)",
           action=argparse.BooleanOptionalAction, default=None)
+    field(g, "--decoder-hiddens", "units of the decoder's cell; other than the encoder's "
+          "width (H, 2H when bidirectional), the decoder starts from the encoder's top-layer "
+          "final state through a learned tanh layer", unset="the encoder's width", type=int,
+          metavar="HD")
+    field(g, "--output-layer", "the decoder's output layer: dense (the seed's, the state "
+          "to the vocabulary) or deep (a tanh layer of the state, the context and the input "
+          "token's embedding first)", choices=list(OUTPUT_LAYERS))
     g = p.add_argument_group("optimisation")
     field(g, "--epochs", "epochs in all", type=int)
     field(g, "--batch-size", "pairs per step", type=int, metavar="N")

@@ -24,13 +24,19 @@ CONTEXTS = ("encoder", "decoder")  # where the seed's decoder takes its context 
 
 def check_context_from(context_from: str, cfg: ModelConfig, beam: int = 1) -> None:
     """Refuse a ``context_from`` other than :data:`CONTEXTS`, and ``"decoder"`` for a
-    decoder other than the seed's or with beam search (ValueError, one line)."""
+    decoder other than the seed's, for a decoder of other units than the encoder's width
+    (its state cannot stand in for the context) or with beam search (ValueError, one
+    line)."""
     if context_from not in CONTEXTS:
         raise ValueError(f"context_from must be one of {', '.join(CONTEXTS)}, not "
                          f"{context_from!r}")
     if context_from == "decoder" and not cfg.decoder.memory_is_context:
         raise ValueError("the context from the decoder's state is the seed's decoder's "
                          f"(seq2seq); this model's decoder is {cfg.decoder.name}")
+    if context_from == "decoder" and cfg.has_bridge:
+        raise ValueError("the context from the decoder's state needs a decoder as wide as "
+                         f"the encoder's state ({cfg.encoder_width}); this one has "
+                         f"{cfg.decoder_units} units")
     if context_from == "decoder" and beam != 1:
         raise ValueError("the context from the decoder's state is for greedy decoding "
                          "(--beam 1)")

@@ -333,6 +333,9 @@ def connectivity(ex: Explorer, sentence: str, output_tokens: list[str],
     numbers to about 1e-6 relative).
     """
     ck, cfg = ex.ck, ex.ck.config
+    if cfg.output_layer != "dense":
+        raise ExploreError("connectivity needs a decoder whose output layer is "
+                           "decoder.dense alone (not --output-layer deep)")
     S = T = ex.num_steps
     src, valid = _source(ex, sentence)
     tv = ck.tgt_vocab

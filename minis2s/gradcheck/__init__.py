@@ -5,6 +5,8 @@
 
 from .cases import (
     check_additive_attention,
+    check_bridge,
+    check_deep_output,
     check_dense,
     check_dropout,
     check_embed_project,
@@ -35,6 +37,8 @@ __all__ = [
     "TOLERANCE",
     "check_arrays",
     "check_backward",
+    "check_bridge",
+    "check_deep_output",
     "check_dense",
     "check_dropout",
     "check_embed_project",

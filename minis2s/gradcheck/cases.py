@@ -69,6 +69,46 @@ def check_dense(rng, lead=(2, 3), D=4, V=5, on=None) -> list[Row]:
     return check_backward(dense_forward, backward, inputs, rng, case="dense")
 
 
+def check_bridge(rng, N=3, D=4, K=6, on=None) -> list[Row]:
+    """The tanh bridge from the encoder's state to the decoder's first state: x, W, b."""
+    from ..ops import bridge_backward, bridge_forward
+
+    def backward(dout, cache):
+        dx, grads = bridge_backward(dout, cache)
+        return {"x": dx, **grads}
+
+    inputs = _all_to(on, {"x": rng.standard_normal((N, D)),
+                          "weight": 0.5 * rng.standard_normal((K, D)),
+                          "bias": 0.5 * rng.standard_normal(K)})  # tanh not saturated
+    return check_backward(bridge_forward, backward, inputs, rng, case="bridge")
+
+
+def check_deep_output(rng, per_sequence=True, T=3, N=2, Wd=3, W=2, E=2, K=4, V=5,
+                      on=None) -> list[Row]:
+    """The deep output's tanh layer: the state, the context (once per sequence, added at
+    every padded step, or a row per state row), U, b and the embedding table."""
+    from ..ops import deep_output_backward, deep_output_forward
+
+    ids = _to(on, rng.integers(0, V, (T, N)))
+    context_shape = (N, W) if per_sequence else (T, N, W)
+
+    def forward(state, context, embedding, weight, bias):
+        return deep_output_forward(state, context, ids, embedding, weight, bias,
+                                   per_sequence=per_sequence)
+
+    def backward(dhidden, cache):
+        dstate, dcontext, g = deep_output_backward(dhidden, cache)
+        return {"state": dstate, "context": dcontext, **g}
+
+    inputs = _all_to(on, {"state": rng.standard_normal((T, N, Wd)),
+                          "context": rng.standard_normal(context_shape),
+                          "embedding": rng.standard_normal((V, E)),
+                          "weight": 0.5 * rng.standard_normal((K, Wd + W + E)),
+                          "bias": 0.5 * rng.standard_normal(K)})
+    return check_backward(forward, backward, inputs, rng,
+                          case=f"deep_output[{'per sequence' if per_sequence else 'per row'}]")
+
+
 def check_dropout(rng, shape=(3, 4), p=0.4, on=None) -> list[Row]:
     from ..ops import dropout_backward, dropout_forward
 
@@ -242,6 +282,8 @@ def check_seq2seq(rng, cfg=None, N=3, T_src=4, T_tgt=5, case=None,
     grads = seq2seq_backward(c, cache).params
     if case is None:
         notes = [cfg.model, cfg.cell] + (["bidirectional"] if cfg.bidirectional else []) + (
+            [f"decoder {cfg.decoder_units} units"] if cfg.has_bridge else []) + (
+            [f"{cfg.output_layer} output"] if cfg.output_layer != "dense" else []) + (
             [] if packed else ["padded"])
         case = f"model[{', '.join(notes)}]"
     scale = max(float(abs(g).max()) for g in grads.values() if g.size)
@@ -303,6 +345,17 @@ def run_all(seed: int = 0, on=None, each=None) -> list[Row]:
         add(check_softmax_ce(rng, reduction=reduction, on=on))
         add(check_seq2seq(rng, scale_floor=SCALE_FLOOR, reduction=reduction, on=on,
                           case=f"model[seq2seq, gru, loss {reduction}]"))
+    add(check_bridge(rng, on=on))  # train --decoder-hiddens: a decoder of other units
+    add(check_deep_output(rng, per_sequence=True, on=on))  # train --output-layer deep
+    add(check_deep_output(rng, per_sequence=False, on=on))
+    # both switches at once, one model per decoder (tests/test_decoder_sizes.py and
+    # tests/test_output_layer.py check every cell, path and switch alone)
+    for model, cell, Wd, packed in (("seq2seq", "gru", 5, True), ("attention", "lstm", 2, False)):
+        cfg = ModelConfig(src_vocab_size=6, tgt_vocab_size=5, embed_size=3, num_hiddens=3,
+                          num_layers=2, dropout=0.2, bidirectional=True, cell=cell,
+                          model=model, decoder_hiddens=Wd, output_layer="deep")
+        add(check_seq2seq(rng, cfg, N=3, T_src=3, T_tgt=4, packed=packed,
+                          scale_floor=SCALE_FLOOR, on=on))
     return rows
 
 

@@ -10,9 +10,12 @@ vanilla RNN. Its settings are checked when it is made, by the rules every settin
 follows (:mod:`minis2s.settings`).
 
 Sizing to a bidirectional encoder: the encoder's layer k ends in a forward state and a
-backward state (each H). The decoder has ``W = dirs * H`` units (H, or 2H when the encoder
-is bidirectional); its layer k starts from ``[forward_k ; backward_k]``, and the context
-it reads is W wide too.
+backward state (each H), ``W = dirs * H`` wide side by side. By default the decoder has
+W units too (H, or 2H when the encoder is bidirectional), and its layer k starts from
+``[forward_k ; backward_k]``. ``decoder_hiddens`` gives it another number of units, Wd:
+then every decoder layer starts from the encoder's top-layer final state through a
+learned tanh layer (:mod:`.bridge`). Whatever Wd, the context the decoder reads (the
+seed's final h, attention's average of the encoder's outputs) is W wide.
 
 Parameters carry ``torch.nn`` names and shapes (see :func:`param_shapes`), so weights
 move to and from a PyTorch model built from nn.Embedding, nn.GRU (nn.LSTM, nn.RNN),
@@ -30,6 +33,7 @@ from ..backend import Backend, map_arrays
 from ..ops import CELLS, Cell
 from ..params import ParamSet
 from ..settings import MODEL_FIELDS, check
+from .bridge import bridge_params
 from .encoder import encoder_params
 from .registry import DECODERS, Decoder
 
@@ -45,6 +49,8 @@ class ModelConfig:
     bidirectional: bool = False
     cell: str = "gru"  # a key of minis2s.ops.CELLS
     model: str = "seq2seq"  # the decoder: a key of DECODERS
+    decoder_hiddens: int | None = None  # Wd, the decoder's units; None: W (no bridge)
+    output_layer: str = "dense"  # a key of OUTPUT_LAYERS: dense, or deep (a tanh layer first)
 
     def __post_init__(self):
         check({name: getattr(self, name) for name in MODEL_FIELDS}, name=str)
@@ -54,9 +60,20 @@ class ModelConfig:
         return 2 if self.bidirectional else 1
 
     @property
-    def decoder_hiddens(self) -> int:
-        """W, the units of the decoder's cell: the width of one encoder layer's state."""
+    def encoder_width(self) -> int:
+        """W, the width of one encoder layer's state and of its outputs: dirs·H."""
         return self.num_directions * self.num_hiddens
+
+    @property
+    def decoder_units(self) -> int:
+        """Wd, the units of the decoder's cell: ``decoder_hiddens``, or W when not set."""
+        return self.encoder_width if self.decoder_hiddens is None else self.decoder_hiddens
+
+    @property
+    def has_bridge(self) -> bool:
+        """Whether the decoder starts from the encoder's state through a bridge
+        (:mod:`.bridge`): when its units differ from the encoder's width."""
+        return self.decoder_units != self.encoder_width
 
     @property
     def recurrent(self) -> Cell:
@@ -70,8 +87,8 @@ class ModelConfig:
 
 def param_specs(cfg: ModelConfig) -> dict:
     """Every parameter's :class:`~.weights.Param` (shape, initialiser), in PyTorch's
-    state_dict order: the encoder's, then the decoder's."""
-    return {**encoder_params(cfg), **cfg.decoder.param_specs(cfg)}
+    state_dict order: the encoder's, then the decoder's, then the bridge's (if any)."""
+    return {**encoder_params(cfg), **cfg.decoder.param_specs(cfg), **bridge_params(cfg)}
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple]:
@@ -108,6 +125,6 @@ def draw_dropout_masks(cfg: ModelConfig, backend: Backend, gen, N: int, T_src: i
         return DropoutMasks()
     enc = None
     if cfg.num_layers > 1:
-        enc = [backend.dropout_mask(gen, (T_src, N, cfg.decoder_hiddens), cfg.dropout)
+        enc = [backend.dropout_mask(gen, (T_src, N, cfg.encoder_width), cfg.dropout)
                for _ in range(cfg.num_layers - 1)]
     return DropoutMasks(enc, cfg.decoder.dropout_masks(cfg, backend, gen, N, T_src, T_tgt))

@@ -1,10 +1,12 @@
 """The seed's decoder (``"seq2seq"``): each step reads ``[embedding of the previous token ;
-context]``, the context being the encoder's top-layer final h, the same at every step; it
-starts from the encoder's final state; a dense layer maps each output to the target
-vocabulary.
+context]``, the context being the encoder's top-layer final h, the same at every step;
+it it starts from the encoder's final state (through the bridge of :mod:`.bridge` when its
+units differ from the encoder's); the output layer (:mod:`.output`: the seed's dense layer,
+or a deep output that also reads the context and the input token) maps each output to the
+target vocabulary.
 
 Derivation: docs/derivations.md#seq2seq (the decoder input, and the two paths into the
-encoder).
+encoder) and #bridge.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any, NamedTuple
 
 from ..backend import array_module
 from ..ops import (
-    dense_backward,
-    dense_forward,
     embed_project_backward,
     embed_project_forward,
     param_suffix,
@@ -24,15 +24,17 @@ from ..ops import (
     stack_flops,
     stack_forward,
 )
+from .bridge import bridge_flops, initial_state_backward, initial_state_forward
+from .output import output_backward, output_flops, output_forward, output_params
 from .registry import Decoder, DecoderGrads, StepOutput, register_decoder
-from .weights import dense_params, embedding_param, scope, stack_params
+from .weights import embedding_param, scope, stack_params
 
 
 class DecoderInputCache(NamedTuple):
     embedded: Any  # EmbedProjectCache of the ids' share
     repeat: Any  # RepeatStepsCache of the context's share
     context: Any  # (N, W)
-    w_context: Any  # (G·W, W): the context's columns of weight_ih_l0
+    w_context: Any  # (G·Wd, W): the context's columns of weight_ih_l0
 
 
 def decoder_input_forward(params, cfg, ids, context, batch_sizes=None):
@@ -41,7 +43,7 @@ def decoder_input_forward(params, cfg, ids, context, batch_sizes=None):
     the context's share ``context W_cᵀ`` once per sequence, added at each of its steps.
 
     ids (T, N) padded or (M,) packed by ``batch_sizes``; context (N, W).
-    Returns projections (T, N, G·W) or (M, G·W) and the cache.
+    Returns projections (T, N, G·Wd) or (M, G·Wd) and the cache.
     """
     sfx, E = param_suffix(0, 0), cfg.embed_size
     w_ih = params["decoder.rnn.weight_ih" + sfx]
@@ -57,7 +59,7 @@ def decoder_input_backward(dgi, cache: DecoderInputCache):
     ``bias_ih_l0``'s gradients by full name."""
     xp = array_module(dgi)
     ge = embed_project_backward(dgi, cache.embedded)
-    dsp = repeat_steps_add_backward(dgi, cache.repeat)  # (N, G·W): context W_cᵀ's gradient
+    dsp = repeat_steps_add_backward(dgi, cache.repeat)  # (N, G·Wd): context W_cᵀ's gradient
     sfx = param_suffix(0, 0)
     grads = {"decoder.embedding.weight": ge["embedding"],
              "decoder.rnn.weight_ih" + sfx: xp.concatenate([ge["weight"],
@@ -69,8 +71,9 @@ def decoder_input_backward(dgi, cache: DecoderInputCache):
 class DecoderCache(NamedTuple):
     inputs: DecoderInputCache
     rnn: Any  # the recurrent stack's cache
-    dense: Any
+    output: Any  # the output layer's OutputCache
     padded: bool  # logits are (N, T, V), not packed (M, V) rows
+    bridge: Any = None  # the InitialStateCache of the first state, None without a bridge
 
 
 def decoder_run(params, cfg, ids, state, context, masks=None, batch_sizes=None,
@@ -81,51 +84,60 @@ def decoder_run(params, cfg, ids, state, context, masks=None, batch_sizes=None,
     Padded: ids (N, T) previous tokens, logits (N, T, V), state_n the state after the last
     step. Packed by ``batch_sizes`` (rows sorted by length, longest first): ids (M,),
     logits (M, V), state_n None; padding costs nothing. masks: L - 1 dropout masks
-    between layers, (T, N, W) or (M, W); probes: see :func:`minis2s.ops.stack_forward`.
+    between layers, (T, N, Wd) or (M, Wd); probes: see :func:`minis2s.ops.stack_forward`.
     """
     padded = batch_sizes is None
-    gi, in_cache = decoder_input_forward(params, cfg, ids.T if padded else ids, context,
-                                         batch_sizes)
+    ids = ids.T if padded else ids  # (T, N) or (M,): the stacks' layout
+    gi, in_cache = decoder_input_forward(params, cfg, ids, context, batch_sizes)
     (out, state_n), rnn_cache = stack_forward(cfg.recurrent, None,
                                               scope(params, "decoder.rnn."), cfg.num_layers,
                                               False, state, masks, batch_sizes=batch_sizes,
                                               input_proj=[gi], probes=probes)
-    logits, dense_cache = dense_forward(out, params["decoder.dense.weight"],
-                                       params["decoder.dense.bias"])  # (T, N, V) or (M, V)
+    logits, out_cache = output_forward(params, cfg, out, context, ids, batch_sizes,
+                                       per_sequence=True)  # (T, N, V) or (M, V)
     if padded:
         logits = logits.transpose(1, 0, 2)
-    return (logits, state_n), DecoderCache(in_cache, rnn_cache, dense_cache, padded)
+    return (logits, state_n), DecoderCache(in_cache, rnn_cache, out_cache, padded)
 
 
 def decoder_forward(params, cfg, ids, encoded, masks=None, batch_sizes=None, probes=None):
-    """The decoder over a whole target, from the encoder's final state with its top-layer
-    h as the context -> ``logits, cache`` (see :meth:`.registry.Decoder.forward`)."""
-    (logits, _), cache = decoder_run(params, cfg, ids, encoded.state, encoded.state.top,
+    """The decoder over a whole target, from the encoder's final state (or the bridge's
+    map of it) with the encoder's top-layer h as the context -> ``logits, cache`` (see
+    :meth:`.registry.Decoder.forward`)."""
+    state0, bridge = initial_state_forward(params, cfg, encoded.state)
+    (logits, _), cache = decoder_run(params, cfg, ids, state0, encoded.state.top,
                                      masks, batch_sizes, probes)
-    return logits, cache
+    return logits, cache._replace(bridge=bridge)
 
 
 def decoder_backward(dlogits, cache: DecoderCache, record: bool = False) -> DecoderGrads:
     """dlogits (N, T, V), or (M, V) when packed -> :class:`DecoderGrads`. The context is
-    the encoder's top-layer h: its gradient joins that of the state's top layer."""
+    the encoder's top-layer h: its gradient joins that of the encoder state's top layer
+    (which, with a bridge, the first state's gradient reaches through the bridge)."""
     if cache.padded:
         dlogits = dlogits.transpose(1, 0, 2)
-    dout, g_dense = dense_backward(dlogits, cache.dense)
+    dout, dcontext_out, g_out, demb_out = output_backward(dlogits, cache.output)
     g = stack_backward(dout, None, cache.rnn, record)
     dcontext, grads = decoder_input_backward(g.dproj[0], cache.inputs)
     grads.update({"decoder.rnn." + k: v for k, v in g.params.items()})
-    grads.update({"decoder.dense." + k: v for k, v in g_dense.items()})
-    g.dstate0.top[...] += dcontext  # in place, through the view of the top layer's h
-    return DecoderGrads(g.dstate0, None, grads, g.recorded)
+    grads.update(g_out)
+    if dcontext_out is not None:  # the deep output read the context and the embeddings
+        dcontext += dcontext_out
+        grads["decoder.embedding.weight"] += demb_out
+    dstate, g_bridge = initial_state_backward(g.dstate0, cache.bridge)
+    grads.update(g_bridge)
+    dstate.top[...] += dcontext  # in place, through the view of the top layer's h
+    return DecoderGrads(dstate, None, grads, g.recorded)
 
 
 def decoder_params(cfg) -> dict:
-    """The embedding, a stack reading ``E + W`` features, and the dense layer."""
-    W = cfg.decoder_hiddens
+    """The embedding, a stack of Wd units reading ``E + W`` features (the context is the
+    encoder's h, W wide), and the output layer."""
+    W, Wd = cfg.encoder_width, cfg.decoder_units
     return {"decoder.embedding.weight": embedding_param(cfg.tgt_vocab_size, cfg.embed_size),
-            **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size + W, W,
+            **stack_params("decoder.rnn.", cfg.recurrent.gates, cfg.embed_size + W, Wd,
                            cfg.num_layers),
-            **dense_params("decoder.dense.", W, cfg.tgt_vocab_size)}
+            **output_params(cfg)}
 
 
 class Seq2SeqDecoder(Decoder):
@@ -146,16 +158,17 @@ class Seq2SeqDecoder(Decoder):
         return decoder_backward(dlogits, cache, record)
 
     def begin(self, params, cfg, encoded):
-        return encoded.state, encoded.state.top
+        state0, _ = initial_state_forward(params, cfg, encoded.state)
+        return state0, encoded.state.top
 
     def step(self, params, cfg, ids, state, memory):
         (logits, state), _ = decoder_run(params, cfg, ids[:, None], state, memory)
         return StepOutput(logits[:, 0], state, None)
 
     def flops(self, cfg, S, T):
-        W = cfg.decoder_hiddens  # the context concatenated at every step, as the seed does
-        return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, W, cfg.num_layers)
-                + 2 * T * W * cfg.tgt_vocab_size)
+        W, Wd = cfg.encoder_width, cfg.decoder_units  # the context read at every step
+        return (stack_flops(cfg.recurrent.gates, T, cfg.embed_size + W, Wd, cfg.num_layers)
+                + output_flops(cfg, T) + bridge_flops(cfg))
 
 
 register_decoder(Seq2SeqDecoder())

@@ -11,8 +11,10 @@ subclasses :class:`Decoder` and calls :func:`register_decoder`.
 
 What a decoder gets from the source is an :class:`~.encoder.Encoded`: the encoder's final
 state (L, N, W), its top layer's outputs (S, N, W) and the sources' valid lengths (N,),
-W being ``cfg.decoder_hiddens``. Shapes: N batch, S source steps, T target steps, V
-target vocabulary, M packed rows; ids are previous target tokens, ``<bos>`` first.
+W being ``cfg.encoder_width``; it starts from that state, or from the bridge's map of it
+(:mod:`.bridge`) when its own units ``cfg.decoder_units`` differ. Shapes: N batch, S source
+steps, T target steps, V target vocabulary, M packed rows; ids are previous target tokens,
+``<bos>`` first.
 """
 
 from __future__ import annotations
@@ -69,10 +71,10 @@ class Decoder:
         NamedTuple of lists and arrays) of arrays laid out (T_tgt, N, ·), time first and
         batch second, so that the model can take rows or pack them without knowing what
         they are. By default, dropout between the layers of a ``cfg.num_layers`` stack
-        of ``cfg.decoder_hiddens`` units, as the seed's decoder has it."""
+        of ``cfg.decoder_units`` units, as the seed's decoder has it."""
         if cfg.dropout <= 0 or cfg.num_layers < 2:
             return None
-        shape = (T_tgt, N, cfg.decoder_hiddens)
+        shape = (T_tgt, N, cfg.decoder_units)
         return [backend.dropout_mask(gen, shape, cfg.dropout)
                 for _ in range(cfg.num_layers - 1)]
 

@@ -17,6 +17,8 @@ here (docs/contributing.md). A cell's state is a :class:`State`;
 
 from ..settings import CHOICES
 from .additive_attention import additive_attention_backward, additive_attention_forward
+from .bridge import BridgeCache, bridge_backward, bridge_forward
+from .deep_output import DeepOutputCache, deep_output_backward, deep_output_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .embed_project import embed_project_backward, embed_project_forward
@@ -58,6 +60,9 @@ __all__ = [
     "TRAINING_REDUCTIONS",
     "additive_attention_backward",
     "additive_attention_forward",
+    "BridgeCache",
+    "bridge_backward",
+    "bridge_forward",
     "CacheConsumedError",
     "Cell",
     "GRU",
@@ -65,6 +70,9 @@ __all__ = [
     "RNN",
     "StackGrads",
     "State",
+    "DeepOutputCache",
+    "deep_output_backward",
+    "deep_output_forward",
     "dense_backward",
     "dense_forward",
     "dropout_backward",
