@@ -322,7 +322,8 @@ def test_info_gives_the_checkpoints_own_fields(attention_path, tmp_path):
     assert info["dtype"] == "float32"
     assert info["model"] == {"model": "attention", "cell": "gru", "embed_size": 32,
                              "num_hiddens": 32, "num_layers": 2, "dropout": 0.1,
-                             "bidirectional": False}
+                             "bidirectional": False, "decoder_hiddens": None,
+                             "output_layer": "dense"}
     assert info["data"] == {**ck.data.to_dict(), "src_vocab_size": len(ck.src_vocab),
                             "tgt_vocab_size": len(ck.tgt_vocab),
                             "train_pairs": tr["train_pairs"]}

@@ -213,6 +213,12 @@ SECTION_PAIRS = {
     "exercises.md": ("exercises.md", "zh/exercises.md", [
         ("", ""), ("Start, write, check", "开始"), ("The exercises", "八道练习"),
         ("How the report reads", "怎样读报告"), ("Where things are", "文件在哪里")]),
+    # the Chinese heading "`date` 上的注意力…" is "  上的注意力…" once its code is left out
+    "experiments.md": ("experiments.md", "zh/experiments.md", [
+        ("", ""), ("The bottleneck", "瓶颈"), ("Reversing the source", "反转源序列"),
+        ("Attention on", "  上的注意力"), ("Greedy against", "贪心解码"),
+        ("Gradient flow", "学会了的模型"), ("d2l's exercises", "d2l 的练习"),
+        ("Targets", "目标"), ("The commands", "命令")]),
 }
 
 # Chinese passages (as written, inline code and all) and the numbers they stand for, in
@@ -241,6 +247,12 @@ READINGS = {
     "zh/exercises.md": [
         # the English's words: "all ones"
         ("从不取全 1", []),
+    ],
+    "zh/experiments.md": [
+        # the same numbers in the Chinese order
+        ("（3 个符号时 27%，5 个时 2%）", ["27%", "3", "2%", "5"]),
+        ("长短期记忆网络到长度 12 都在 92% 以上，长度 20 时为 20%", ["92%", "12", "20%", "20"]),
+        ("束宽 10 时 3.2 到 3.7 秒", ["3.2", "3.7", "10"]),
     ],
     "zh/symbols.md": [
         # the English names the lecture by its number and by its title, "62 序列到序列学习"
@@ -393,6 +405,7 @@ PLANTS = [  # (page, the Chinese as written, as planted)
     # two numbers of one sentence swapped
     ("bptt.md", "在 Xeon 上是 0.262、0.162 和 0.189", "在 Xeon 上是 0.262、0.189 和 0.162"),
     ("lecture.md", "第 226、228 和 230 行", "第 228、226 和 230 行"),
+    ("experiments.md", "正向读取时为 3.8% 和 5.3%", "正向读取时为 5.3% 和 3.8%"),
     # a number changed inside a passage of READINGS
     ("bptt.md", "K = 5 时 9.2%", "K = 5 时 0.32%"),
     # the same number counting something else: a number of times made a per cent, a
