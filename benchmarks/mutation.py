@@ -87,7 +87,9 @@ MODULES = {
         strict=True),
     "ranks": Module(
         ("minis2s/train/ranks.py",),
-        ("tests/test_ranks_one_process.py", "tests/test_shards.py")),
+        ("tests/test_ranks_one_process.py", "tests/test_shards.py",
+         # each rank's GPU: its rank on its machine, from the launcher's variables
+         "tests/test_on_the_double.py::test_each_rank_takes_the_gpu_of_its_local_rank")),
     "trainer": Module(
         ("minis2s/train/trainer.py",),
         ("tests/test_trainer_edges.py", "tests/test_trainer_steps.py", "tests/test_train.py",
