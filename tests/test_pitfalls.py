@@ -9,7 +9,9 @@ from minis2s.backend import get_backend
 from minis2s.checkpoint import Checkpoint, save
 from minis2s.cli import main
 from minis2s.data import DataSpec, Vocab
-from minis2s.decode import greedy_decode, translations
+from minis2s.data.text import CorpusText
+from minis2s.decode import greedy_decode, translate, translations
+from minis2s.decode.greedy import check_context_from
 from minis2s.model import ModelConfig, encoder_forward, init_params
 from minis2s.model.decoder import decoder_run
 
@@ -68,6 +70,50 @@ def test_the_context_from_the_decoder_is_refused_where_it_means_nothing():
                      context_from="decoder")
     with pytest.raises(ValueError, match="one of encoder, decoder"):
         greedy_decode(params, cfg, np.full((1, 3), 4), vocab, 4, F64, context_from="state")
+
+
+def test_each_refusal_of_the_decoders_context_says_why_word_for_word():
+    cfg, _ = _model()
+    attention, _ = _model(model="attention")
+    narrow = ModelConfig(src_vocab_size=12, tgt_vocab_size=9, embed_size=6, num_hiddens=8,
+                         num_layers=2, dropout=0.0, decoder_hiddens=4)
+    cases = [(("state", cfg), "context_from must be one of encoder, decoder, not 'state'"),
+             (("decoder", attention), "the context from the decoder's state is the seed's "
+                                      "decoder's (seq2seq); this model's decoder is attention"),
+             (("decoder", narrow), "the context from the decoder's state needs a decoder as "
+                                   "wide as the encoder's state (8); this one has 4 units"),
+             (("decoder", cfg, 2), "the context from the decoder's state is for greedy "
+                                   "decoding (--beam 1)")]
+    for args, message in cases:
+        with pytest.raises(ValueError) as refused:
+            check_context_from(*args)
+        assert str(refused.value) == message
+    check_context_from("decoder", cfg)  # what is allowed passes
+    check_context_from("decoder", cfg, 1)
+    check_context_from("encoder", narrow, 5)
+
+
+class _Bars(CorpusText):
+    """Text rules that write a target's tokens joined by bars."""
+
+    @staticmethod
+    def target_text(tokens) -> str:
+        return "|".join(tokens)
+
+
+def test_translate_hands_its_rules_and_its_context_to_the_decoding():
+    cfg, params = _model(seed=0)  # a model whose outputs the context changes
+    src_vocab, vocab = _vocab(12), _vocab(9)
+    sentences = ["w1 w2 w3 w4", "w5", "w6 w7", "w2 w2 w8", "w7 w1"]
+    texts = {}
+    for context_from in ("encoder", "decoder"):
+        texts[context_from] = translate(params, cfg, src_vocab, vocab, sentences, 8, F64,
+                                        rules=_Bars(), context_from=context_from)
+        assert texts[context_from] == [
+            t.text for t in translations(params, cfg, src_vocab, vocab, sentences, 8, F64,
+                                         rules=_Bars(), context_from=context_from)]
+        assert all("|" in t for t in texts[context_from])  # the rules wrote them
+    assert texts["encoder"] != texts["decoder"]  # and the context reached the decoding
 
 
 def test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line(tmp_path, capsys):
