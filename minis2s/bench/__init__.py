@@ -40,6 +40,7 @@ from ..backend import BackendError, get_backend
 from ..data import DataError
 from ..model import DECODERS
 from ..ops import CELLS
+from ..presets import get_preset
 from ..settings import ConfigError
 from ..train.ranks import RankError, launched_rank
 from .launch import BenchError, measure_pair, refuse_a_launcher, worker
@@ -103,9 +104,11 @@ def build_parser(parser=None) -> argparse.ArgumentParser:
                         "numpy); with cupy, PyTorch runs on the GPU too")
     parser.add_argument("--data", help="fra.txt or fra-eng.zip (default: $MINIS2S_DATA, ...)")
     sizes = parser.add_argument_group("model size", "fields of the preset's model and "
-                                      "batches, overridden (default: the preset's)")
+                                      "batches, overridden")
     for flag, text, metavar in SIZE_FLAGS:
-        sizes.add_argument(flag, type=int, default=None, metavar=metavar, help=text)
+        zh = getattr(get_preset("zh"), flag[2:].replace("-", "_"))
+        sizes.add_argument(flag, type=int, default=None, metavar=metavar,
+                           help=f"{text} (default: the preset's; zh: {zh})")
     from ..cli.parser import task_options  # train's, so names and checks are the same
 
     task_options(parser, command="bench")

@@ -292,7 +292,7 @@ def task_options(p, command: str = "train") -> None:
     tasks = "; ".join(f"{name}, {task.summary}" for name, task in TASKS.items())
     if command == "bench":
         what = (f"time training on task NAME's training pairs instead of the corpus: {tasks}."
-                " It sets num_steps to fit its longest pairs; --data is then not read "
+                " It sets num_steps to fit its longest pairs; --data is then refused "
                 "(default: none, the corpus)")
     else:
         what = (f"train on task NAME: {tasks}. It sets num_steps to fit its longest pairs, "
