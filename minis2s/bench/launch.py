@@ -22,7 +22,14 @@ class BenchError(RuntimeError):
 
 
 def worker(args) -> int:
-    preset = get_preset(args.preset).with_overrides(**json.loads(args.overrides or "{}"))
+    """One run: the preset with the fields ``--overrides`` sets, and its ``task`` (a
+    :meth:`~minis2s.data.TaskSpec.to_dict`) where it gives one."""
+    from ..data import TaskSpec
+
+    overrides = json.loads(args.overrides or "{}")
+    task = overrides.pop("task", None)
+    preset = get_preset(args.preset).with_task(
+        None if task is None else TaskSpec.from_dict(task), **overrides)
     data = bench_data(preset, args.data)
     run = {"minis2s": run_minis2s, "pytorch": run_torch, "jax": run_jax}[args.worker]
     result = run(preset, data, args.epochs, args.seed, args.backend or "numpy")

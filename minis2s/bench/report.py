@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..data import TaskSpec
 from ..presets import Preset, get_preset
 from ..wording import plural
 from .launch import BenchError, mpiexec_command, spawn
@@ -64,11 +65,29 @@ def gemm_ceiling_gflops(n: int | None = None, repeats: int = 20,
 def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bool = True,
           seed: int = 0, data=None, out=sys.stdout, cell: str = "gru",
           model: str = "seq2seq", ranks: int = 1, backend: str = "numpy",
-          vs_jax: bool = False) -> dict:
-    """Alternate runs of ``preset`` with ``cell`` and ``model`` and print a summary;
-    returns the medians. With ``ranks`` > 1, minis2s also runs on that many processes;
-    with ``backend`` cupy, minis2s and PyTorch run on the GPU."""
-    epochs = epochs or BENCH_EPOCHS.get(preset, 1)
+          vs_jax: bool = False, task: TaskSpec | None = None,
+          sizes: dict | None = None) -> dict:
+    """Alternate runs of ``preset`` with ``cell``, ``model`` and the fields ``sizes``
+    gives (``embed_size``, ``num_hiddens`` ...) and print a summary; returns the medians.
+    With a ``task``, every run trains on its pairs (the settings it sets, then ``sizes``,
+    over the preset's) and ``data`` must be None; epochs then default to 1. With ``ranks``
+    > 1, minis2s also runs on that many processes; with ``backend`` cupy, minis2s and
+    PyTorch run on the GPU."""
+    if task is not None and data is not None:
+        raise BenchError(f"--data names a corpus to read, and --task {task.name} makes "
+                         "pairs of its own: give one or the other")
+    overrides = {"cell": cell, "model": model, **(sizes or {})}
+    full = get_preset(preset).with_task(task, **overrides)  # checked before any run
+    if task is not None:
+        overrides["task"] = task.to_dict()  # what each run builds its preset from
+    made = []  # the parent's data, made once where it is needed
+
+    def full_data():
+        if not made:
+            made.append(bench_data(full, data))
+        return made[0]
+
+    epochs = epochs or (1 if task is not None else BENCH_EPOCHS.get(preset, 1))
     if ranks < 1:
         raise BenchError(f"--ranks must be at least 1, got {ranks}")
     contenders = [("minis2s", 1)]
@@ -88,9 +107,8 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
         from ..jax_reference import check_config
         from ..train import model_config
 
-        full = get_preset(preset).with_overrides(cell=cell, model=model)
         try:
-            check_config(model_config(full, bench_data(full, data)))
+            check_config(model_config(full, full_data()))
         except ValueError as e:
             raise BenchError(f"--vs-jax: {e}") from None
         contenders.append(("jax", 1))
@@ -99,8 +117,8 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
     for r in range(repeats):
         for name, n in contenders:
             impl = name if name in ("pytorch", "jax") else "minis2s"
-            res = spawn(impl, preset, epochs, seed, data, {"cell": cell, "model": model},
-                         ranks=n, backend=backend)
+            res = spawn(impl, preset, epochs, seed, data, overrides, ranks=n,
+                        backend=backend)
             results[name].append(res)
             print(f"run {r + 1}/{repeats} {name:{width}s} {res.tokens_per_sec:10.1f} "
                   f"tokens/sec  loss {res.loss:.4f}  peak RSS {res.peak_rss_mb:.0f} MB",
@@ -115,8 +133,12 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "wall_seconds": statistics.median(x.wall_seconds for x in rs),
             "compile_seconds": statistics.median(x.compile_seconds for x in rs)}
     where = "" if backend == "numpy" else f" on the GPU ({backend})"
-    print(f"preset {preset}, {model} model, cell {cell}{where}, {plural(epochs, 'epoch')} "
-          "per run, "
+    if task is not None:
+        print(f"task {task.describe()}", file=out)
+    shape = f"embed {full.embed_size}, {full.num_layers} x {full.num_hiddens} units, " \
+        f"batches of {full.batch_size}, " if sizes else ""
+    print(f"preset {preset}, {model} model, cell {cell}{where}, {shape}"
+          f"{plural(epochs, 'epoch')} per run, "
           f"{plural(repeats, 'run')} each "
           f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
     for name, s in summary.items():
@@ -128,8 +150,7 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
     if ranks > 1:
         summary["ranks"] = ranks_summary(results[f"minis2s-{ranks}ranks"],
                                           summary["minis2s"], ranks, out)
-    full = get_preset(preset).with_overrides(cell=cell, model=model)
-    flops = nominal_flops_per_token(full, bench_data(full, data))
+    flops = nominal_flops_per_token(full, full_data())
     ceiling = gemm_ceiling_gflops(backend=backend)
     summary["flops_per_token"], summary["gemm_ceiling_gflops"] = flops, ceiling
     print(f"  nominal work {flops / 1e6:.1f} MFLOP per target token; float32 GEMM ceiling "

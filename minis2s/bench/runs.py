@@ -52,9 +52,15 @@ def peak_rss_mb() -> float:
 
 
 def bench_data(preset: Preset, data_path):
-    from ..data import Part, load_data, resolve_data_path
+    """The training pairs a run of ``preset`` times: its task's, made from the task's
+    seed (``data_path`` is then not read), else the corpus's; the held-out parts emptied."""
+    from ..data import Part, load_data, load_task_data, resolve_data_path
 
-    data = load_data(resolve_data_path(data_path), preset.data_spec(), warn=lambda m: None)
+    if preset.task is not None:
+        data = load_task_data(preset.task, preset.data_spec())
+    else:
+        data = load_data(resolve_data_path(data_path), preset.data_spec(),
+                         warn=lambda m: None)
     empty = Part(data.train.src[:0], data.train.src_valid_len[:0], data.train.tgt[:0],
                  data.train.tgt_valid_len[:0], [], [])
     data.valid = data.test = empty  # only training is timed

@@ -278,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def task_options(p) -> None:
-    """``train``'s options of the generated tasks (minis2s/data/tasks.py; docs/tasks.md).
+def task_options(p, command: str = "train") -> None:
+    """The options of the generated tasks (minis2s/data/tasks.py; docs/tasks.md), for
+    ``command``: ``train``, or ``bench``, which times training on the task's pairs.
     Each defaults to None, so that the command knows which were given: the task's own
     default, or on --resume the checkpoint's, fills the others in."""
     def by_value(found: dict) -> str:
@@ -297,12 +298,17 @@ def task_options(p) -> None:
     epochs = by_value({name: task.epochs for name, task in TASKS.items()})
     g = p.add_argument_group("task", "pairs generated from a random seed instead of the "
                              "corpus: --task NAME, its options, and its sizes")
-    g.add_argument("--task", choices=list(TASKS), default=None, help="train on task NAME: "
-                   + "; ".join(f"{name}, {task.summary}" for name, task in TASKS.items())
-                   + f". It sets num_steps to fit its longest pairs, --valid-size and "
-                   f"--test-size to {HELD_OUT}, --min-freq to 1, --examples to none and "
-                   f"--epochs to its own ({epochs}); flags still override them (default: "
-                   "none, the corpus)")
+    tasks = "; ".join(f"{name}, {task.summary}" for name, task in TASKS.items())
+    if command == "bench":
+        what = (f"time training on task NAME's training pairs instead of the corpus: {tasks}."
+                " It sets num_steps to fit its longest pairs; --data is then refused "
+                "(default: none, the corpus)")
+    else:
+        what = (f"train on task NAME: {tasks}. It sets num_steps to fit its longest pairs, "
+                f"--valid-size and --test-size to {HELD_OUT}, --min-freq to 1, --examples "
+                f"to none and --epochs to its own ({epochs}); flags still override them "
+                "(default: none, the corpus)")
+    g.add_argument("--task", choices=list(TASKS), default=None, help=what)
     g.add_argument("--train-size", dest="train_size", type=int, default=None, metavar="N",
                    help=f"training pairs of the task (default: {sizes})")
     g.add_argument("--task-seed", dest="task_seed", type=int, default=None, metavar="S",
