@@ -67,7 +67,9 @@ HEAT_MAPS = tuple(f"tests/test_figures.py::{name}" for name in (
 CONTEXT_FROM = tuple(f"tests/test_pitfalls.py::{name}" for name in (
     "test_the_context_from_the_decoder_is_d2l_predict_seq2seq",
     "test_the_context_from_the_decoder_is_refused_where_it_means_nothing",
-    "test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line"))
+    "test_evaluate_refuses_the_decoders_context_where_it_means_nothing_in_one_line",
+    "test_each_refusal_of_the_decoders_context_says_why_word_for_word",
+    "test_translate_hands_its_rules_and_its_context_to_the_decoding"))
 
 MODULES = {
     "decode": Module(
