@@ -18,6 +18,8 @@ equal minis2s's, which ``tests/test_parity_jax.py`` checks in float64.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,12 +61,24 @@ def _rnn(state, gi, w_hh, b_hh):
     return h, h
 
 
-STEPS = {"gru": _gru, "lstm": _lstm, "rnn": _rnn}
+def _zeros(N, H, dtype):
+    return jnp.zeros((N, H), dtype)
 
 
-def _zeros_state(cell, N, H, dtype):
-    h = jnp.zeros((N, H), dtype)
-    return (h, h) if cell == "lstm" else h
+def _zeros_pair(N, H, dtype):
+    return _zeros(N, H, dtype), _zeros(N, H, dtype)
+
+
+class JaxCell(NamedTuple):
+    step: Callable  # (state, gi, w_hh, b_hh) -> (state, h)
+    zeros: Callable  # (N, H, dtype) -> a state of zeros
+    h: Callable  # a state -> its h
+
+
+# each cell by minis2s's name for it (minis2s.ops.CELLS)
+JAX_CELLS = {"gru": JaxCell(_gru, _zeros, lambda s: s),
+             "lstm": JaxCell(_lstm, _zeros_pair, lambda s: s[0]),
+             "rnn": JaxCell(_rnn, _zeros, lambda s: s)}
 
 
 def stack(params, prefix, cell, x, states, dropout, key):
@@ -72,7 +86,7 @@ def stack(params, prefix, cell, x, states, dropout, key):
     for every step at once, then its recurrence as a ``lax.scan``; dropout (rate
     ``dropout``, drawn from ``key``; None: none) on every layer's output but the top's.
     Returns the top layer's outputs (T, N, H) and each layer's final state."""
-    step = STEPS[cell]
+    step = JAX_CELLS[cell].step
     out, finals = x, []
     for k, state0 in enumerate(states):
         w_ih, w_hh, b_ih, b_hh = (params[f"{prefix}.{w}_l{k}"] for w in WEIGHTS)
@@ -87,21 +101,31 @@ def stack(params, prefix, cell, x, states, dropout, key):
 
 
 def logits(params, cfg, src, tgt_in, key=None):
-    """src (N, S), tgt_in (N, T) -> logits (N, T, V) of the seed's model: the encoder's
-    final state starts the decoder, and its top layer's h is read at every step beside
-    the embedding. ``key``: dropout's randomness (None: no dropout)."""
+    """src (N, S), tgt_in (N, T) -> logits (N, T, V) of ``cfg``'s model. ``key``:
+    dropout's randomness (None: no dropout)."""
+    keys = (None, None) if key is None else tuple(jax.random.split(key))
+    return JAX_DECODERS[cfg.model](params, cfg, src, tgt_in, keys)
+
+
+def _seq2seq_logits(params, cfg, src, tgt_in, keys):
+    """The seed's model: the encoder's final state starts the decoder, and its top
+    layer's h is read at every step beside the embedding."""
     N, L, H = src.shape[0], cfg.num_layers, cfg.num_hiddens
     dtype = params["encoder.embedding.weight"].dtype
-    keys = (None, None) if key is None else tuple(jax.random.split(key))
+    cell = JAX_CELLS[cfg.cell]
     x = params["encoder.embedding.weight"][src.T]  # (S, N, E)
-    zeros = [_zeros_state(cfg.cell, N, H, dtype) for _ in range(L)]
+    zeros = [cell.zeros(N, H, dtype) for _ in range(L)]
     _, state = stack(params, "encoder.rnn", cfg.cell, x, zeros, cfg.dropout, keys[0])
-    top = state[-1][0] if cfg.cell == "lstm" else state[-1]  # (N, H)
+    top = cell.h(state[-1])  # (N, H)
     y = params["decoder.embedding.weight"][tgt_in.T]  # (T, N, E)
     y = jnp.concatenate([y, jnp.broadcast_to(top, (y.shape[0], *top.shape))], axis=-1)
     out, _ = stack(params, "decoder.rnn", cfg.cell, y, state, cfg.dropout, keys[1])
     z = out @ params["decoder.dense.weight"].T + params["decoder.dense.bias"]
     return jnp.transpose(z, (1, 0, 2))
+
+
+# each decoder the reference models, by minis2s's name for it (minis2s.model.DECODERS)
+JAX_DECODERS = {"seq2seq": _seq2seq_logits}
 
 
 def loss(params, cfg, src, tgt_in, tgt, tgt_valid_len, key=None):
@@ -117,13 +141,17 @@ def loss(params, cfg, src, tgt_in, tgt, tgt_valid_len, key=None):
 
 def check_config(cfg) -> None:
     """Refuse, with a ValueError, what this reference does not model."""
-    if cfg.model != "seq2seq":
-        raise ValueError(f"the JAX reference models the seed's decoder (seq2seq) only, "
-                         f"not {cfg.model!r}")
+    if cfg.model not in JAX_DECODERS:
+        raise ValueError(f"the JAX reference models the seed's decoder "
+                         f"({', '.join(JAX_DECODERS)}) only, not {cfg.model!r}")
     if cfg.bidirectional:
         raise ValueError("the JAX reference models a one-direction encoder only")
-    if cfg.cell not in STEPS:
-        raise ValueError(f"no JAX step for cell {cfg.cell!r}; there are {', '.join(STEPS)}")
+    if cfg.cell not in JAX_CELLS:
+        raise ValueError(f"no JAX step for cell {cfg.cell!r}; there are "
+                         f"{', '.join(JAX_CELLS)}")
+    if cfg.has_bridge or cfg.output_layer != "dense":
+        raise ValueError("the JAX reference models the seed's decoder as wide as the "
+                         "encoder, with the dense output layer")
 
 
 def train_step_fn(cfg, lr, grad_clip, betas=(0.9, 0.999), eps=1e-8):

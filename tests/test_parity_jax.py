@@ -100,7 +100,8 @@ def test_dropout_is_drawn_and_only_between_layers():
 
 
 @pytest.mark.parametrize("change, says", [
-    ({"model": "attention"}, "seq2seq"), ({"bidirectional": True}, "one-direction")])
+    ({"model": "attention"}, "seq2seq"), ({"bidirectional": True}, "one-direction"),
+    ({"decoder_hiddens": 4}, "as wide as"), ({"output_layer": "deep"}, "dense output")])
 def test_what_it_does_not_model_is_refused(change, says):
     with pytest.raises(ValueError, match=says):
         jr.train_step_fn(config("gru", **change), lr=0.01, grad_clip=1.0)
