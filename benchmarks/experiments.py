@@ -252,6 +252,40 @@ def beam(run: Runner, results: dict) -> None:
     results["beam"] = table
     if not run.dry_run:
         plot_beam(table, run.out / FIGURES["beam"])
+        results["beam_against_greedy"] = [
+            {"beam": k, "length_penalty": alpha, **beam_against_greedy(folder, k, alpha)}
+            for k, alpha in ((10, 0.0), (10, 1.0))]
+        for row in results["beam_against_greedy"]:
+            print(f"beam {row['beam']}, α = {row['length_penalty']}: right where greedy is "
+                  f"wrong {row['won']}, wrong where greedy is right {row['lost']} (of those: "
+                  f"longer {row['lost_longer']}, shorter {row['lost_shorter']}, the "
+                  f"reference's length {row['lost_same_length']})", flush=True)
+
+
+def compare_outputs(greedy: list[str], beam: list[str], refs: list[str]) -> dict:
+    """How beam search's outputs differ from greedy decoding's against the references:
+    the pairs beam gets right and greedy not (``won``), the reverse (``lost``), and of
+    the lost ones how many of beam's outputs are longer, shorter or as long as the
+    reference (in characters: a task's text)."""
+    lost = [i for i, r in enumerate(refs) if greedy[i] == r and beam[i] != r]
+    won = sum(greedy[i] != r and beam[i] == r for i, r in enumerate(refs))
+    longer = sum(len(beam[i]) > len(refs[i]) for i in lost)
+    shorter = sum(len(beam[i]) < len(refs[i]) for i in lost)
+    return {"won": won, "lost": len(lost), "lost_longer": longer, "lost_shorter": shorter,
+            "lost_same_length": len(lost) - longer - shorter}
+
+
+def beam_against_greedy(folder: Path, k: int, alpha: float) -> dict:
+    """:func:`compare_outputs` of the model in ``folder`` on its test part, beam search of
+    width ``k`` and penalty ``alpha`` against greedy decoding (the library's own
+    evaluation, which ``minis2s evaluate`` runs)."""
+    import minis2s
+    from minis2s.evaluate import evaluate_model
+
+    model = minis2s.load(folder, "numpy")
+    greedy = evaluate_model(model.checkpoint, model.backend)
+    beam = evaluate_model(model.checkpoint, model.backend, beam=k, length_penalty=alpha)
+    return compare_outputs(greedy.hyps, beam.hyps, greedy.refs)
 
 
 def plot_beam(table: list[dict], path: Path) -> None:

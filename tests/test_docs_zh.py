@@ -252,7 +252,6 @@ READINGS = {
         # the same numbers in the Chinese order
         ("（3 个符号时 27%，5 个时 2%）", ["27%", "3", "2%", "5"]),
         ("长短期记忆网络到长度 12 都在 92% 以上，长度 20 时为 20%", ["92%", "12", "20%", "20"]),
-        ("束宽 10 时 3.2 到 3.7 秒", ["3.2", "3.7", "10"]),
     ],
     "zh/symbols.md": [
         # the English names the lecture by its number and by its title, "62 序列到序列学习"

@@ -130,3 +130,11 @@ def test_the_scripts_own_figures_are_drawn_from_their_tables(tmp_path):
     experiments.plot_curves(curves, tmp_path / "add.png")
     for name in ("beam.png", "add.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_beam_against_greedy_counts_each_pair_where_they_part():
+    refs = ["abc", "abc", "abc", "abc", "abc", "abc"]
+    greedy = ["abc", "abc", "abc", "abd", "xyz", "abc"]
+    beam = ["abc", "abcd", "ab", "abc", "xyz", "acb"]
+    assert experiments.compare_outputs(greedy, beam, refs) == {
+        "won": 1, "lost": 3, "lost_longer": 1, "lost_shorter": 1, "lost_same_length": 1}
