@@ -119,3 +119,20 @@ def test_one_figure_takes_one_kind_of_report():
              "corpus": score(["a b"], ["a b"], [2])}
     with pytest.raises(ValueError, match="one figure draws BLEU or accuracy"):
         ev.make_by_length_figure(mixed)
+
+
+def test_nothing_to_count_is_zero_not_an_error():
+    empty = accuracy([], [], [])
+    assert (empty.pairs, empty.exact_match, empty.token_accuracy, empty.buckets) == \
+        (0, 0.0, 0.0, [])
+    # an empty output for an empty reference: exact, but no position to count
+    blank = accuracy([[]], [[]], [3])
+    assert (blank.exact_match, blank.token_accuracy) == (100.0, 0.0)
+    assert [(b.label, b.exact_match, b.token_accuracy) for b in blank.buckets] == \
+        [("3", 100.0, 0.0)]
+
+
+def test_a_source_of_no_token_counts_on_the_whole_and_in_no_length():
+    report = accuracy([["a"], ["b"]], [["a"], ["c"]], [0, 2])
+    assert (report.pairs, report.exact_match) == (2, 50.0)
+    assert [(b.label, b.pairs) for b in report.buckets] == [("2", 1)]
