@@ -82,7 +82,7 @@ MODULES = {
         ("minis2s/evaluate.py",),
         ("tests/test_evaluate_edges.py", "tests/test_decoding_commands.py", "tests/test_api.py",
          "tests/test_cli_usability.py", "tests/test_figures.py", "tests/test_attention_cli.py",
-         "tests/test_task_accuracy.py",
+         "tests/test_task_accuracy.py", "tests/test_evaluate_decoding.py",
          "tests/test_task_commands.py::test_evaluate_scores_a_task_model_by_accuracy",
          "tests/test_task_commands.py::test_the_accuracy_plot_draws_what_evaluate_reports",
          *CONTEXT_FROM),
