@@ -3,6 +3,7 @@ context reach the decoding, for a generated task and for the corpus alike; its o
 are those of :func:`minis2s.decode.translations` with the same settings."""
 
 import numpy as np
+import pytest
 
 from minis2s.backend import get_backend
 from minis2s.checkpoint import Checkpoint
@@ -58,3 +59,16 @@ def test_the_corpus_evaluation_decodes_with_the_context_asked(tiny_corpus):
     ck = _checkpoint(load_data(tiny_corpus, spec, warn=lambda m: None), spec, seed=1)
     greedy_encoder, greedy_decoder, *_ = _outputs(ck, tiny_corpus)
     assert greedy_encoder != greedy_decoder
+
+
+def test_a_tasks_pairs_that_do_not_give_the_checkpoints_vocabulary_are_refused():
+    from minis2s.data import DataError, Vocab
+
+    task = make_task("reverse", {"train_size": 200, "max_len": 6})
+    spec = DataSpec(num_steps=8, valid_size=0, test_size=40)
+    ck = _checkpoint(load_task_data(task, spec), spec, seed=1, task=task)
+    ck.src_vocab = Vocab.from_tokens(["<unk>", "<pad>", "<bos>", "<eos>", "x"])
+    with pytest.raises(DataError) as refused:
+        evaluate_model(ck, F64, where="runs/r")
+    assert str(refused.value) == ("the pairs of task reverse do not give the vocabulary "
+                                  "runs/r was trained with: they are not the same data")

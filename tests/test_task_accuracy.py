@@ -117,8 +117,18 @@ def test_the_figure_draws_both_accuracies_per_length():
 def test_one_figure_takes_one_kind_of_report():
     mixed = {"task": accuracy(HYPS, REFS, LENGTHS),
              "corpus": score(["a b"], ["a b"], [2])}
-    with pytest.raises(ValueError, match="one figure draws BLEU or accuracy"):
+    with pytest.raises(ValueError) as refused:
         ev.make_by_length_figure(mixed)
+    assert str(refused.value) == "one figure draws BLEU or accuracy: give reports of one kind"
+
+
+def test_the_figures_text_is_ten_point_and_no_report_draws_empty_bleu_axes():
+    fig = ev.make_by_length_figure({"task": accuracy(HYPS, REFS, LENGTHS)})
+    assert fig._suptitle.get_fontsize() == 10
+    assert [ax.title.get_fontsize() for ax in fig.axes] == [10, 10]
+    empty = ev.make_by_length_figure({})  # nothing to draw: the corpus's axes, no line
+    assert empty._suptitle.get_text() == ev.Report.HEADING
+    assert [len(ax.get_lines()) for ax in empty.axes] == [0, 0]
 
 
 def test_nothing_to_count_is_zero_not_an_error():
