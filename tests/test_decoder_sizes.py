@@ -23,7 +23,6 @@ from minis2s.model import (
     seq2seq_backward,
     seq2seq_forward,
 )
-from minis2s.model.steps import start, step
 from minis2s.ops import CELLS, bridge_backward, bridge_forward
 from minis2s.settings import ConfigError
 
@@ -147,58 +146,11 @@ def test_equal_widths_are_the_model_as_before(model, cell, given):
     assert abs(float(loss) - want_loss) <= 1e-12 and abs(norm - want_norm) <= 1e-12
 
 
-# --- against PyTorch ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("cell", CELL_NAMES)
-def test_the_bridge_is_the_torch_reference_s(model, cell):
-    """The same model in torch.nn (the bridge an nn.Linear under tanh): loss, logits and
-    every gradient to 1e-10, with a smaller decoder than the bidirectional encoder."""
-    torch = pytest.importorskip("torch")
-    from minis2s.torch_reference import TorchSeq2Seq, masked_ce
-
-    cfg = _cfg(model, cell, 4, dropout=0.0)
-    rng = np.random.default_rng(4)
-    params = init_params(cfg, F64, rng)
-    batch = gc.make_batch(rng, cfg, 5, 4, 6)
-    loss, cache = seq2seq_forward(params, cfg, batch)
-    grads = seq2seq_backward(1.0, cache).params
-    net = TorchSeq2Seq(cfg).double()
-    net.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in params.items()},
-                        strict=True)
-    t_logits = net(torch.tensor(batch.src), torch.tensor(batch.tgt_in),
-                   src_valid_len=torch.tensor(batch.src_valid_len))
-    t_loss = masked_ce(t_logits, torch.tensor(batch.tgt), torch.tensor(batch.tgt_valid_len))
-    t_loss.backward()
-    assert abs(float(loss) - t_loss.item()) <= 1e-10
-    named = dict(net.named_parameters())
-    assert set(named) == set(grads)
-    for name, g in grads.items():
-        np.testing.assert_allclose(g, named[name].grad.numpy(), rtol=0, atol=1e-10,
-                                   err_msg=name)
+# (against PyTorch: tests/test_parity_torch.py::test_parity_with_a_bridge_or_a_deep_output;
+# decoding step by step: tests/test_registry.py::test_each_decoders_step_is_its_forward_...)
 
 
 # --- decoding, checkpoints, settings ------------------------------------------------------
-
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("cell", CELL_NAMES)
-def test_decoding_step_by_step_is_the_teacher_forced_model(model, cell):
-    """start and step (what greedy and beam search call) give, fed the target's tokens,
-    the padded forward's logits: both start from the bridge's state."""
-    cfg = _cfg(model, cell, 5, dropout=0.0)
-    rng = np.random.default_rng(5)
-    params = init_params(cfg, F64, rng)
-    batch = gc.make_batch(rng, cfg, 3, 4, 5)
-    from minis2s.model import encoder_forward
-
-    encoded, _ = encoder_forward(params, cfg, batch.src, batch.src_valid_len)
-    logits, _ = cfg.decoder.forward(params, cfg, batch.tgt_in, encoded)
-    state, memory = start(params, cfg, batch.src, batch.src_valid_len)
-    for t in range(batch.tgt_in.shape[1]):
-        out = step(params, cfg, batch.tgt_in[:, t], state, memory)
-        np.testing.assert_allclose(out.logits, logits[:, t], rtol=0, atol=1e-12)
-        state = out.state
-
 
 def _vocab(size):
     return Vocab([[f"w{i}" for i in range(size - 4)]], min_freq=1)

@@ -61,9 +61,18 @@ DROPOUT_CONFIGS = [_config(shape, cell=cell, model=model)
                        (9, 12, 4, 3, 3, 0.3, True),
                    ]]
 
+# the model switches of d2l's exercises: a decoder of other units than the encoder's state
+# (smaller, and larger, than the bidirectional encoder's 2H = 6), a deep output, both
+SWITCH_CONFIGS = [_config((9, 12, 4, 3, 2, 0.0, True), cell=cell, model=model, **switch)
+                  for model in MODEL_NAMES for cell in CELL_NAMES for switch in (
+                      {"decoder_hiddens": 4}, {"output_layer": "deep"},
+                      {"decoder_hiddens": 7, "output_layer": "deep"})]
+
 
 def name(cfg):
-    return f"{cfg.model}-{cfg.cell}-L{cfg.num_layers}-bi{cfg.bidirectional}"
+    switches = (f"-Wd{cfg.decoder_hiddens}" if cfg.decoder_hiddens else "") + (
+        "" if cfg.output_layer == "dense" else f"-{cfg.output_layer}")
+    return f"{cfg.model}-{cfg.cell}-L{cfg.num_layers}-bi{cfg.bidirectional}{switches}"
 
 
 def test_every_decoder_and_cell_is_covered():
@@ -73,6 +82,8 @@ def test_every_decoder_and_cell_is_covered():
     assert {(c.model, c.cell) for c in CONFIGS} == {
         (m, c) for m in MODEL_NAMES for c in CELLS}
     assert {(c.model, c.cell) for c in DROPOUT_CONFIGS} == {
+        (m, c) for m in MODEL_NAMES for c in CELLS}
+    assert {(c.model, c.cell) for c in SWITCH_CONFIGS} == {
         (m, c) for m in MODEL_NAMES for c in CELLS}
 
 
@@ -105,10 +116,10 @@ def padded_logits(params, cfg, src, src_valid_len, tgt_in, masks=None):
     return logits, encoded.state
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=name)
-@pytest.mark.parametrize("reduction", ["seq", "token"])
-def test_parity_loss_outputs_and_gradients(cfg, reduction):
-    rng = np.random.default_rng(42)
+def assert_parity(cfg, reduction, seed=42):
+    """Loss, logits, the encoder's final state and every gradient of minis2s and of the
+    same model in torch.nn, from identical weights and one batch, to 1e-10."""
+    rng = np.random.default_rng(seed)
     params = init_params(cfg, F64, rng)
     N, T_src, T_tgt = 5, 6, 7
     batch = gc.make_batch(rng, cfg, N, T_src, T_tgt)
@@ -133,6 +144,21 @@ def test_parity_loss_outputs_and_gradients(cfg, reduction):
     for name, g in grads.items():
         np.testing.assert_allclose(g, named[name].grad.numpy(), rtol=0, atol=1e-10,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=name)
+@pytest.mark.parametrize("reduction", ["seq", "token"])
+def test_parity_loss_outputs_and_gradients(cfg, reduction):
+    assert_parity(cfg, reduction)
+
+
+@pytest.mark.parametrize("cfg", SWITCH_CONFIGS, ids=name)
+def test_parity_with_a_bridge_or_a_deep_output(cfg):
+    """d2l's exercises as model switches: a decoder of other units than the encoder's state
+    (the bridge, an nn.Linear under tanh in torch), a deep output layer (an nn.Linear under
+    tanh before the dense one), and both at once."""
+    assert cfg.decoder_hiddens is not None or cfg.output_layer == "deep"
+    assert_parity(cfg, "seq", seed=4)
 
 
 @pytest.mark.parametrize("cfg", DROPOUT_CONFIGS,

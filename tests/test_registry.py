@@ -31,6 +31,7 @@ from minis2s.model import (
     register_decoder,
 )
 from minis2s.model.attention import attention_decoder_forward, attention_weights
+from minis2s.model.bridge import initial_state_forward
 from minis2s.model.decoder import decoder_run
 from minis2s.model.weights import dense_params, embedding_param, scope, stack_params
 from minis2s.ops import (
@@ -132,10 +133,10 @@ def plain():
     del DECODERS[PLAIN.name]
 
 
-def _cfg(cell="gru", model="plain", bidirectional=False, dropout=0.3):
+def _cfg(cell="gru", model="plain", bidirectional=False, dropout=0.3, **kw):
     return ModelConfig(src_vocab_size=9, tgt_vocab_size=8, embed_size=3, num_hiddens=4,
                        num_layers=2, dropout=dropout, bidirectional=bidirectional, cell=cell,
-                       model=model)
+                       model=model, **kw)
 
 
 # ------------------------------------------------------------------ the seam holds
@@ -161,7 +162,8 @@ def test_a_registered_decoder_passes_the_gradient_check(plain, cell, packed):
 # per decoder: the state after a teacher-forced run over ids (N, t), from the encoder's
 # state; a new decoder needs its own entry
 def _seq2seq_state(params, cfg, ids, encoded):
-    (_, state), _ = decoder_run(params, cfg, ids, encoded.state, encoded.state.top)
+    state0, _ = initial_state_forward(params, cfg, encoded.state)  # the bridge's, if any
+    (_, state), _ = decoder_run(params, cfg, ids, state0, encoded.state.top)
     return state
 
 
@@ -180,14 +182,22 @@ TEACHER_FORCED_STATE = {"seq2seq": _seq2seq_state, "attention": _attention_state
 TEACHER_FORCED_WEIGHTS = {"attention": attention_weights}
 
 
-@pytest.mark.parametrize("model", sorted({*DECODERS, PLAIN.name}))
+# the package's own model switches, on its own decoders: a decoder of other units than the
+# encoder's state (through the bridge), and a deep output layer
+SWITCHES = {"as-seeded": {}, "bridge": {"decoder_hiddens": 5},
+            "deep-output": {"output_layer": "deep"}}
+STEP_CASES = [(model, switch) for model in sorted({*DECODERS, PLAIN.name})
+              for switch in SWITCHES if model in DECODERS or switch == "as-seeded"]
+
+
+@pytest.mark.parametrize(("model", "switch"), STEP_CASES)
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_each_decoders_step_is_its_forward_one_step_at_a_time(plain, model, cell):
+def test_each_decoders_step_is_its_forward_one_step_at_a_time(plain, model, switch, cell):
     """Feeding the teacher-forced inputs through begin() and step() gives, at every step,
     the padded forward's logits, its attention weights (decoders that attend) and the
     state a teacher-forced run of the same prefix ends in: what greedy and beam search
-    decode with is the model that was trained."""
-    cfg = _cfg(cell, model, bidirectional=True, dropout=0.0)
+    decode with is the model that was trained, with a bridge or a deep output too."""
+    cfg = _cfg(cell, model, bidirectional=True, dropout=0.0, **SWITCHES[switch])
     rng = np.random.default_rng(2)
     params = init_params(cfg, F64, rng)
     for name, value in params.items():  # no bias may be zero: a dropped one must show
