@@ -481,19 +481,21 @@ def test_ctrl_c_before_training_saves_nothing(tiny_corpus, tmp_path, monkeypatch
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_module, "load_data", ctrl_c)  # while reading the corpus
+    before = signal.getsignal(signal.SIGINT)  # Python's, or SIG_IGN in a background job
     assert train_in_process(tiny_corpus, tmp_path, 2) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "minis2s: interrupted"
     assert not (tmp_path / "checkpoint.npz").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the process's own handler is back
 
 
 def test_a_fresh_run_warns_before_replacing_a_checkpoint(tiny_corpus, model, tmp_path,
                                                          capsys):
     (tmp_path / "checkpoint.npz").write_bytes(model.read_bytes())
+    before = signal.getsignal(signal.SIGINT)
     assert train_in_process(tiny_corpus, tmp_path, 1, "--overwrite") == 0
     assert (f"minis2s: {tmp_path / 'checkpoint.npz'} exists and will be replaced by this "
             "new run (--overwrite)") in capsys.readouterr().err.splitlines()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 class _StopAfter:
