@@ -13,13 +13,18 @@ import pytest  # noqa: E402
 
 from minis2s.data import ENV_DATA  # noqa: E402
 
-# tqdm makes its write lock (a multiprocessing lock) the first time a bar is made. Made
-# here, once, it is inherited by any process forked to run tests (mutation testing forks
-# one per mutant), instead of being made inside a forked child, where it can block.
+# tqdm's write lock is by default a multiprocessing lock, shared by every process forked
+# from the one that made it: mutation testing forks one process per mutant and kills
+# those that run too long, and a process killed holding that lock would block every
+# later one. The tests use a lock of each process's own, and no monitor thread (which
+# takes the lock every few seconds, and could hold it at the moment of a fork).
 try:
+    import threading
+
     import tqdm
 
-    tqdm.tqdm.get_lock()
+    tqdm.tqdm.set_lock(threading.RLock())
+    tqdm.tqdm.monitor_interval = 0
 except ImportError:  # pragma: no cover - tqdm is a dependency
     pass
 
