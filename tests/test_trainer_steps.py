@@ -47,23 +47,29 @@ class Clock:
         return self.now
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "attention"])
+@pytest.mark.parametrize("model, reduction", [("seq2seq", "seq"), ("attention", "seq"),
+                                              ("seq2seq", "mean")])
 def test_a_step_takes_the_models_unscaled_gradient_with_the_masks_drawn_for_the_batch(
-        tiny_corpus, model):
+        tiny_corpus, model, reduction):
     """With clipping out of reach, the gradient a step hands to Adam is exactly the
-    model's gradient of the batch's summed loss, computed with the dropout masks drawn
-    from the trainer's generator for this batch (so dropout is on in training), and the
-    step returns that loss."""
-    trainer, data = _trainer(tiny_corpus, model=model, dropout=0.3, grad_clip=NO_CLIP)
+    model's gradient of the batch's loss under the preset's reduction, computed with the
+    dropout masks drawn from the trainer's generator for this batch (so dropout is on in
+    training), and the step returns that loss."""
+    trainer, data = _trainer(tiny_corpus, model=model, dropout=0.3, grad_clip=NO_CLIP,
+                             loss_reduction=reduction)
     batch = _first_batch(trainer, data)
     gen = copy.deepcopy(trainer.dropout_gen)  # the draws the step is about to make
     N, T_src = batch.src.shape
     masks = draw_dropout_masks(trainer.cfg, F64, gen, N, T_src, batch.tgt.shape[1])
-    loss, cache = seq2seq_forward(trainer.params, trainer.cfg, batch, masks)
+    loss, cache = seq2seq_forward(trainer.params, trainer.cfg, batch, masks,
+                                  reduction=reduction)
     want = trainer.params.zeros_like()
     want.assign(seq2seq_backward(1.0, cache).params)
-    no_dropout, _ = seq2seq_forward(trainer.params, trainer.cfg, batch)
+    no_dropout, _ = seq2seq_forward(trainer.params, trainer.cfg, batch, reduction=reduction)
     assert float(no_dropout) != pytest.approx(float(loss), rel=1e-6)  # the masks matter
+    other = "sum" if reduction != "sum" else "seq"
+    assert float(seq2seq_forward(trainer.params, trainer.cfg, batch, masks,
+                                 reduction=other)[0]) != pytest.approx(float(loss), rel=1e-6)
     handed = []
     trainer.opt.step = lambda grads: handed.append(grads.flat.copy())
     got = trainer.step(batch)
