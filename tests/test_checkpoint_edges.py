@@ -205,3 +205,42 @@ def test_as_many_layers_as_the_arrays_allow_passes_the_first_guard(tmp_path, ck)
         checkpoint.load(path)
     assert "does not fit" not in str(caught.value)
     assert "is missing" in str(caught.value) or "has shape" in str(caught.value)
+
+
+def test_a_task_checkpoint_keeps_its_task_and_a_bad_task_is_refused_by_name(tmp_path,
+                                                                              ck):  # noqa: F811
+    """A model of a generated task comes back with its task, equal and checked; a stored
+    task that --task would refuse, or that the data settings leave impossible, is refused
+    naming the file, the field (as ``task ...``) and why."""
+    from dataclasses import replace
+
+    from minis2s.data import DataSpec, make_task
+
+    task = make_task("copy", {"max_len": 3, "train_size": 20, "task_seed": 4})
+    spec = DataSpec(num_steps=task.min_num_steps(), num_examples=None, valid_size=5,
+                    test_size=5)
+    path = checkpoint.save(tmp_path / "ck.npz", replace(ck, task=task, data=spec))
+    back = checkpoint.load(path)
+    assert back.task == task and back.task.to_dict() == task.to_dict()
+    stored = read_meta(path)["task"]
+    assert stored == task.to_dict()
+
+    def refused(change, words):
+        meta = read_meta(path)
+        meta["task"] = change(dict(stored))
+        rewrite(path, set_meta(meta))
+        with pytest.raises(CheckpointError) as caught:
+            checkpoint.load(path)
+        assert str(caught.value) == f"{path}: {words}"
+
+    refused(lambda t: {**t, "name": "sort"},
+            "task name must be one of copy, reverse, add, date, got 'sort'")
+    refused(lambda t: {**t, "options": {**t["options"], "max_len": 0}},
+            "task max_len must be a whole number >= 1, got 0")
+    refused(lambda t: {**t, "options": {**t["options"], "max_len": spec.num_steps}},
+            f"--num-steps {spec.num_steps} is too short for task copy: its sources have "
+            f"up to {spec.num_steps} tokens and its targets up to {spec.num_steps}, each "
+            f"with <eos> after; give at least {spec.num_steps + 1}")
+    refused(lambda t: {**t, "train_size": 10**6},
+            "task copy has 1,000 distinct pairs with symbols 10, min_len 3, max_len 3, "
+            "reverse_source off; 1,000,010 asked (train 1,000,000, valid 5, test 5)")
