@@ -145,6 +145,17 @@ def _bad_npy_member(path):
         z.writestr("odd.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': nonsense}\n")
 
 
+def _cut_npy_member(path):
+    """A member whose array data stops short: NumPy says so with a ValueError."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(10))
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("odd.npy", buf.getvalue()[:-16])
+
+
 def _as_int(name):
     return lambda arrays: arrays.__setitem__(name, arrays[name].astype(np.int64))
 
@@ -178,6 +189,8 @@ def test_each_refusal_names_the_file_and_says_why(tmp_path, ck):  # noqa: F811
         (_pickled_member, f"{path}: refused, it holds pickled objects (Object arrays cannot be "
          "loaded when allow_pickle=False)"),
         (_bad_npy_member, f"{path}: not a readable .npz checkpoint ("),
+        (_cut_npy_member, f"{path}: not a readable .npz checkpoint (EOF: reading array "
+         "data, expected 80 bytes got 64)"),
         (lambda p: rewrite(p, _as_int(first)),
          f"{path}: parameter {first} has dtype int64"),
         (lambda p: rewrite(p, lambda a: a.update({"zz": np.zeros(1), "yy": np.zeros(1)})),
@@ -241,6 +254,34 @@ def test_a_task_checkpoint_keeps_its_task_and_a_bad_task_is_refused_by_name(tmp_
             f"--num-steps {spec.num_steps} is too short for task copy: its sources have "
             f"up to {spec.num_steps} tokens and its targets up to {spec.num_steps}, each "
             f"with <eos> after; give at least {spec.num_steps + 1}")
+    spec_before = spec
+    rewrite(path, lambda a: a.__setitem__("meta", np.array(json.dumps(
+        {**read_meta(path), "data": {**read_meta(path)["data"], "valid_size": 0.1,
+                                     "test_size": 0.2}}))))
+    refused(lambda t: t, "with --task, --valid-size is a count of pairs, got 0.1; with "
+            "--task, --test-size is a count of pairs, got 0.2")
+    rewrite(path, lambda a: a.__setitem__("meta", np.array(json.dumps(
+        {**read_meta(path), "data": spec_before.to_dict()}))))
     refused(lambda t: {**t, "train_size": 10**6},
             "task copy has 1,000 distinct pairs with symbols 10, min_len 3, max_len 3, "
             "reverse_source off; 1,000,010 asked (train 1,000,000, valid 5, test 5)")
+
+
+def test_an_interrupt_just_after_the_rename_leaves_the_new_file_and_stays_itself(
+        tmp_path, ck, monkeypatch):  # noqa: F811
+    """Ctrl-C landing after the temporary file was renamed into place, before save
+    returns: the new checkpoint is there, no temporary file is left, and what the caller
+    sees is the KeyboardInterrupt, not an error about the temporary file being gone."""
+    real = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real(src, dst)
+        raise KeyboardInterrupt
+
+    path = tmp_path / "ck.npz"
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, ck)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+    assert checkpoint.load(path).training == ck.training
