@@ -406,3 +406,50 @@ def test_train_passes_overwrite_on(tiny_corpus, tmp_path, monkeypatch):
         assert main(["train", "--data", str(tiny_corpus), *TINY, "--out",
                      str(tmp_path / "run"), *flag]) == 2
         assert seen["overwrite"] is expected
+
+
+# --- standard input -----------------------------------------------------------------------
+
+
+class _Stdin:
+    """Standard input as bytes (``buffer``), as a terminal or a pipe gives it."""
+
+    def __init__(self, raw: bytes):
+        import io
+
+        self.buffer = io.BytesIO(raw)
+
+
+@pytest.mark.parametrize("raw, lines", [
+    (b"go .\ni lost .\n", ["go .", "i lost ."]),  # the final newline starts no line
+    (b"go .\ni lost .", ["go .", "i lost ."]),  # nor does its absence lose one
+    (b"\xef\xbb\xbfgo .\r\nhe's calm .\r\n", ["go .", "he's calm ."]),  # BOM, CRLF
+    (b"\n\n", ["", ""]),  # empty lines stay lines
+    (b"a\rb\n", ["a\rb"]),  # a \r alone inside a line is the line's
+    (b"", []),
+])
+def test_stdin_is_split_at_newlines_only(monkeypatch, capsys, raw, lines):
+    from minis2s.cli import commands
+
+    monkeypatch.setattr(commands.sys, "stdin", _Stdin(raw))
+    assert commands._stdin_lines() == lines
+    assert capsys.readouterr().err == ""
+
+
+def test_stdin_that_is_not_utf8_is_read_with_a_warning_naming_the_line(monkeypatch,
+                                                                       capsys):
+    from minis2s.cli import commands
+
+    monkeypatch.setattr(commands.sys, "stdin", _Stdin(b"go .\nbad \xff bytes\r\nok\n"))
+    assert commands._stdin_lines() == ["go .", "bad \ufffd bytes", "ok"]
+    assert capsys.readouterr().err == ("minis2s: input line 2 is not valid UTF-8; "
+                                       "undecodable bytes read as U+FFFD\n")
+
+
+def test_a_text_stream_for_stdin_is_read_as_lines(monkeypatch):
+    import io
+
+    from minis2s.cli import commands
+
+    monkeypatch.setattr(commands.sys, "stdin", io.StringIO("go .\r\ni lost .\n"))
+    assert commands._stdin_lines() == ["go .", "i lost ."]
