@@ -119,7 +119,8 @@ MODULES = {
         ("tests/test_cli.py", "tests/test_cli_usability.py",
          "tests/test_decoding_commands.py", "tests/test_attention_cli.py",
          "tests/test_no_overwrite.py", "tests/test_progress_log.py", "tests/test_wording.py",
-         "tests/test_exercises.py", "tests/test_cli_ranks.py", *INFO),
+         "tests/test_exercises.py", "tests/test_cli_ranks.py", "tests/test_cli_commands.py",
+         *INFO),
         # each runs the command in a process of its own, where no mutant is counted
         skip=("tests/test_cli.py::test_gradcheck_command", "tests/test_cli.py::test_example_runs")),
 }

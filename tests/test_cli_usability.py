@@ -451,5 +451,7 @@ def test_a_text_stream_for_stdin_is_read_as_lines(monkeypatch):
 
     from minis2s.cli import commands
 
-    monkeypatch.setattr(commands.sys, "stdin", io.StringIO("go .\r\ni lost .\n"))
-    assert commands._stdin_lines() == ["go .", "i lost ."]
+    # a trailing space is the line's own; only the newline and a \r before it go
+    text = "go . \r\ni lost .\nTAX\nMAX\r\n"
+    monkeypatch.setattr(commands.sys, "stdin", io.StringIO(text, newline=""))
+    assert commands._stdin_lines() == ["go . ", "i lost .", "TAX", "MAX"]

@@ -1,0 +1,245 @@
+"""The commands' own work, in this process: what ``gradcheck`` and ``explore`` hand on,
+``info``'s text for every kind of record and its JSON, the words after ``exercise
+start``, and Ctrl-C ignored once a command only reports."""
+
+import json
+import re
+import signal
+import threading
+
+import pytest
+
+from minis2s.cli import commands, main
+from minis2s.cli.info import describe
+from minis2s.exercises import EXERCISES
+
+
+def _info(**changes) -> dict:
+    """A :meth:`minis2s.Model.info` dict, every field set, with ``changes`` per part
+    (``model={...}`` updates the model's part, ``file_bytes=None`` a top-level field)."""
+    info = {
+        "checkpoint": "runs/a/checkpoint.npz", "file_bytes": 2048, "parameters": 1234,
+        "dtype": "float32",
+        "model": {"model": "seq2seq", "cell": "gru", "embed_size": 32, "num_hiddens": 16,
+                  "num_layers": 2, "dropout": 0.1, "bidirectional": False,
+                  "decoder_hiddens": None, "output_layer": "dense"},
+        "data": {"num_steps": 10, "num_examples": 600, "valid_size": 0, "test_size": 0,
+                 "split_seed": 0, "min_freq": 2, "src_vocab_size": 184,
+                 "tgt_vocab_size": 201, "train_pairs": 600},
+        "task": None,
+        "training": {"preset": "zh", "epochs": 30, "total_epochs": 300, "seed": 0,
+                     "loss": 0.12345, "valid_loss": None, "resumable": True},
+    }
+    for part, value in changes.items():
+        if isinstance(value, dict) and isinstance(info[part], dict):
+            info[part].update(value)
+        else:
+            info[part] = value
+    return info
+
+
+def test_info_text_says_every_field_of_a_full_record():
+    assert describe(_info()).splitlines() == [
+        "runs/a/checkpoint.npz: 2.0 KiB, 1,234 parameters (float32)",
+        "model     seq2seq decoder, gru cell, embed_size 32, num_hiddens 16, num_layers 2, "
+        "dropout 0.1, unidirectional encoder",
+        "data      num_steps 10, examples 600, valid_size 0, test_size 0, split_seed 0, "
+        "min_freq 2",
+        "vocab     184 source, 201 target tokens; 600 training pairs",
+        "training  preset zh, epoch 30 of 300, seed 0, loss 0.1235; can be resumed"]
+
+
+@pytest.mark.parametrize("changes, line, expected", [
+    ({"model": {"bidirectional": True}}, 1, "dropout 0.1, bidirectional encoder"),
+    ({"model": {"decoder_hiddens": 24}}, 1,
+     "dropout 0.1, unidirectional encoder, decoder_hiddens 24"),
+    ({"model": {"output_layer": "deep"}}, 1, "dropout 0.1, unidirectional encoder, deep "
+     "output layer"),
+    ({"model": {"decoder_hiddens": 8, "output_layer": "deep", "bidirectional": True}}, 1,
+     "dropout 0.1, bidirectional encoder, decoder_hiddens 8, deep output layer"),
+    ({"file_bytes": None}, 0, "runs/a/checkpoint.npz: 1,234 parameters (float32)"),
+    ({"data": {"num_examples": None}}, 2, "data      num_steps 10, examples all, valid_size "
+     "0, test_size 0, split_seed 0, min_freq 2"),
+    ({"data": {"train_pairs": None}}, 3, "vocab     184 source, 201 target tokens"),
+    ({"training": {"preset": None}}, 4,
+     "training  epoch 30 of 300, seed 0, loss 0.1235; can be resumed"),
+    ({"training": {"total_epochs": None}}, 4,
+     "training  preset zh, epoch 30, seed 0, loss 0.1235; can be resumed"),
+    ({"training": {"seed": None, "valid_loss": 0.5}}, 4,
+     "training  preset zh, epoch 30 of 300, loss 0.1235, validation loss 0.5000; can be "
+     "resumed"),
+    ({"training": {"resumable": False}}, 4,
+     "training  preset zh, epoch 30 of 300, seed 0, loss 0.1235; cannot be resumed"),
+    ({"training": {"preset": None, "epochs": None, "seed": None, "loss": None,
+                   "resumable": False}}, 4, "training  not recorded; cannot be resumed"),
+], ids=["bidirectional", "bridge", "deep-output", "all-three", "no-file", "all-examples",
+        "no-pairs", "no-preset", "no-total", "valid-loss", "not-resumable", "no-record"])
+def test_info_text_says_what_the_record_holds_and_nothing_it_lacks(changes, line, expected):
+    lines = describe(_info(**changes)).splitlines()
+    assert lines[line] == expected or lines[line].endswith(expected), lines[line]
+    assert len(lines) == 5
+
+
+def test_info_text_names_a_task_on_a_line_of_its_own():
+    from minis2s.data import make_task
+
+    task = make_task("copy", {"max_len": 4})
+    lines = describe(_info(task=task.to_dict())).splitlines()
+    assert len(lines) == 6 and lines[4] == f"task      {task.describe()}"
+
+
+def test_info_json_keeps_the_path_as_written_and_reads_on_numpy_whatever_the_default(
+        tmp_path, monkeypatch, capsys):
+    """``info`` never needs the GPU, nor the default backend: with $MINIS2S_BACKEND naming
+    one that cannot be had it still reads the file on NumPy; and --json writes a non-ASCII
+    path as itself."""
+    from minis2s import checkpoint
+    from tests.test_checkpoint import ck as make_ck
+
+    folder = tmp_path / "modèle"
+    checkpoint.save(folder / "checkpoint.npz", make_ck.__wrapped__())
+    monkeypatch.setenv("MINIS2S_BACKEND", "no-such-backend")
+    assert main(["info", str(folder), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "modèle" in out and "\\u00e8" not in out
+    assert json.loads(out)["checkpoint"] == str(folder / "checkpoint.npz")
+
+
+def test_gradcheck_hands_its_seed_and_backend_on(monkeypatch):
+    from minis2s import gradcheck
+
+    seen = []
+    monkeypatch.setattr(gradcheck, "main", lambda **kw: seen.append(kw) or 7)
+    assert main(["gradcheck", "--seed", "3", "--backend", "numpy"]) == 7
+    assert main(["gradcheck"]) == 7
+    assert seen == [{"seed": 3, "backend": "numpy"}, {"seed": 0, "backend": None}]
+
+
+def test_gradcheck_refuses_a_negative_seed_before_checking(monkeypatch, capsys):
+    from minis2s import gradcheck
+
+    monkeypatch.setattr(gradcheck, "main", lambda **kw: pytest.fail("checked anyway"))
+    assert main(["gradcheck", "--seed", "-1"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_explore_hands_its_arguments_to_the_explorer(monkeypatch):
+    from minis2s.explore import command
+
+    seen = []
+    monkeypatch.setattr(command, "run", lambda args: seen.append(args) or 5)
+    assert main(["explore", "--model", "runs/a", "--beam", "3"]) == 5
+    assert len(seen) == 1 and seen[0].model == ["runs/a"] and seen[0].beam == 3
+
+
+def test_exercise_start_says_what_to_do_next_line_by_line(tmp_path, capsys):
+    folder = tmp_path / "work"
+    assert main(["exercise", "start", str(folder)]) == 0
+    first = next(iter(EXERCISES.values()))
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "next:",
+        f"  cd {folder}",
+        f"  # open {first.name}.py: its docstring says what to write; replace the raise "
+        f"NotImplementedError in {first.function}",
+        f"  minis2s exercise check {first.name}    # which output is wrong, how and where",
+        "then the others, in the order listed by: minis2s exercise list"]
+
+
+def test_once_a_command_only_reports_ctrl_c_is_ignored_in_the_main_thread_only():
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        done = []
+        worker = threading.Thread(target=lambda: done.append(
+            commands.stop_listening_to_ctrl_c()))
+        worker.start()
+        worker.join()
+        assert done == [None]  # elsewhere it does nothing (signals are the main thread's)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        commands.stop_listening_to_ctrl_c()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+# --- evaluate's report ----------------------------------------------------------------------
+
+SMALL = ["--epochs", "1", "--quiet", "--embed-size", "8", "--num-hiddens", "8"]
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_corpus, tmp_path_factory):
+    """A corpus model trained on a corpus with one blank line among its first lines (which
+    reading it again warns about), that corpus, and a model of the copy task."""
+    runs = tmp_path_factory.mktemp("scored")
+    lines = tiny_corpus.read_text(encoding="utf-8").splitlines(keepends=True)
+    corpus = runs / "corpus.txt"
+    corpus.write_text("".join(lines[:5] + ["\n"] + lines[5:]), encoding="utf-8")
+    assert main(["train", "--data", str(corpus), "--examples", "150", *SMALL,
+                 "--out", str(runs / "corpus_model")]) == 0
+    assert main(["train", "--task", "copy", "--max-len", "3", "--train-size", "200",
+                 "--valid-size", "20", "--test-size", "20", *SMALL,
+                 "--out", str(runs / "task_model")]) == 0
+    return corpus, runs / "corpus_model", runs / "task_model"
+
+
+def test_evaluate_reports_a_corpus_model_line_by_line(scored, capsys):
+    corpus, model, _ = scored
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--data", str(corpus), "--part", "train",
+                 "--show", "0"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "train part: 150 pairs, seq2seq model, greedy"
+    assert re.fullmatch(r"BLEU \d+\.\d\d  \(nrefs:1\|.*\)", lines[1]), lines[1]
+    assert re.fullmatch(r"chrF \d+\.\d\d  \(nrefs:1\|.*\)", lines[2]), lines[2]
+    assert re.fullmatch(r"mean sentence BLEU \(the seed's formula, k=2\) \d\.\d{3}", lines[3])
+    assert len(lines) == 4
+    # the corpus read again warns as it did in training
+    assert err == f"minis2s: skipped 1 line of {corpus.name} (1 blank)\n"
+
+
+def test_several_models_are_each_named_before_their_report(scored, capsys):
+    corpus, model, _ = scored
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--model", str(model), "--data",
+                 str(corpus), "--part", "train", "--show", "0"]) == 0
+    heads = [ln for ln in capsys.readouterr().out.splitlines() if "part:" in ln]
+    assert heads == [f"{model / 'checkpoint.npz'}, train part: 150 pairs, seq2seq model, "
+                     "greedy"] * 2
+
+
+def test_evaluate_reports_a_task_model_by_accuracy_on_stdout_or_beside_json(scored,
+                                                                            capsys):
+    _, _, task_model = scored
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(task_model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"test part: 20 pairs, seq2seq model, greedy, task copy .*", lines[0])
+    assert re.fullmatch(r"exact match \d+\.\d\d%  \(outputs equal to their reference, every "
+                        r"token\)", lines[1]), lines[1]
+    assert re.fullmatch(r"token accuracy \d+\.\d\d%  \(positions right, each pair counting "
+                        r"the longer of output and reference\)", lines[2]), lines[2]
+    assert main(["evaluate", "--model", str(task_model), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 and json.loads(out)["pairs"] == 20  # JSON alone
+    assert "exact match " in err and "token accuracy " in err
+
+
+def test_evaluate_takes_its_backend_flag_over_the_default(scored, monkeypatch, capsys):
+    corpus, model, _ = scored
+    monkeypatch.setenv("MINIS2S_BACKEND", "no-such-backend")
+    assert main(["evaluate", "--model", str(model), "--data", str(corpus), "--part",
+                 "train", "--backend", "numpy", "--show", "0"]) == 0
+
+
+def test_evaluate_names_the_checkpoint_whose_vocabulary_the_corpus_does_not_give(
+        scored, tiny_corpus, capsys):
+    _, model, _ = scored
+    other = tiny_corpus.parent / "other_words.txt"
+    other.write_text("Stop.\tArrête !\nWait.\tAttends !\n" * 80, encoding="utf-8")
+    assert main(["evaluate", "--model", str(model), "--data", str(other), "--part",
+                 "train"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"minis2s: error: this corpus does not give the vocabulary {model / 'checkpoint.npz'} "
+        "was trained with: it is not the same data")
