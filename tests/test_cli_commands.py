@@ -243,3 +243,40 @@ def test_evaluate_names_the_checkpoint_whose_vocabulary_the_corpus_does_not_give
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"minis2s: error: this corpus does not give the vocabulary {model / 'checkpoint.npz'} "
         "was trained with: it is not the same data")
+
+
+def test_evaluate_hands_every_decoding_choice_to_the_evaluation(scored, monkeypatch):
+    from minis2s import evaluate as evaluate_module
+
+    corpus, model, _ = scored
+    real, seen = evaluate_module.evaluate_model, []
+
+    def spy(ck, backend, data_path, **kw):
+        seen.append((backend.name, data_path, kw))
+        return real(ck, backend, data_path, **kw)
+
+    monkeypatch.setattr(evaluate_module, "evaluate_model", spy)
+    assert main(["evaluate", "--model", str(model), "--data", str(corpus), "--part", "train",
+                 "--beam", "1", "--length-penalty", "0.5", "--context-from", "decoder",
+                 "--backend", "numpy", "--show", "0"]) == 0
+    assert seen == [("numpy", str(corpus), {
+        "part": "train", "beam": 1, "length_penalty": 0.5, "warn": commands.warn,
+        "where": str(model / "checkpoint.npz"), "context_from": "decoder"})]
+
+
+def test_evaluate_json_has_its_fields_for_a_corpus_model_and_a_task_model(scored, capsys):
+    corpus, model, task_model = scored
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--data", str(corpus), "--part", "train",
+                 "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert set(found) == {"checkpoint", "model", "cell", "part", "pairs", "beam",
+                          "length_penalty", "context_from", "bleu", "chrf", "by_length"}
+    assert (found["cell"], found["part"], found["context_from"]) == ("gru", "train", "encoder")
+    assert main(["evaluate", "--model", str(task_model), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert set(found) == {"checkpoint", "model", "cell", "part", "pairs", "beam",
+                          "length_penalty", "context_from", "task", "exact_match",
+                          "token_accuracy", "by_length"}
+    assert found["task"]["name"] == "copy"
+    assert 0 <= found["exact_match"] <= 100 and 0 <= found["token_accuracy"] <= 100
