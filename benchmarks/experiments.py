@@ -42,17 +42,22 @@ DECODERS = ("seq2seq", "attention")
 BEAMS = (1, 2, 5, 10)
 PENALTIES = (0.0, 0.75, 1.0)
 DATE_EXAMPLE = "tuesday, september 27, 1994"
+# on French (the corpus of $MINIS2S_DATA): the big preset (20,000 pairs, 10 epochs) with
+# d2l's loss and the two others, then its beam sweep
+FRENCH = ["--preset", "big"]
+FRENCH_REDUCTIONS = ("seq", "sum", "mean")
+FRENCH_BEAMS = (1, 2, 3, 5, 7, 10)
 # each experiment's figure, in OUT (docs/ ships them under the same names)
 FIGURES = {name: f"experiments_{name}.png" for name in
            ("reverse_by_length", "add_reverse_source", "date_attention", "beam",
-            "gradflow_reverse")}
+            "gradflow_reverse", "french_beam")}
 GRADFLOW_PAIRS = 64  # reverse pairs of length 20 for the gradient figure
 
 
 def train_args(name: str) -> list[str]:
     """``minis2s train``'s options (less ``--out``) of the run called ``name``:
     ``reverse_<decoder>_<cell>``, ``add_plain``, ``add_reversed``, ``date_attention`` or
-    ``loss_<reduction>``."""
+    ``loss_<reduction>`` on the tasks, or ``french_<reduction>`` on the corpus."""
     if name.startswith("reverse_"):
         _, decoder, cell = name.split("_")
         if decoder not in DECODERS or cell not in CELLS:
@@ -65,6 +70,11 @@ def train_args(name: str) -> list[str]:
             raise ValueError(f"no run called {name!r}")
         return ["--task", "reverse", "--model", "seq2seq", *SHAPE, "--loss-reduction",
                 reduction, "--epochs", str(LOSS_EPOCHS)]
+    if name.startswith("french_"):
+        reduction = name.removeprefix("french_")
+        if reduction not in FRENCH_REDUCTIONS:
+            raise ValueError(f"no run called {name!r}")
+        return [*FRENCH, "--loss-reduction", reduction]
     if name == "add_plain":
         return ["--task", "add", *SHAPE, "--epochs", str(ADD_EPOCHS)]
     if name == "add_reversed":
@@ -288,8 +298,11 @@ def beam_against_greedy(folder: Path, k: int, alpha: float) -> dict:
     return compare_outputs(greedy.hyps, beam.hyps, greedy.refs)
 
 
-def plot_beam(table: list[dict], path: Path) -> None:
-    """Exact match and decoding CPU seconds against beam width, a line per penalty."""
+def plot_beam(table: list[dict], path: Path, measure: str = "exact_match",
+              label: str = "exact match, test (%)",
+              title: str = "reverse (length 3-20), seq2seq + GRU"):
+    """``measure`` (a key of the table's rows) and decoding CPU seconds against beam
+    width, a line per length penalty; returns the figure (saved to ``path``)."""
     from minis2s.figures import new_figure, save_figure
 
     fig = new_figure(figsize=(9, 3.6))
@@ -298,15 +311,16 @@ def plot_beam(table: list[dict], path: Path) -> None:
     for alpha in PENALTIES:
         rows = greedy + [r for r in table if r["beam"] > 1 and r["length_penalty"] == alpha]
         ks = [r["beam"] for r in rows]
-        axes[0].plot(ks, [r["exact_match"] for r in rows], "o-", label=f"α = {alpha}")
+        axes[0].plot(ks, [r[measure] for r in rows], "o-", label=f"α = {alpha}")
         axes[1].plot(ks, [r["user_s"] for r in rows], "o-", label=f"α = {alpha}")
-    axes[0].set_ylabel("exact match, test (%)")
+    axes[0].set_ylabel(label)
     axes[1].set_ylabel("evaluate's CPU seconds (1,000 pairs)")
     for ax in axes:
         ax.set_xlabel("beam width (1: greedy)")
         ax.legend()
-    fig.suptitle("reverse (length 3-20), seq2seq + GRU")
+    fig.suptitle(title)
     save_figure(fig, path)
+    return fig
 
 
 def gradflow(run: Runner, results: dict) -> None:
@@ -355,9 +369,81 @@ def context(run: Runner, results: dict) -> None:
     results["context"] = table
 
 
+def output_lengths(folder: str, **decoding) -> dict:
+    """How long the outputs of the model in ``folder`` are on its test part (the library's
+    own evaluation, which ``minis2s evaluate`` runs; ``decoding``: its beam, length
+    penalty or context), as :func:`length_stats` counts them."""
+    import minis2s
+    from minis2s.evaluate import evaluate_model
+
+    model = minis2s.load(folder, "numpy")
+    found = evaluate_model(model.checkpoint, model.backend, **decoding)
+    return length_stats(found.hyps, found.refs, model.checkpoint.data.num_steps)
+
+
+def length_stats(hyps: list[str], refs: list[str], limit: int) -> dict:
+    """Output tokens per reference token of ``hyps`` against ``refs`` (tokens joined by
+    spaces), on all pairs and on the longest tenth of the references (those of at least
+    ``long_from`` tokens), and the per cent of outputs of ``limit`` tokens (the step
+    limit: ``<eos>`` never chosen)."""
+    out = [len(h.split()) for h in hyps]
+    ref = [len(r.split()) for r in refs]
+    long_from = sorted(ref)[int(0.9 * len(ref))]
+    longer = [i for i, n in enumerate(ref) if n >= long_from]
+    return {"length_ratio": round(sum(out) / sum(ref), 4),
+            "long_from": long_from, "long_pairs": len(longer),
+            "long_length_ratio": round(sum(out[i] for i in longer)
+                                       / sum(ref[i] for i in longer), 4),
+            "at_limit": round(100.0 * sum(n >= limit for n in out) / len(out), 2)}
+
+
+def french(run: Runner, results: dict) -> None:
+    """On the corpus, the big preset: d2l's loss (``seq``: every token over the padded
+    length) against the sum and the per-sequence mean, BLEU and the outputs' lengths;
+    the context from the decoder's own state at prediction (d2l's ``predict_seq2seq``);
+    and the beam sweep, BLEU and CPU seconds per width and length penalty, with the pairs
+    where beam search loses what greedy got (one sentence BLEU against another)."""
+    table = {}
+    for reduction in FRENCH_REDUCTIONS:
+        folder = run.train(f"french_{reduction}")
+        found = run.evaluate("--model", folder, "--by-length")
+        if found:
+            table[reduction] = {
+                "bleu": found[0]["bleu"], "chrf": found[0]["chrf"],
+                "by_length": {b["label"]: b["bleu"] for b in found[0]["by_length"]},
+                **output_lengths(folder)}
+    results["loss"] = table
+    folder = run.folder("french_seq")
+    found = run.evaluate("--model", folder, "--context-from", "decoder")
+    if found:
+        results["context_from_decoder"] = {"bleu": found[0]["bleu"],
+                                           "chrf": found[0]["chrf"],
+                                           **output_lengths(folder, context_from="decoder")}
+    sweep = []
+    for alpha in PENALTIES:
+        for k in FRENCH_BEAMS:
+            if k == 1 and alpha != PENALTIES[0]:
+                continue  # greedy has no length penalty
+            start = len(run.log)
+            found = run.evaluate("--model", folder, "--beam", str(k),
+                                 "--length-penalty", str(alpha))
+            if found:
+                sweep.append({"beam": k, "length_penalty": alpha, "bleu": found[0]["bleu"],
+                              "chrf": found[0]["chrf"], "user_s": run.log[start]["user_s"]})
+    results["beam"] = sweep
+    if not run.dry_run:  # how long beam search's outputs are, where it may lose to greedy
+        results["beam_lengths"] = [
+            {"beam": k, "length_penalty": alpha,
+             **output_lengths(folder, beam=k, length_penalty=alpha)}
+            for k, alpha in ((10, 0.0), (10, 0.75), (10, 1.0))]
+        plot_beam(sweep, run.out / FIGURES["french_beam"], "bleu",
+                  "corpus BLEU, test (0-100)",
+                  "eng-fra, preset big (seq2seq + GRU, 20,000 pairs, 10 epochs)")
+
+
 EXPERIMENTS = {"reverse": reverse_by_length, "add": add_reverse_source,
                "date": date_attention, "beam": beam, "gradflow": gradflow,
-               "context": context, "loss": loss}
+               "context": context, "loss": loss, "french": french}
 
 
 def main(argv=None) -> int:

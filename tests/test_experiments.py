@@ -43,9 +43,34 @@ def test_every_run_is_a_train_command_minis2s_takes(name):
 
 
 def test_an_unknown_run_is_refused():
-    for name in ("reverse_seq2seq_tanh", "reverse_bahdanau_gru", "add", "copy", "loss_token"):
+    for name in ("reverse_seq2seq_tanh", "reverse_bahdanau_gru", "add", "copy", "loss_token",
+                 "french_unmasked", "french"):
         with pytest.raises(ValueError, match="no run called"):
             experiments.train_args(name)
+
+
+@pytest.mark.parametrize("reduction", experiments.FRENCH_REDUCTIONS)
+def test_each_french_run_is_the_big_preset_on_the_corpus_with_its_loss(reduction):
+    args = build_parser().parse_args(
+        ["train", *experiments.train_args(f"french_{reduction}"), "--out", "x"])
+    assert (args.preset, args.task, args.loss_reduction) == ("big", None, reduction)
+    assert args.data is None  # the corpus of $MINIS2S_DATA: no path in the page's commands
+    assert "seq" in experiments.FRENCH_REDUCTIONS  # d2l's own loss is among them
+
+
+def test_output_lengths_are_counted_against_the_references():
+    refs = ["a b c", "a b c d e f g h i j", "a b", "a b c d e f g h i j k l"] + ["a"] * 6
+    hyps = ["a b", "a b c d e f g h i j k l", "a b c d", "a b c d e f"] + ["a b"] * 6
+    # 2+12+4+6+12 = 36 output tokens for 3+10+2+12+6 = 33; the longest tenth of the ten
+    # references: 12 tokens and more, one pair, 6 tokens for 12; one output of 12 tokens
+    # reaches a limit of 12
+    assert experiments.length_stats(hyps, refs, limit=12) == {
+        "length_ratio": round(36 / 33, 4), "long_from": 12, "long_pairs": 1,
+        "long_length_ratio": 0.5, "at_limit": 10.0}
+    assert experiments.length_stats(hyps, refs, limit=13)["at_limit"] == 0.0
+    # ties at the threshold all count as long
+    tied = experiments.length_stats(["a"] * 4, ["a b", "a b", "a", "a"], limit=5)
+    assert (tied["long_from"], tied["long_pairs"], tied["long_length_ratio"]) == (2, 2, 0.5)
 
 
 def test_with_epochs_changes_the_epochs_only():
@@ -125,10 +150,23 @@ def test_the_scripts_own_figures_are_drawn_from_their_tables(tmp_path):
              for a in experiments.PENALTIES for k in experiments.BEAMS
              if k > 1 or a == experiments.PENALTIES[0]]
     experiments.plot_beam(table, tmp_path / "beam.png")
+    french = [{**row, "bleu": 20.0 + row["beam"] + row["length_penalty"]} for row in table]
+    fig = experiments.plot_beam(french, tmp_path / "french.png", "bleu", "corpus BLEU",
+                                "eng-fra")
+    scores, seconds = fig.axes
+    assert scores.get_ylabel() == "corpus BLEU" and fig._suptitle.get_text() == "eng-fra"
+    for line, alpha in zip(scores.get_lines(), experiments.PENALTIES):
+        assert line.get_label() == f"α = {alpha}"
+        widths = list(line.get_xdata())
+        assert widths == sorted(experiments.BEAMS)  # greedy, then this penalty's widths
+        assert list(line.get_ydata()) == [20.0 + k + (alpha if k > 1 else 0.0)
+                                          for k in widths]
+    assert [list(line.get_ydata()) for line in seconds.get_lines()][0] == [
+        1.0 + k for k in sorted(experiments.BEAMS)]
     curves = {name: {"valid_exact_match_by_epoch": [3.0, 5.0]}
               for name in experiments.ADD_RUNS}
     experiments.plot_curves(curves, tmp_path / "add.png")
-    for name in ("beam.png", "add.png"):
+    for name in ("beam.png", "french.png", "add.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
