@@ -108,8 +108,10 @@ MODULES = {
          "tests/test_shards.py")),
     "checkpoint": Module(
         ("minis2s/checkpoint.py",),
+        # (tests/test_reliability.py and tests/test_api.py reach load and save too, through
+        # whole commands, a minute of tests per mutant that they add nothing to)
         ("tests/test_checkpoint_edges.py", "tests/test_checkpoint.py",
-         "tests/test_reliability.py", "tests/test_api.py", "tests/test_no_overwrite.py")),
+         "tests/test_no_overwrite.py")),
     "cli": Module(
         # parser.py is left out: it is the command line's words, defaults and choices, every
         # one of which shows in --help, which tests/test_commands_page.py compares with

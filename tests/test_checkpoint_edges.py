@@ -285,3 +285,17 @@ def test_an_interrupt_just_after_the_rename_leaves_the_new_file_and_stays_itself
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
     assert checkpoint.load(path).training == ck.training
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_parameters_come_onto_a_backend_in_its_dtype(ck, dtype):  # noqa: F811
+    from minis2s.backend import get_backend
+
+    backend = get_backend("numpy", dtype)
+    params = ck.params_on(backend)
+    assert list(params) == list(ck.params)
+    for name, value in ck.params.items():
+        got = params[name]
+        assert got.dtype == np.dtype(dtype) and got.shape == value.shape
+        np.testing.assert_array_equal(got, value.astype(dtype))
+        assert not np.shares_memory(got, value)  # a copy: training it leaves ck as it was
