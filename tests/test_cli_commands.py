@@ -180,6 +180,8 @@ def scored(tiny_corpus, tmp_path_factory):
     assert main(["train", "--task", "copy", "--max-len", "3", "--train-size", "200",
                  "--valid-size", "20", "--test-size", "20", *SMALL,
                  "--out", str(runs / "task_model")]) == 0
+    assert main(["train", "--data", str(corpus), "--examples", "150", *SMALL, "--model",
+                 "attention", "--out", str(runs / "attention_model")]) == 0
     return corpus, runs / "corpus_model", runs / "task_model"
 
 
@@ -280,3 +282,123 @@ def test_evaluate_json_has_its_fields_for_a_corpus_model_and_a_task_model(scored
                           "token_accuracy", "by_length"}
     assert found["task"]["name"] == "copy"
     assert 0 <= found["exact_match"] <= 100 and 0 <= found["token_accuracy"] <= 100
+
+
+# --- translate ------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def attention_model(scored):
+    return scored[1].parent / "attention_model"
+
+
+@pytest.mark.parametrize("beam, decoding", [(1, "greedy"), (2, "beam 2")])
+def test_translate_titles_each_heat_map_with_the_model_and_its_decoding(
+        attention_model, tmp_path, monkeypatch, beam, decoding):
+    from minis2s.decode import heatmap
+
+    seen = []
+    monkeypatch.setattr(heatmap, "draw_attention",
+                        lambda t, path, sentence, about: seen.append((sentence, about)))
+    assert main(["translate", "--model", str(attention_model), "--beam", str(beam),
+                 "--attention-plot", str(tmp_path / "maps"), "go .", "i lost ."]) == 0
+    assert seen == [("go .", f"attention decoder, gru cell, {decoding}"),
+                    ("i lost .", f"attention decoder, gru cell, {decoding}")]
+
+
+def test_translate_json_carries_the_weights_without_a_plot(attention_model, capsys):
+    capsys.readouterr()
+    assert main(["translate", "--model", str(attention_model), "--json", "go ."]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["attention"] is not None and found["attention_plot"] is None
+    weights = found["attention"]
+    assert len(weights) >= len(found["tokens"])  # a row per step written (<eos> too)
+    assert all(abs(sum(row) - 1) < 1e-5 for row in weights)
+
+
+def test_translate_refuses_a_plot_folder_that_is_a_file_before_reading_the_model(
+        tmp_path, capsys):
+    taken = tmp_path / "maps"
+    taken.write_text("", encoding="utf-8")
+    assert main(["translate", "--model", str(tmp_path / "none"), "--attention-plot",
+                 str(taken), "go ."]) == 2
+    err = capsys.readouterr().err
+    assert str(taken) in err and "no checkpoint" not in err  # the folder, before the model
+
+
+def test_translate_hands_its_choices_to_the_translation(scored, monkeypatch, capsys):
+    from minis2s import decode
+
+    _, model, task_model = scored
+    real, seen = decode.translations, []
+
+    def spy(*args, **kw):
+        seen.append((args[6].name, kw))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(decode, "translations", spy)
+    monkeypatch.setenv("MINIS2S_BACKEND", "no-such-backend")
+    assert main(["translate", "--model", str(model), "--backend", "numpy", "--beam", "2",
+                 "--length-penalty", "0.5", "go ."]) == 0
+    assert main(["translate", "--model", str(task_model), "--backend", "numpy", "abc"]) == 0
+    (backend, kw), (_, task_kw) = seen
+    assert backend == "numpy"
+    assert (kw["warn"], kw["beam"], kw["length_penalty"], kw["with_weights"]) \
+        == (commands.warn, 2, 0.5, False)
+    assert type(kw["rules"]).__name__ == "CorpusText"  # the corpus's tokenizer
+    assert getattr(task_kw["rules"], "name", None) == "copy"  # the task's own rules
+
+
+def test_translate_reads_stdin_when_no_sentence_is_given(scored, monkeypatch, capsys):
+    import io
+
+    _, model, _ = scored
+    monkeypatch.setattr(commands.sys, "stdin", io.StringIO("go .\ni lost .\n"))
+    capsys.readouterr()
+    assert main(["translate", "--model", str(model)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_translate_detokenizes_a_corpus_model_and_leaves_a_tasks_text(scored, capsys):
+    _, model, task_model = scored
+    capsys.readouterr()
+    assert main(["translate", "--model", str(task_model), "--detokenize", "abc"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert " " not in out  # a task's text has no spaces between its characters
+    assert main(["translate", "--model", str(model), "--json", "go ."]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["detokenized"] == found["translation"].replace(" .", ".").replace(" !", "!")
+
+
+def test_exercise_check_hands_its_time_limit_on(monkeypatch):
+    import minis2s.exercises as exercises
+
+    seen = []
+
+    class Passed:
+        passed = True
+
+    monkeypatch.setattr(exercises, "check", lambda name, what, timeout: seen.append(
+        (name, timeout)) or Passed())
+    assert main(["exercise", "check", "rnn_step", "--solutions", "--timeout", "7"]) == 0
+    assert main(["exercise", "check", "rnn_step", "--solutions", "--timeout", "0"]) == 0
+    assert seen == [("rnn_step", 7.0), ("rnn_step", None)]  # 0: no limit
+
+
+def test_info_text_of_a_record_without_an_output_layer_is_dense():
+    info = _info()
+    del info["model"]["output_layer"]  # as a Model.info of an older file may lack it
+    assert describe(info).splitlines()[1].endswith("unidirectional encoder")
+
+
+def test_the_command_exits_with_the_commands_status(monkeypatch, capsys):
+    from minis2s import cli
+
+    monkeypatch.setattr(cli.sys, "argv", ["minis2s", "exercise", "list"])
+    with pytest.raises(SystemExit) as done:
+        cli.console()
+    assert done.value.code == 0 and "rnn_step" in capsys.readouterr().out
+    monkeypatch.setattr(cli.sys, "argv", ["minis2s", "info", "no/such/file.npz"])
+    with pytest.raises(SystemExit) as done:
+        cli.console()
+    assert done.value.code == 2

@@ -218,7 +218,8 @@ SECTION_PAIRS = {
         ("", ""), ("The bottleneck", "瓶颈"), ("Reversing the source", "反转源序列"),
         ("Attention on", "  上的注意力"), ("Greedy against", "贪心解码"),
         ("Gradient flow", "学会了的模型"), ("d2l's exercises", "d2l 的练习"),
-        ("On French", "法语上的陷阱"), ("Targets", "目标"), ("How fast", "多快"), ("The commands", "命令")]),
+        ("On French", "法语上的陷阱"), ("Targets", "目标"), ("How fast", "多快"),
+        ("The commands", "命令")]),
 }
 
 # Chinese passages (as written, inline code and all) and the numbers they stand for, in
