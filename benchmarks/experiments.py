@@ -242,13 +242,13 @@ def date_attention(run: Runner, results: dict) -> None:
         (run.out / FIGURES["date_attention"]).write_bytes(figure)
 
 
-def beam(run: Runner, results: dict) -> None:
-    """Greedy against beam search where greedy fails (the plain GRU on reverse): exact
-    match and decoding seconds for every width and length penalty."""
-    folder = run.train("reverse_seq2seq_gru")
+def beam_sweep(run: Runner, folder: str, widths, measures) -> list[dict]:
+    """``minis2s evaluate`` of the model in ``folder`` at every width of ``widths`` and
+    every length penalty (greedy, width 1, once): a row per run with its ``measures``
+    (fields of evaluate's JSON) and the CPU seconds it took."""
     table = []
     for alpha in PENALTIES:
-        for k in BEAMS:
+        for k in widths:
             if k == 1 and alpha != PENALTIES[0]:
                 continue  # greedy has no length penalty
             start = len(run.log)
@@ -256,9 +256,16 @@ def beam(run: Runner, results: dict) -> None:
                                  "--length-penalty", str(alpha))
             if found:
                 table.append({"beam": k, "length_penalty": alpha,
-                              "exact_match": found[0]["exact_match"],
-                              "token_accuracy": found[0]["token_accuracy"],
+                              **{m: found[0][m] for m in measures},
                               "user_s": run.log[start]["user_s"]})
+    return table
+
+
+def beam(run: Runner, results: dict) -> None:
+    """Greedy against beam search where greedy fails (the plain GRU on reverse): exact
+    match and decoding seconds for every width and length penalty."""
+    folder = run.train("reverse_seq2seq_gru")
+    table = beam_sweep(run, folder, BEAMS, ("exact_match", "token_accuracy"))
     results["beam"] = table
     if not run.dry_run:
         plot_beam(table, run.out / FIGURES["beam"])
@@ -419,17 +426,7 @@ def french(run: Runner, results: dict) -> None:
         results["context_from_decoder"] = {"bleu": found[0]["bleu"],
                                            "chrf": found[0]["chrf"],
                                            **output_lengths(folder, context_from="decoder")}
-    sweep = []
-    for alpha in PENALTIES:
-        for k in FRENCH_BEAMS:
-            if k == 1 and alpha != PENALTIES[0]:
-                continue  # greedy has no length penalty
-            start = len(run.log)
-            found = run.evaluate("--model", folder, "--beam", str(k),
-                                 "--length-penalty", str(alpha))
-            if found:
-                sweep.append({"beam": k, "length_penalty": alpha, "bleu": found[0]["bleu"],
-                              "chrf": found[0]["chrf"], "user_s": run.log[start]["user_s"]})
+    sweep = beam_sweep(run, folder, FRENCH_BEAMS, ("bleu", "chrf"))
     results["beam"] = sweep
     if not run.dry_run:  # how long beam search's outputs are, where it may lose to greedy
         results["beam_lengths"] = [
