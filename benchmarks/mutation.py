@@ -17,6 +17,11 @@ functions are not tried again, except the survivors and the time-outs, which are
 again against the tests as they are now (so a test added to kill one counts at once).
 ``--fresh`` starts the module from nothing.
 
+The fixtures that train a model for their tests (a checkpoint to translate, evaluate or
+read) train it once per run, not once per mutant: ``$MINIS2S_TEST_MODELS`` names a folder
+where tests/fixture_models.py keeps each such model, made by the tests' first, unmutated
+pass. A mutant of the training code is judged by the tests whose subject is training.
+
 A survivor is "explained" when ``benchmarks/mutation_triage.md`` names it and quotes the
 line it mutated exactly (so an entry goes stale, and the survivor counts as open again,
 when the code under it changes); every other survivor is "open". "no tests" mutants (no
@@ -71,6 +76,16 @@ CONTEXT_FROM = tuple(f"tests/test_pitfalls.py::{name}" for name in (
     "test_each_refusal_of_the_decoders_context_says_why_word_for_word",
     "test_translate_hands_its_rules_and_its_context_to_the_decoding"))
 
+# the gradflow command (tests/test_gradflow*.py; their other tests check the numbers of
+# minis2s/gradflow.py by finite differences and reach no line of the command)
+GRADFLOW_COMMAND = (
+    *(f"tests/test_gradflow.py::{name}" for name in (
+        "test_table_json_and_figure", "test_compare_cells_and_trained_models",
+        "test_bad_input")),
+    *(f"tests/test_gradflow_distance.py::{name}" for name in (
+        "test_table", "test_json_shape", "test_trained_checkpoints_of_either_decoder",
+        "test_figure", "test_clip_is_refused_with_by_distance")))
+
 # minis2s info, its text and its JSON (tests/test_api.py, tests/test_task_commands.py)
 INFO = (*(f"tests/test_api.py::{name}" for name in (
     "test_info_leaves_the_parameters_where_they_are",
@@ -122,9 +137,22 @@ MODULES = {
          "tests/test_decoding_commands.py", "tests/test_attention_cli.py",
          "tests/test_no_overwrite.py", "tests/test_progress_log.py", "tests/test_wording.py",
          "tests/test_exercises.py", "tests/test_cli_ranks.py", "tests/test_cli_commands.py",
-         *INFO),
+         "tests/test_task_commands.py", *INFO[:-1], *CONTEXT_FROM, *GRADFLOW_COMMAND,
+         "tests/test_train.py::test_lr_decay_is_kept_by_the_checkpoint_and_resumed"),
         # each runs the command in a process of its own, where no mutant is counted
-        skip=("tests/test_cli.py::test_gradcheck_command", "tests/test_cli.py::test_example_runs")),
+        skip=("tests/test_cli.py::test_gradcheck_command", "tests/test_cli.py::test_example_runs",
+              # the slowest of the rest (2-14 s each, commands started as processes, which
+              # every mutant of main and of train would pay for): what they check of the
+              # commands is checked in process by tests/test_cli_commands.py and the others
+              *(f"tests/test_cli.py::{name}" for name in (
+                  "test_every_flag_reaches_the_model_the_checkpoint_and_the_commands",
+                  "test_translate_prints_exactly_what_greedy_decoding_gives",
+                  "test_no_progress_bar_when_stderr_is_not_a_terminal",
+                  "test_evaluate_prints_sacrebleus_own_scores",
+                  "test_missing_checkpoint_is_a_clear_error",
+                  "test_evaluate_without_a_test_part_is_a_clear_error")),
+              # two ranks under mpiexec: a process each, where no mutant is counted
+              "tests/test_task_commands.py::test_a_task_trains_on_two_ranks_as_on_one")),
 }
 
 # mutmut's names for what became of a mutant, by the exit code it keeps
@@ -276,6 +304,11 @@ def run_module(name: str, module: Module, jobs: int, fresh: bool) -> float:
     # (a run then takes the same time and kills the same mutants on every machine)
     env = {k: v for k, v in os.environ.items() if k != "MINIS2S_DATA"}
     env["CI"] = "true"
+    # the models the test fixtures train, each trained once by the unmutated code and
+    # copied for every mutant after (tests/fixture_models.py); new for every run
+    models = folder / "fixture_models"
+    shutil.rmtree(models, ignore_errors=True)
+    env["MINIS2S_TEST_MODELS"] = str(models)
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
         for names in ([], again) if again else ([],):

@@ -28,16 +28,16 @@ from minis2s.decode import translate, translations
 from minis2s.evaluate import PARTS, evaluate_model
 from minis2s.settings import ConfigError
 
+from .fixture_models import train_for_fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["I am home.", "Go.", "", "He is calm and we see it, you run home.",
              "Zebra xylophone ."]
 
 
 def _train(corpus, out, *flags):
-    code = main(["train", "--data", str(corpus), "--preset", "zh", "--examples", "199",
-                 "--epochs", "1", "--quiet", "--out", str(out), *flags])
-    assert code == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture(["--data", str(corpus), "--preset", "zh", "--examples", "199",
+                              "--epochs", "1", "--quiet", *flags], out)
 
 
 def from_python_section() -> str:
@@ -67,9 +67,8 @@ def runs(tiny_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     words = from_python_train_command()
     assert words[:2] == ["minis2s", "train"]
-    args = [*words[2:-2], "--data", str(tiny_corpus), "--examples", "199", "--epochs", "1",
-            "--quiet", "--out", str(root / out_folder(words))]
-    assert main(["train", *args]) == 0
+    train_for_fixture([*words[2:-2], "--data", str(tiny_corpus), "--examples", "199",
+                       "--epochs", "1", "--quiet"], root / out_folder(words))
     return root
 
 

@@ -8,15 +8,15 @@ import pytest
 from minis2s import checkpoint
 from minis2s.cli import main
 
+from .fixture_models import train_for_fixture
+
 SHORT = ["--preset", "zh", "--examples", "199", "--quiet", "--min-freq", "1"]
 
 
 @pytest.fixture(scope="module")
 def attention_model(tiny_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("attention")
-    assert main(["train", "--data", str(tiny_corpus), *SHORT, "--model", "attention",
-                 "--epochs", "3", "--out", str(out)]) == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture(["--data", str(tiny_corpus), *SHORT, "--model", "attention",
+                              "--epochs", "3"], tmp_path_factory.mktemp("attention"))
 
 
 def test_train_records_the_attention_model(attention_model):

@@ -18,6 +18,8 @@ from minis2s.presets import get_preset
 from minis2s.settings import DATA_FIELDS, MODEL_FIELDS
 from minis2s.train.resume import saved_settings
 
+from .fixture_models import train_for_fixture
+
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["go .", "i lost .", "he's calm .", "I'm home."]
 
@@ -32,10 +34,8 @@ def run(*args, stdin=None):
 def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     # a raised learning rate: translations worth scoring in 40 epochs (BLEU ~11)
-    rc = main(["train", "--data", str(corpus), "--preset", "zh", "--epochs", "40",
-               "--lr", "0.02", "--out", str(out), "--quiet"])
-    assert rc == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture(["--data", str(corpus), "--preset", "zh", "--epochs", "40",
+                              "--lr", "0.02", "--quiet"], out)
 
 
 def in_process(ckpt_path, sentences):

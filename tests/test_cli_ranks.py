@@ -75,3 +75,22 @@ def test_one_process_raises_as_it_is(monkeypatch, capsys):
     ranks = Rank(rank=0, size=1)
     _fail_with(monkeypatch, ranks, RuntimeError("boom"))
     assert capsys.readouterr().err == "" and ranks.aborted == []
+
+
+def test_a_rank_that_cannot_start_is_named_on_every_rank(monkeypatch, tiny_corpus,
+                                                          tmp_path, capsys):
+    """Rank 0 read its settings; rank 1 could not (its message comes back in the
+    gather): rank 0 stops too, naming rank 1, what it could not do and why."""
+    from minis2s.cli import main
+
+    class Zero(Rank):
+        def gather(self, value):
+            return [value, "fra.txt: no pairs"]
+
+    ranks = Zero(rank=0, size=2)
+    monkeypatch.setattr(train_pkg, "world", lambda: ranks)
+    assert main(["train", "--data", str(tiny_corpus), "--epochs", "1", "--out",
+                 str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "minis2s: error: rank 1 of 2 could not start: fra.txt: no pairs")
+    assert not (tmp_path / "run").exists()

@@ -12,6 +12,8 @@ from minis2s import gradflow as gradflow_module
 from minis2s.cli import main
 from minis2s.cli.parser import build_parser
 
+from .fixture_models import train_for_fixture
+
 TINY = ["--preset", "zh", "--examples", "199", "--epochs", "1", "--quiet"]
 
 
@@ -20,8 +22,8 @@ def two_models(tiny_corpus, tmp_path_factory):
     """Two GRU checkpoints side by side in one folder: the seed's model and attention."""
     runs = tmp_path_factory.mktemp("runs")
     for model in ("seq2seq", "attention"):
-        assert main(["train", "--data", str(tiny_corpus), *TINY, "--model", model,
-                     "--out", str(runs / model)]) == 0
+        train_for_fixture(["--data", str(tiny_corpus), *TINY, "--model", model],
+                          runs / model)
     return runs / "seq2seq", runs / "attention"
 
 

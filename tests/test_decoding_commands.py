@@ -22,6 +22,8 @@ from minis2s.data import load_data
 from minis2s.decode import beam_search, encode_sentences, greedy_decode
 from minis2s.evaluate import make_by_length_figure, score
 
+from .fixture_models import train_for_fixture
+
 SHORT = ["--preset", "zh", "--examples", "199", "--quiet", "--min-freq", "1"]
 DECODERS = ["attention", "seq2seq"]
 
@@ -32,10 +34,9 @@ def models(tiny_corpus, tmp_path_factory):
     decoding part ways on some sentences."""
     found = {}
     for model in DECODERS:
-        out = tmp_path_factory.mktemp(model)
-        assert main(["train", "--data", str(tiny_corpus), *SHORT, "--model", model,
-                     "--epochs", "5", "--out", str(out)]) == 0
-        found[model] = out / "checkpoint.npz"
+        found[model] = train_for_fixture(["--data", str(tiny_corpus), *SHORT, "--model",
+                                          model, "--epochs", "5"],
+                                         tmp_path_factory.mktemp(model))
     return found
 
 
@@ -167,8 +168,8 @@ def by_length_run(tiny_corpus, tmp_path_factory):
              + " ".join(fr[(j + n) % 7] for j in range(n % 5 + 2)) + "\n" for n in range(1, 18)]
     corpus = folder / "lengths.txt"
     corpus.write_text("".join(lines), encoding="utf-8")
-    assert main(["train", "--data", str(corpus), "--preset", "zh", "--quiet", "--epochs", "3",
-                 "--num-steps", "20", "--out", str(folder / "run")]) == 0
+    train_for_fixture(["--data", str(corpus), "--preset", "zh", "--quiet", "--epochs", "3",
+                       "--num-steps", "20"], folder / "run")
     figures = []
 
     def spy(*args, **kwargs):

@@ -12,6 +12,8 @@ from minis2s.gradflow import gradient_flow
 from minis2s.model import DECODERS, ModelConfig, init_params, seq2seq_backward, seq2seq_forward
 from minis2s.ops import CELLS
 
+from .fixture_models import train_for_fixture
+
 F64 = get_backend("numpy", "float64")
 
 
@@ -116,9 +118,8 @@ def test_compare_cells_and_trained_models(pairs, tmp_path, capsys):
     # two trained checkpoints side by side, of other cells and other decoders: each named
     # by its folder, decoder and cell, as evaluate names it
     for model, cell in (("seq2seq", "gru"), ("attention", "lstm")):
-        assert main(["train", "--data", str(pairs), "--model", model, "--cell", cell,
-                     "--epochs", "2", "--min-freq", "1", "--out", str(tmp_path / cell),
-                     "--quiet"]) == 0
+        train_for_fixture(["--data", str(pairs), "--model", model, "--cell", cell,
+                           "--epochs", "2", "--min-freq", "1", "--quiet"], tmp_path / cell)
     capsys.readouterr()
     assert main(["gradflow", "--pairs", str(pairs), "--model",
                  str(tmp_path / "gru" / "checkpoint.npz"), "--model",

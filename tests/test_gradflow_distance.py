@@ -21,6 +21,7 @@ from minis2s.gradflow import gradient_by_distance, gradient_flow, make_distance_
 from minis2s.model import DECODERS, ModelConfig, init_params, seq2seq_backward, seq2seq_forward
 from minis2s.model.encoder import encoder_forward
 from minis2s.ops import CELLS, State
+from tests.fixture_models import train_for_fixture
 from tests.test_gradflow import PAIRS
 
 F64 = get_backend("numpy", "float64")
@@ -261,9 +262,9 @@ def test_trained_checkpoints_of_either_decoder(pairs, tmp_path, capsys):
     """A trained attention model with a bidirectional LSTM encoder, and a seq2seq GRU."""
     for model, cell, more in (("attention", "lstm", ["--bidirectional"]),
                               ("seq2seq", "gru", [])):
-        assert main(["train", "--data", str(pairs), "--model", model, "--cell", cell,
-                     "--epochs", "1", "--min-freq", "1", "--out", str(tmp_path / cell),
-                     "--quiet", *more]) == 0
+        train_for_fixture(["--data", str(pairs), "--model", model, "--cell", cell,
+                           "--epochs", "1", "--min-freq", "1", "--quiet", *more],
+                          tmp_path / cell)
     capsys.readouterr()
     assert main(["gradflow", "--pairs", str(pairs), "--model", str(tmp_path / "lstm"),
                  "--model", str(tmp_path / "gru"), "--label", "a", "--label", "b",

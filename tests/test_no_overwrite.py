@@ -13,6 +13,8 @@ from minis2s.presets import get_preset
 from minis2s.train import ResumeError, run_experiment
 from minis2s.train import run as run_module
 
+from .fixture_models import train_for_fixture
+
 # 200 pairs of the tiny corpus: 4 batches of at most 64 pairs an epoch
 SHORT = ["--preset", "zh", "--examples", "199", "--quiet"]
 
@@ -20,10 +22,8 @@ SHORT = ["--preset", "zh", "--examples", "199", "--quiet"]
 @pytest.fixture(scope="module")
 def trained(tiny_corpus, tmp_path_factory):
     """A checkpoint of one short epoch."""
-    out = tmp_path_factory.mktemp("trained")
-    assert main(["train", "--data", str(tiny_corpus), *SHORT, "--epochs", "1", "--out",
-                 str(out)]) == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture(["--data", str(tiny_corpus), *SHORT, "--epochs", "1"],
+                             tmp_path_factory.mktemp("trained"))
 
 
 def _corpus_never_read(monkeypatch):

@@ -17,6 +17,8 @@ from minis2s.decode import beam_search, greedy_decode
 from minis2s.evaluate import AccuracyReport, accuracy
 from minis2s.gradflow import batch_of_pairs, gradient_flow
 
+from .fixture_models import train_for_fixture
+
 # reverse strings of 3 to 5 of 8 symbols, with attention: about 98% of the test part
 # right after 5 epochs of 1,500 pairs (a few seconds on a 2-core CPU)
 TASK = ["--task", "reverse", "--min-len", "3", "--max-len", "5", "--symbols", "8",
@@ -28,10 +30,8 @@ STRINGS = ["abcde", "hgf", "cab", "ddhh", "gfedc", "aaab", "hbhb", "fcg", "egga"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reverse")
-    assert main(["train", *TASK, *MODEL, "--epochs", "5", "--quiet", "--out",
-                 str(out)]) == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture([*TASK, *MODEL, "--epochs", "5", "--quiet"],
+                             tmp_path_factory.mktemp("reverse"))
 
 
 def _loaded(path, dtype="float32"):
@@ -131,10 +131,9 @@ def test_evaluate_says_a_task_model_reads_no_corpus(trained, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def corpus_model(tiny_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus")
-    assert main(["train", "--data", str(tiny_corpus), "--examples", "60", "--epochs", "1",
-                 "--test-size", "10", "--quiet", "--out", str(out)]) == 0
-    return out / "checkpoint.npz"
+    return train_for_fixture(["--data", str(tiny_corpus), "--examples", "60", "--epochs",
+                              "1", "--test-size", "10", "--quiet"],
+                             tmp_path_factory.mktemp("corpus"))
 
 
 def test_one_plot_takes_models_of_one_kind(trained, corpus_model, tiny_corpus, tmp_path,

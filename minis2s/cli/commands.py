@@ -339,7 +339,7 @@ def _check_context_from(args, cks) -> None:
 def _decoding(args) -> str:
     """The decoding ``evaluate`` was asked for, in words."""
     if args.beam == 1:
-        if getattr(args, "context_from", "encoder") == "decoder":
+        if args.context_from == "decoder":
             return "greedy, context from the decoder's state"
         return "greedy"
     return f"beam {args.beam}, length penalty {args.length_penalty:g}"
