@@ -348,16 +348,24 @@ def gradflow(run: Runner, results: dict) -> None:
 def loss(run: Runner, results: dict) -> None:
     """The loss's reductions (``train --loss-reduction``) on reverse, the plain GRU, 2
     epochs each: exact match and token accuracy on the test part, by source length."""
+    results["loss"] = reduction_table(run, "loss_", REDUCTIONS,
+                                      ("exact_match", "token_accuracy"))
+
+
+def reduction_table(run: Runner, prefix: str, reductions, scores: tuple,
+                    more=None) -> dict:
+    """For each loss reduction, the run ``prefix + reduction`` trained and evaluated by
+    length: its ``scores``, the first of them by length, and ``more(folder)`` if given."""
     table = {}
-    for reduction in REDUCTIONS:
-        folder = run.train(f"loss_{reduction}")
+    for reduction in reductions:
+        folder = run.train(f"{prefix}{reduction}")
         found = run.evaluate("--model", folder, "--by-length")
         if found:
             table[reduction] = {
-                "exact_match": found[0]["exact_match"],
-                "token_accuracy": found[0]["token_accuracy"],
-                "by_length": {b["label"]: b["exact_match"] for b in found[0]["by_length"]}}
-    results["loss"] = table
+                **{name: found[0][name] for name in scores},
+                "by_length": {b["label"]: b[scores[0]] for b in found[0]["by_length"]},
+                **(more(folder) if more else {})}
+    return table
 
 
 def context(run: Runner, results: dict) -> None:
@@ -410,16 +418,8 @@ def french(run: Runner, results: dict) -> None:
     the context from the decoder's own state at prediction (d2l's ``predict_seq2seq``);
     and the beam sweep, BLEU and CPU seconds per width and length penalty, with the pairs
     where beam search loses what greedy got (one sentence BLEU against another)."""
-    table = {}
-    for reduction in FRENCH_REDUCTIONS:
-        folder = run.train(f"french_{reduction}")
-        found = run.evaluate("--model", folder, "--by-length")
-        if found:
-            table[reduction] = {
-                "bleu": found[0]["bleu"], "chrf": found[0]["chrf"],
-                "by_length": {b["label"]: b["bleu"] for b in found[0]["by_length"]},
-                **output_lengths(folder)}
-    results["loss"] = table
+    results["loss"] = reduction_table(run, "french_", FRENCH_REDUCTIONS, ("bleu", "chrf"),
+                                      output_lengths)
     folder = run.folder("french_seq")
     found = run.evaluate("--model", folder, "--context-from", "decoder")
     if found:
