@@ -4,8 +4,10 @@
 
 The figures behind docs/performance.md's "What holds it back": the GRU's transcendental
 functions against cheap operations, the two ways to write a sigmoid, strided against
-contiguous operands, and one `en`-sized per-step product for scale. Each is the fastest
-of several timed loops.
+contiguous operands, and one `en`-sized per-step product for scale; then, per call at the
+size of one `zh` step, what a GRU step's operations cost as the kernel lays them out
+(views of the gates inside a step's rows) and on contiguous arrays of the same elements,
+beside the step's product. Each is the fastest of several timed loops.
 """
 
 from __future__ import annotations
@@ -45,9 +47,7 @@ def main() -> int:
             "add (strided operand)": "np.add(w[:, :n], x, out=o)",
         }
         print(f"{what}, {x.size:,} elements:")
-        with np.errstate(over="ignore"):
-            for name, stmt in rows.items():
-                print(f"  {name:<34}{_cost(stmt, env, x.size):6.2f} ns/element")
+        _print_costs(rows, env, x.size, 1, "ns/element", 34)
     h = rng.standard_normal((128, 256)).astype(f)
     w_t = rng.standard_normal((256, 768)).astype(f)
     g = np.empty((128, 768), f)
@@ -55,7 +55,44 @@ def main() -> int:
     flops = 2 * 128 * 256 * 768
     print(f"en per-step product (128 x 256) . (256 x 768): {ns / 1e3:.0f} us, "
           f"{flops / ns:.0f} GFLOP/s")
+    zh_step(rng)
     return 0
+
+
+def zh_step(rng) -> None:
+    """Per call, one zh GRU step (64 rows, H 32): the gates' views the kernel works on
+    (r and z of a (64, 3H) product, seen gate-major) against contiguous arrays."""
+    f, N, H = np.float32, 64, 32
+
+    def draw(*shape):
+        return rng.standard_normal(shape).astype(f)
+
+    gh = draw(N, 3 * H)  # a step's product h W_hh^T
+    rz = draw(2, 10 * N, H)  # the gates of all ten steps, gate-major
+    env = {"np": np, "s": rz[:, 3 * N:4 * N], "gn": gh[:, 2 * H:],
+           "g": gh.reshape(N, 3, H)[:, :2].transpose(1, 0, 2),  # r, z columns, gate-major
+           "a": draw(2, N, H), "b": draw(2, N, H), "o": np.empty((2, N, H), f),
+           "bias": draw(H), "on": np.empty((N, H), f), "h": draw(N, H),
+           "w": draw(H, 3 * H), "p": np.empty((N, 3 * H), f)}
+    rows = {
+        "r, z -= their share of the product (views)": "np.subtract(s, g, out=s)",
+        "the same, contiguous operands": "np.subtract(a, b, out=o)",
+        "exp of r, z (a step's block of all steps')": "np.exp(s, out=s)",
+        "exp of r, z, contiguous": "np.exp(a, out=o)",
+        "n's share of the product + b_hn (view)": "np.add(gn, bias, out=on)",
+        "the same, contiguous": "np.add(h, bias, out=on)",
+        "the step's product (64 x 32) . (32 x 96)": "np.matmul(h, w, out=p)",
+    }
+    print(f"zh step, {N} rows, H {H}, per call:")
+    _print_costs(rows, env, 1, 1e3, "us", 46)
+
+
+def _print_costs(rows: dict, env: dict, elements: int, scale: float, unit: str,
+                 width: int) -> None:
+    """One line per row: its name and its cost (ns per element) / ``scale`` in ``unit``."""
+    with np.errstate(over="ignore"):
+        for name, stmt in rows.items():
+            print(f"  {name:<{width}}{_cost(stmt, env, elements) / scale:6.2f} {unit}")
 
 
 if __name__ == "__main__":

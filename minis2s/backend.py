@@ -57,6 +57,45 @@ def overflow_ignored():
     return numpy.errstate(over="ignore")
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BELOW = 32 << 20  # glibc's largest mmap threshold on 64-bit machines: 32 MiB
+_freed_memory_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask the C library's allocator to keep the memory a training step frees, for the
+    next step to use again; returns whether it could (glibc on Linux), once per process.
+
+    A step makes and drops the same large temporaries every time (gates, factors,
+    logits: up to ~10 MB each at `big`). By default glibc gives large freed blocks back
+    to the system (unmapping them, or trimming the top of its heap) and takes fresh
+    pages for the next, and every fresh page costs a page fault when first written
+    (docs/performance.md, "Changes, predicted and measured", has what that cost). With
+    this, blocks up to 32 MiB come from the heap and the heap is not trimmed, so the
+    freed blocks are there for the next step. The process's peak memory stays what it
+    was; it just does not shrink between steps. Elsewhere (macOS, Windows, musl) this
+    does nothing.
+    """
+    global _freed_memory_kept
+    if _freed_memory_kept:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl ignores these
+            return False
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    # a fixed mmap threshold stops glibc raising it by itself; the trim threshold at
+    # its largest keeps freed memory at the top of the heap
+    _freed_memory_kept = bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BELOW)
+                              and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _freed_memory_kept
+
+
 def to_numpy(x: Any) -> numpy.ndarray:
     """Copy an array of either backend to a NumPy array (no copy for NumPy input)."""
     if type(x).__module__.startswith("cupy"):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backend import Backend, to_numpy
+from ..backend import Backend, keep_freed_memory, to_numpy
 from ..data import Batch, Part, TranslationData, iterate_batches
 from ..model import (
     ModelConfig,
@@ -100,6 +100,8 @@ class Trainer:
     ranks: Ranks = SINGLE  # the processes training this model together
 
     def __post_init__(self):
+        if self.backend.name == "numpy":
+            keep_freed_memory()  # a step's temporaries reused, not mapped afresh each step
         if self.params is None:
             self.params = init_params(self.cfg, self.backend, np.random.default_rng(self.seed))
         self.grads = self.params.zeros_like()
