@@ -69,15 +69,16 @@ def zh_step(rng) -> None:
 
     gh = draw(N, 3 * H)  # a step's product h W_hh^T
     rz = draw(2, 10 * N, H)  # the gates of all ten steps, gate-major
-    env = {"np": np, "s": rz[:, 3 * N:4 * N], "gn": gh[:, 2 * H:],
+    out = np.empty_like(rz)  # written, not read: the inputs stay as drawn
+    env = {"np": np, "s": rz[:, 3 * N:4 * N], "t": out[:, 3 * N:4 * N], "gn": gh[:, 2 * H:],
            "g": gh.reshape(N, 3, H)[:, :2].transpose(1, 0, 2),  # r, z columns, gate-major
            "a": draw(2, N, H), "b": draw(2, N, H), "o": np.empty((2, N, H), f),
            "bias": draw(H), "on": np.empty((N, H), f), "h": draw(N, H),
            "w": draw(H, 3 * H), "p": np.empty((N, 3 * H), f)}
     rows = {
-        "r, z -= their share of the product (views)": "np.subtract(s, g, out=s)",
+        "r, z -= their share of the product (views)": "np.subtract(s, g, out=t)",
         "the same, contiguous operands": "np.subtract(a, b, out=o)",
-        "exp of r, z (a step's block of all steps')": "np.exp(s, out=s)",
+        "exp of r, z (a step's block of all steps')": "np.exp(s, out=t)",
         "exp of r, z, contiguous": "np.exp(a, out=o)",
         "n's share of the product + b_hn (view)": "np.add(gn, bias, out=on)",
         "the same, contiguous": "np.add(h, bias, out=on)",

@@ -18,8 +18,9 @@ Everything a wave touches is stored *skewed*, wave-major: layer k's step t lives
 block ``[w]``. The state is stored one slot later (layer k's h0 at ``[k, k]``), so the
 state a step starts from is ``hs[w]`` and the one it makes ``hs[w + 1]``. Packed
 sequences are laid out padded here (every step has N row slots, a finished sequence's
-slots computed and thrown away); their rows are zero where they come in and their
-gradient is exactly zero, so they change no sum. tests/test_wavefront.py holds every
+slots computed and thrown away); what they hold stays finite (layer 0's are zero where
+they come in, those above carry biases and what came from below) and their gradient is
+exactly zero, so they change no sum. tests/test_wavefront.py holds every
 output and gradient equal to :func:`minis2s.ops.stack_forward` /
 :func:`~minis2s.ops.stack_backward`'s to 1e-12 in float64.
 """

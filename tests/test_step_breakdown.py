@@ -58,6 +58,7 @@ def test_the_cell_is_put_back_when_a_step_fails():
 def test_thread_halves_times_every_way(corpus):
     """benchmarks/thread_halves.py, the trial behind the two-threads row of
     docs/performance.md: it runs, and prints a time for each way it compares."""
+    pytest.importorskip("threadpoolctl")  # the mpi extra's, which the trial needs
     halves = importlib.import_module("thread_halves")
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
