@@ -1,0 +1,65 @@
+"""benchmarks/compiled_gru.py, the compiled GRU forward behind a row of
+docs/performance.md: it computes what the NumPy kernel computes (to float32 rounding),
+its cache serves the NumPy backward, and its gates saturate exactly. Needs numba."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minis2s.ops import GRU, State
+from minis2s.ops.gru import gru_layer_backward, gru_layer_forward
+from minis2s.ops.recurrent import schedule
+
+pytest.importorskip("numba")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+compiled = importlib.import_module("compiled_gru")
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_same_states_gates_and_gradients_as_numpy(case):
+    name, layer = list(compiled.cases(np.random.default_rng(case)))[case]
+    hs, cache = compiled.compiled_layer_forward(*layer)
+    hs_np, cache_np = gru_layer_forward(*layer)
+    for field in ("hs", "rz", "n", "ghn"):
+        np.testing.assert_allclose(getattr(cache, field), getattr(cache_np, field), rtol=0,
+                                   atol=2e-6, err_msg=f"{name}: {field}")
+    dhs = np.random.default_rng(9).standard_normal(hs.shape).astype(np.float32)
+    got, want = gru_layer_backward(dhs, None, cache), gru_layer_backward(dhs, None, cache_np)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got[1].h, want[1].h, rtol=1e-4, atol=1e-5)
+    for key in want[2]:
+        np.testing.assert_allclose(got[2][key], want[2][key], rtol=1e-4, atol=1e-4)
+
+
+def test_saturated_gates_are_exact():
+    """Pre-activations far past exp's float32 range: r and z come out 0 or 1 where
+    NumPy's do, n as NumPy's, and nothing is NaN or infinite."""
+    _, (gi, state0, w, b, sched) = next(compiled.cases(np.random.default_rng(3)))
+    gi = gi * np.float32(1e4)
+    _, cache = compiled.compiled_layer_forward(gi, state0, w, b, sched)
+    _, cache_np = gru_layer_forward(gi, state0, w, b, sched)
+    assert np.all(np.isfinite(cache.hs))
+    np.testing.assert_array_equal(np.round(cache.rz), np.round(cache_np.rz))
+    np.testing.assert_allclose(cache.n, cache_np.n, rtol=0, atol=1e-6)
+
+
+def test_float64_keeps_the_numpy_kernel():
+    cell = compiled.with_compiled_forward(GRU)
+    rng = np.random.default_rng(4)
+    gi = rng.standard_normal((12, 9))
+    w, b, h0 = rng.standard_normal((9, 3)), rng.standard_normal(9), np.zeros((4, 3))
+    sched = schedule(3, 4, None, False)
+    hs, _ = cell.layer_forward(gi, State(h0), w, b, sched)
+    np.testing.assert_array_equal(hs, gru_layer_forward(gi, State(h0), w, b, sched)[0])
+    assert hs.dtype == np.float64
+
+
+def test_the_timing_runs(capsys):
+    assert compiled.main(["--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    for case in ("padded (encoder)", "packed (decoder)"):
+        assert f"  {case}: NumPy " in out
