@@ -1,12 +1,13 @@
-"""A trial kept for its measurements: one GRU layer's forward compiled with Numba, timed
-against minis2s's NumPy kernel (:func:`minis2s.ops.gru.gru_layer_forward`).
+"""A trial kept for its measurements: one GRU layer's forward and backward compiled with
+Numba, timed against minis2s's NumPy kernels (:mod:`minis2s.ops.gru`).
 
     pip install numba
     python benchmarks/compiled_gru.py [--repeats 300] [--step PRESET [--data PATH]]
 
 With ``--step`` it times whole training steps of the preset on one batch instead
 (forward and backward, as ``benchmarks/step_breakdown.py`` does), alternating the NumPy
-kernel and the compiled forward in the model's GRU (the backward stays NumPy's).
+kernels, the compiled forward (the backward NumPy's) and both compiled in the model's
+GRU.
 
 The kernel is one call per layer. Each step is OpenBLAS's product h W_hh^T (Numba's
 ``np.dot``) and then a few fused loops over the step's rows, in which ``exp`` is written
@@ -16,10 +17,11 @@ r = v - k ln 2, p the degree-6 Taylor polynomial, 2^k made from its exponent bit
 measured: Numba's NumPy error model (Python's tests every divisor for zero and keeps the
 divisions scalar), loops that read and write few distinct arrays (with many, or with two
 views of one buffer, the compiler cannot rule out overlap and does not vectorise), and
-scratch arrays made once per call. It fills the same cache as the NumPy kernel, so
-:func:`~minis2s.ops.gru.gru_layer_backward` can run on it; tests/test_compiled_gru.py
-holds its outputs to the NumPy kernel's within float32 rounding. float32 only: a float64
-kernel would use the exact ``exp``.
+scratch arrays made once per call. The forward fills the same cache as the NumPy kernel,
+so either backward runs on it; the backward's time loop is compiled, its weight
+gradients one NumPy product as the kernel's. tests/test_compiled_gru.py holds both to
+the NumPy kernels within float32 rounding. float32 only: a float64 kernel would use the
+exact ``exp``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import timeit
 import numpy as np
 
 from minis2s.ops import State
-from minis2s.ops.gru import GRULayerCache, gru_layer_forward
-from minis2s.ops.recurrent import schedule
+from minis2s.ops.gru import GRULayerCache, gru_layer_backward, gru_layer_forward
+from minis2s.ops.recurrent import previous_rows, schedule
 
 try:
     import numba
@@ -102,27 +104,76 @@ def _compile():
                     hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
             h = hs[lo:lo + n]
 
-    return forward
+    @njit
+    def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh, dgin):
+        H = hprev.shape[1]
+        back = np.empty((dh.shape[0], H), F)
+        for s in range(offsets.size - 1, -1, -1):
+            lo, n = offsets[s], sizes[s]
+            if has_dhs:
+                for i in range(n):  # from above, and from the next step (carried)
+                    for j in range(H):
+                        dh[i, j] += dhs[lo + i, j]
+            for i in range(n):  # da_n = dh (1 - z)(1 - n²), da_z = dh (hprev - n) z (1 - z)
+                for j in range(H):
+                    z, nn = rz[1, lo + i, j], n_out[lo + i, j]
+                    d = dh[i, j]
+                    dgin[lo + i, j] = d * (ONE - z) * (ONE - nn * nn)
+                    dgh[lo + i, H + j] = d * (hprev[lo + i, j] - nn) * z * (ONE - z)
+                    dh[i, j] = d * z  # to hprev directly; the product's share below
+            for i in range(n):  # da_r = da_n ghn r (1 - r); dgh_n = da_n r
+                for j in range(H):
+                    r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
+                    dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (ONE - r)
+                    dgh[lo + i, 2 * H + j] = da_n * r
+            np.dot(dgh[lo:lo + n], weight_hh, back[:n])
+            for i in range(n):
+                for j in range(H):
+                    dh[i, j] += back[i, j]
+
+    return forward, backward
 
 
-_FORWARD = None
+_KERNELS = None
+
+
+def _kernels():
+    global _KERNELS
+    if numba is None:
+        raise RuntimeError("this trial needs numba: pip install numba")
+    if _KERNELS is None:
+        _KERNELS = _compile()
+    return _KERNELS
 
 
 def compiled_layer_forward(gi, state0: State, weight_hh, bias_hh, sched):
     """:func:`~minis2s.ops.gru.gru_layer_forward`'s arguments and results (float32, no
     probe), computed by the compiled kernel."""
-    global _FORWARD
-    if numba is None:
-        raise RuntimeError("this trial needs numba: pip install numba")
-    if _FORWARD is None:
-        _FORWARD = _compile()
     M, H = gi.shape[0], weight_hh.shape[1]
     hs, n, ghn = (np.empty((M, H), F) for _ in range(3))
     rz = np.empty((2, M, H), F)
-    _FORWARD(gi, state0.h, np.ascontiguousarray(weight_hh.T), bias_hh,
+    _kernels()[0](gi, state0.h, np.ascontiguousarray(weight_hh.T), bias_hh,
              np.asarray(sched.offsets, np.int64), np.asarray(sched.sizes, np.int64), hs, rz,
              n, ghn)
     return hs, GRULayerCache(state0.h, hs, rz, n, ghn, weight_hh, sched)
+
+
+def compiled_layer_backward(dhs, dstate_last, cache):
+    """:func:`~minis2s.ops.gru.gru_layer_backward`'s arguments and results (float32, no
+    record), the time loop compiled."""
+    h0, hs, rz, n, ghn, weight_hh, sched = cache
+    M, H = hs.shape
+    hprev = previous_rows(h0, hs, sched)
+    dh = np.zeros((h0.shape[0], H), F)
+    if dstate_last is not None:
+        dh += dstate_last.h
+    dgh, dgin = np.empty((M, 3 * H), F), np.empty((M, H), F)
+    _kernels()[1](hs if dhs is None else dhs, dhs is not None, dh, hprev, rz, n, ghn,
+                  np.ascontiguousarray(weight_hh), np.asarray(sched.offsets, np.int64),
+                  np.asarray(sched.sizes, np.int64), dgh, dgin)
+    grads = {"weight_hh": dgh.T @ hprev, "bias_hh": dgh.sum(axis=0)}
+    dgh[:, 2 * H:] = dgin  # gi's gradient: r and z as gh's, n not scaled by r
+    return dgh, State(dh), grads
 
 
 def cases(rng, T=10, N=64, H=32):
@@ -139,22 +190,29 @@ def cases(rng, T=10, N=64, H=32):
         yield name, (gi, State(h0), weight_hh, bias_hh, schedule(T, N, bs, False))
 
 
-def with_compiled_forward(cell):
-    """``cell`` (the GRU) with the compiled forward where it applies (float32 NumPy
-    arrays, no probe), its own elsewhere."""
-    own = cell.layer_forward
+def with_compiled(cell, backward: bool = True):
+    """``cell`` (the GRU) with the compiled forward (and, with ``backward``, backward)
+    where they apply (float32 NumPy arrays, no probe, nothing recorded), its own
+    elsewhere."""
+    own_forward, own_backward = cell.layer_forward, cell.layer_backward
 
     def layer_forward(gi, state0, weight_hh, bias_hh, sched, probe=None):
         if probe is None and isinstance(gi, np.ndarray) and gi.dtype == F:
             return compiled_layer_forward(gi, state0, weight_hh, bias_hh, sched)
-        return own(gi, state0, weight_hh, bias_hh, sched, probe)
+        return own_forward(gi, state0, weight_hh, bias_hh, sched, probe)
 
-    return cell._replace(layer_forward=layer_forward)
+    def layer_backward(dhs, dstate_last, cache, record=None):
+        if record is None and isinstance(cache.hs, np.ndarray) and cache.hs.dtype == F:
+            return compiled_layer_backward(dhs, dstate_last, cache)
+        return own_backward(dhs, dstate_last, cache, record)
+
+    return cell._replace(layer_forward=layer_forward,
+                         layer_backward=layer_backward if backward else own_backward)
 
 
 def time_steps(preset_name: str, data_path, repeats: int) -> None:
-    """Median training steps (forward and backward) on one batch, NumPy's GRU forward
-    and the compiled one alternating."""
+    """Median training steps (forward and backward) on one batch, alternating NumPy's GRU
+    kernels, the compiled forward, and the compiled forward and backward."""
     import statistics
 
     from step_breakdown import PARTS, step, trainer_and_batch
@@ -162,7 +220,8 @@ def time_steps(preset_name: str, data_path, repeats: int) -> None:
     from minis2s.ops import CELLS
 
     trainer, batch = trainer_and_batch(preset_name, data_path)
-    cells = {"NumPy": CELLS["gru"], "compiled": with_compiled_forward(CELLS["gru"])}
+    cells = {"NumPy": CELLS["gru"], "forward": with_compiled(CELLS["gru"], backward=False),
+             "both": with_compiled(CELLS["gru"])}
     times = {impl: {p: [] for p in PARTS} for impl in cells}
     try:
         for _ in range(repeats + 1):
@@ -175,8 +234,18 @@ def time_steps(preset_name: str, data_path, repeats: int) -> None:
           "alternating steps (ms)")
     for impl, parts in times.items():
         med = {p: statistics.median(v[1:]) for p, v in parts.items()}
-        print(f"  {impl:<9} forward {med['forward']:.3f}, backward {med['backward']:.3f}, "
+        print(f"  {impl:<8} forward {med['forward']:.3f}, backward {med['backward']:.3f}, "
               f"step {sum(med.values()):.3f}")
+
+
+def _layer_times(layer, dhs, cache, repeats: int) -> dict:
+    """µs per call, fastest of 5 loops, of each kernel on one layer."""
+    runs = {("forward", "NumPy"): lambda: gru_layer_forward(*layer),
+            ("forward", "compiled"): lambda: compiled_layer_forward(*layer),
+            ("backward", "NumPy"): lambda: gru_layer_backward(dhs, None, cache),
+            ("backward", "compiled"): lambda: compiled_layer_backward(dhs, None, cache)}
+    return {key: min(timeit.repeat(fn, number=repeats, repeat=5)) / repeats * 1e6
+            for key, fn in runs.items()}
 
 
 def main(argv=None) -> int:
@@ -192,17 +261,17 @@ def main(argv=None) -> int:
     if args.step:
         time_steps(args.step, args.data, args.repeats)
         return 0
-    print(f"one GRU layer forward, T 10, N 64, H 32, float32, numba {numba.__version__}; "
-          f"fastest of 5 loops of {args.repeats} (us)")
+    print(f"one GRU layer, T 10, N 64, H 32, float32, numba {numba.__version__}; fastest of "
+          f"5 loops of {args.repeats} (us)")
     for name, layer in cases(np.random.default_rng(0)):
-        compiled_layer_forward(*layer)  # compiles once
-        times = {}
-        for impl, fn in (("NumPy", gru_layer_forward), ("compiled", compiled_layer_forward)):
-            loops = timeit.repeat(lambda fn=fn, layer=layer: fn(*layer), number=args.repeats,
-                                  repeat=5)
-            times[impl] = min(loops) / args.repeats * 1e6
-        print(f"  {name}: NumPy {times['NumPy']:.1f}, compiled {times['compiled']:.1f} "
-              f"({times['NumPy'] / times['compiled']:.2f}x)")
+        hs, cache = compiled_layer_forward(*layer)  # compiles once
+        dhs = np.ones_like(hs)
+        compiled_layer_backward(dhs, None, cache)
+        times = _layer_times(layer, dhs, cache, args.repeats)
+        for way in ("forward", "backward"):
+            numpy_us, compiled_us = times[way, "NumPy"], times[way, "compiled"]
+            print(f"  {name} {way}: NumPy {numpy_us:.1f}, compiled {compiled_us:.1f} "
+                  f"({numpy_us / compiled_us:.2f}x)")
     return 0
 
 

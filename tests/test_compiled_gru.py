@@ -1,6 +1,7 @@
-"""benchmarks/compiled_gru.py, the compiled GRU forward behind a row of
-docs/performance.md: it computes what the NumPy kernel computes (to float32 rounding),
-its cache serves the NumPy backward, and its gates saturate exactly. Needs numba."""
+"""benchmarks/compiled_gru.py, the compiled GRU kernels behind a row of
+docs/performance.md: they compute what the NumPy kernels compute (to float32 rounding),
+the forward's cache serves either backward, and the gates saturate exactly. Needs
+numba."""
 
 import importlib
 import sys
@@ -27,12 +28,28 @@ def test_same_states_gates_and_gradients_as_numpy(case):
     for field in ("hs", "rz", "n", "ghn"):
         np.testing.assert_allclose(getattr(cache, field), getattr(cache_np, field), rtol=0,
                                    atol=2e-6, err_msg=f"{name}: {field}")
-    dhs = np.random.default_rng(9).standard_normal(hs.shape).astype(np.float32)
-    got, want = gru_layer_backward(dhs, None, cache), gru_layer_backward(dhs, None, cache_np)
+    rng = np.random.default_rng(9)
+    dhs = rng.standard_normal(hs.shape).astype(np.float32)
+    dlast = State(rng.standard_normal(layer[1].h.shape).astype(np.float32))
+    want = gru_layer_backward(dhs, dlast, cache_np)
+    for got in (gru_layer_backward(dhs, dlast, cache),  # the NumPy backward on its cache
+                compiled.compiled_layer_backward(dhs, dlast, cache),
+                compiled.compiled_layer_backward(dhs, dlast, cache_np)):
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[1].h, want[1].h, rtol=1e-4, atol=1e-5)
+        for key in want[2]:
+            np.testing.assert_allclose(got[2][key], want[2][key], rtol=1e-4, atol=1e-4)
+
+
+def test_backward_from_the_last_state_alone():
+    """No gradient from the outputs (dhs None), as the encoder's top layer may get."""
+    _, layer = next(compiled.cases(np.random.default_rng(5)))
+    _, cache = gru_layer_forward(*layer)
+    dlast = State(np.ones_like(layer[1].h))
+    got = compiled.compiled_layer_backward(None, dlast, cache)
+    want = gru_layer_backward(None, dlast, cache)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got[1].h, want[1].h, rtol=1e-4, atol=1e-5)
-    for key in want[2]:
-        np.testing.assert_allclose(got[2][key], want[2][key], rtol=1e-4, atol=1e-4)
 
 
 def test_saturated_gates_are_exact():
@@ -47,19 +64,22 @@ def test_saturated_gates_are_exact():
     np.testing.assert_allclose(cache.n, cache_np.n, rtol=0, atol=1e-6)
 
 
-def test_float64_keeps_the_numpy_kernel():
-    cell = compiled.with_compiled_forward(GRU)
+def test_float64_keeps_the_numpy_kernels():
+    cell = compiled.with_compiled(GRU)
     rng = np.random.default_rng(4)
     gi = rng.standard_normal((12, 9))
     w, b, h0 = rng.standard_normal((9, 3)), rng.standard_normal(9), np.zeros((4, 3))
     sched = schedule(3, 4, None, False)
-    hs, _ = cell.layer_forward(gi, State(h0), w, b, sched)
+    hs, cache = cell.layer_forward(gi, State(h0), w, b, sched)
     np.testing.assert_array_equal(hs, gru_layer_forward(gi, State(h0), w, b, sched)[0])
     assert hs.dtype == np.float64
+    dgi = cell.layer_backward(hs, None, cache)[0]
+    np.testing.assert_array_equal(dgi, gru_layer_backward(hs, None, cache)[0])
 
 
 def test_the_timing_runs(capsys):
     assert compiled.main(["--repeats", "2"]) == 0
     out = capsys.readouterr().out
     for case in ("padded (encoder)", "packed (decoder)"):
-        assert f"  {case}: NumPy " in out
+        for way in ("forward", "backward"):
+            assert f"  {case} {way}: NumPy " in out
