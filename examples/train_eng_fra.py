@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from minis2s import compiled
 from minis2s.backend import get_backend
 from minis2s.bleu import bleu
 from minis2s.decode import translate
@@ -49,6 +50,11 @@ def main(argv=None) -> int:
     def warn(message):
         print(f"minis2s: {message}", file=sys.stderr)
 
+    try:
+        compiled.from_environment()  # MINIS2S_KERNELS=compiled: the GRU's loops compiled
+    except compiled.CompiledError as exc:
+        warn(f"error: {exc}")
+        return 2
     for number, model in enumerate(args.models):
         try:
             preset = get_preset(args.preset).with_overrides(epochs=args.epochs, model=model,

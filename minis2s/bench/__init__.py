@@ -37,6 +37,7 @@ import sys
 
 from ..argparsing import Parser
 from ..backend import BackendError, get_backend
+from ..compiled import CompiledError, from_environment
 from ..data import DataError
 from ..model import DECODERS
 from ..ops import CELLS
@@ -127,12 +128,13 @@ def run(args) -> int:
         if args.worker:
             return worker(args)
         refuse_a_launcher(args.ranks)
+        from_environment()  # $MINIS2S_KERNELS, checked before any run (workers read it)
         task = task_of(args)  # bad task options are said before any run
         backend = get_backend(args.backend).name  # a missing CuPy is said before any run
         bench(args.preset, args.epochs, args.repeats, args.vs_torch, args.seed, args.data,
               cell=args.cell, model=args.model, ranks=args.ranks, backend=backend,
               vs_jax=args.vs_jax, task=task, sizes=size_fields(args))
-    except (BenchError, BackendError, RankError, ConfigError, DataError) as e:
+    except (BenchError, BackendError, CompiledError, RankError, ConfigError, DataError) as e:
         if launched_rank() == 0:  # under mpiexec every rank stops; rank 0 says why
             print(f"minis2s bench: error: {e}", file=sys.stderr)
         return 2

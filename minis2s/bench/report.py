@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..compiled import runs_compiled
 from ..data import TaskSpec
 from ..presets import Preset, get_preset
 from ..wording import plural
@@ -133,6 +134,8 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
             "wall_seconds": statistics.median(x.wall_seconds for x in rs),
             "compile_seconds": statistics.median(x.compile_seconds for x in rs)}
     where = "" if backend == "numpy" else f" on the GPU ({backend})"
+    if backend == "numpy" and runs_compiled(cell):
+        where += " (its loops compiled)"
     if task is not None:
         print(f"task {task.describe()}", file=out)
     shape = f"embed {full.embed_size}, {full.num_layers} x {full.num_hiddens} units, " \

@@ -35,7 +35,8 @@ class Result:
     pure_allreduce_ms: float = 0.0  # the gradients' sum alone, ranks lined up first
     gradient_bytes: int = 0  # each rank's gradient buffer (what one sum adds up)
     device: str = "cpu"  # where it trained: cpu, or gpu
-    compile_seconds: float = 0.0  # JAX: compiling the step, before (and not in) the epochs
+    compile_seconds: float = 0.0  # compiling (JAX's step; minis2s's compiled loops), not
+    # in the epochs
     wall_seconds: float = 0.0  # the whole run: data, model, compiling and every epoch
 
 
@@ -72,6 +73,7 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int,
     """Train in this process, or as one of the ranks when started by ``mpiexec``, on
     ``backend`` (float32; under ``mpiexec`` with CuPy each rank takes its own GPU)."""
     from ..backend import get_backend
+    from ..compiled import from_environment, warm_up
     from ..train import Trainer, model_config
     from ..train.ranks import limit_blas_threads, world
 
@@ -80,13 +82,17 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int,
     if said and ranks.rank == 0:
         print(said, file=sys.stderr)
     on = get_backend(backend)
+    # $MINIS2S_KERNELS=compiled: the GRU's loops compiled before the timed epochs, as
+    # JAX's step is, and that time reported apart
+    compiling = warm_up(on.dtype) if from_environment() == "compiled" else 0.0
     trainer = Trainer(model_config(preset, data), preset, on, seed=seed, ranks=ranks)
     trainer.fit(data, epochs, progress=False)
     tokens = sum(s.tokens for s in trainer.history)
     seconds = sum(s.seconds for s in trainer.history)
     steps = trainer.opt.t
     result = Result("minis2s", tokens / seconds, trainer.history[-1].loss, peak_rss_mb(),
-                    seconds, epochs, ranks.size, 1e3 * seconds / steps, device=on.device)
+                    seconds, epochs, ranks.size, 1e3 * seconds / steps, device=on.device,
+                    compile_seconds=compiling)
     if ranks.size > 1:
         summed = np.zeros_like(trainer.grads.flat)  # what every step sums over the ranks
         result.allreduce_ms = 1e3 * trainer.allreduce_seconds / steps

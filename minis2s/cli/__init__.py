@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from ..compiled import from_environment
 from ..train.ranks import launched_rank
 from .commands import known_errors, stop_listening_to_ctrl_c
 from .parser import build_parser
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
+        from_environment()  # $MINIS2S_KERNELS: the GRU's loops in NumPy or compiled
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

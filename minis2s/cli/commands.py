@@ -38,11 +38,13 @@ def warn(message: str) -> None:
 def known_errors():
     """Errors that are the input's or the machine's fault: one line, no traceback."""
     from ..bench import BenchError
+    from ..compiled import CompiledError
     from ..exercises import ExerciseError
     from ..figures import FigureError
     from ..train import INPUT_ERRORS, RankError, TrainingError
 
-    return (*INPUT_ERRORS, BenchError, ExerciseError, FigureError, RankError, TrainingError)
+    return (*INPUT_ERRORS, BenchError, CompiledError, ExerciseError, FigureError, RankError,
+            TrainingError)
 
 
 def gradcheck(args) -> int:

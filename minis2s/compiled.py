@@ -1,0 +1,261 @@
+"""The GRU's time loops compiled with Numba: an optional path beside the NumPy kernels.
+
+    pip install 'minis2s[compiled]'
+    MINIS2S_KERNELS=compiled minis2s train ...        # or minis2s.compiled.use("compiled")
+
+At the seed's size a NumPy call costs its dispatch more than its arithmetic, and a GRU
+step is a dozen of them (docs/performance.md, "Against every peer"). Here each layer's
+whole time loop is one compiled call: per step OpenBLAS's product h W_hh^T (Numba's
+``np.dot``), then a few fused loops over the step's rows. They compute what
+:mod:`minis2s.ops.gru` computes, in the same order of steps, and fill the same cache, so
+either backward runs on either forward; tests/test_compiled.py holds them equal to the
+NumPy kernels to 1e-12 in float64.
+
+In float32 ``exp`` is written out so that the compiler can vectorise it:
+exp(v) = 2^k p(r), k = round(v / ln 2), r = v - k ln 2, p the degree-6 Taylor
+polynomial, 2^k made from its exponent bits (relative error at most 4.5e-7 as compiled);
+tanh(a) = (1 - e) / (1 + e) with e = exp(-2|a|). In float64 ``exp`` is the C library's.
+What made the loops fast, each measured: Numba's NumPy error model (its default tests
+every divisor for zero, which keeps the divisions scalar), loops that each touch few
+arrays (with many, or with two views of one buffer, the compiler cannot rule out overlap
+and does not vectorise), and scratch arrays made once per call.
+
+Only the GRU has compiled loops, and only small layers use them (:data:`MAX_ROWS_UNITS2`);
+larger ones, probes, recorded gradients and CuPy arrays go to the NumPy kernels, which
+stay the default and need nothing but NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .ops import CELLS, GRU, State
+from .ops.gru import GRULayerCache, gru_layer_backward, gru_layer_forward
+from .ops.recurrent import previous_rows, schedule
+
+ENV_VAR = "MINIS2S_KERNELS"
+KERNELS = ("numpy", "compiled")
+_EXTRA = "pip install 'minis2s[compiled]'"
+
+
+class CompiledError(RuntimeError):
+    """The compiled kernels were asked for and cannot be used here."""
+
+
+def _numba():
+    try:
+        import numba
+    except ImportError:
+        raise CompiledError(f"the compiled kernels need numba: {_EXTRA}") from None
+    return numba
+
+
+_COMPILED = {}  # dtype name -> (forward, backward)
+
+
+def _kernels(dtype):
+    """The two loops for float32 (the polynomial exp) or float64 (the C library's)."""
+    name = np.dtype(dtype).name
+    if name not in _COMPILED:
+        _COMPILED[name] = _compile(_numba(), exact=name == "float64")
+    return _COMPILED[name]
+
+
+def _compile(numba, exact: bool):
+    F = np.float32
+    ONE_BITS = np.int32(127 << 23)  # 1.0 as float32 bits: p * 1.0 = p
+    LN2_HI, LN2_LO = F(0.693145751953125), F(1.428606765330187e-06)
+    LOG2E = F(1.4426950408889634)
+    opts = {"fastmath": True, "error_model": "numpy", "cache": True}
+
+    if exact:
+        @numba.njit(inline="always", **opts)
+        def exp_parts(v):
+            """exp(v) as (p, bits): p times the float32 the bits spell (here 1)."""
+            return math.exp(v), ONE_BITS
+    else:
+        @numba.njit(inline="always", **opts)
+        def exp_parts(v):
+            """exp(v) as (p, bits): p times the float32 the bits spell, 2^k."""
+            v = min(max(v, F(-87.0)), F(88.0))
+            k = np.floor(v * LOG2E + F(0.5))
+            r = v - k * LN2_HI - k * LN2_LO  # ln 2 in two parts: k ln2_hi is exact
+            p = F(1.0 / 720)
+            p = p * r + F(1.0 / 120)
+            p = p * r + F(1.0 / 24)
+            p = p * r + F(1.0 / 6)
+            p = p * r + F(0.5)
+            p = p * r + F(1.0)
+            p = p * r + F(1.0)
+            return p, (np.int32(k) + np.int32(127)) << np.int32(23)
+
+    @numba.njit(**opts)
+    def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
+        """:func:`minis2s.ops.gru.gru_layer_forward`'s loop; fills hs, rz, n, ghn.
+        ``one`` is 1 in the arrays' float type."""
+        H, N, dt = gi.shape[1] // 3, h0.shape[0], gi.dtype
+        minus_two = -(one + one)
+        gh = np.empty((N, 3 * H), dt)  # the step's product
+        p_rz, k_rz = np.empty((N, 2 * H), dt), np.empty((N, 2 * H), np.int32)
+        g_rz = np.empty((N, 2 * H), dt)  # the step's r and z, row-major
+        p_n, k_n = np.empty((N, H), dt), np.empty((N, H), np.int32)
+        f_rz, f_n = k_rz.view(np.float32), k_n.view(np.float32)
+        h = h0
+        for s in range(offsets.size):
+            lo, n = offsets[s], sizes[s]
+            hp = h[:n]
+            np.dot(hp, w_hh_t, gh[:n])
+            for i in range(n):  # exp(-a) for r and z
+                for j in range(2 * H):
+                    p_rz[i, j], k_rz[i, j] = exp_parts(-(gi[lo + i, j] + b_hh[j] + gh[i, j]))
+            for i in range(n):  # r, z = sigmoid(a) = 1 / (1 + exp(-a))
+                for j in range(2 * H):
+                    g_rz[i, j] = one / (one + p_rz[i, j] * f_rz[i, j])
+            for i in range(n):  # the cache keeps them gate-major
+                for j in range(H):
+                    rz[0, lo + i, j] = g_rz[i, j]
+                    rz[1, lo + i, j] = g_rz[i, H + j]
+            for i in range(n):  # n's pre-activation, and exp(-2|a_n|) for its tanh
+                for j in range(H):
+                    v = gh[i, 2 * H + j] + b_hh[2 * H + j]
+                    ghn[lo + i, j] = v
+                    a = gi[lo + i, 2 * H + j] + g_rz[i, j] * v
+                    n_out[lo + i, j] = a
+                    p_n[i, j], k_n[i, j] = exp_parts(minus_two * abs(a))
+            for i in range(n):  # n = tanh(a_n); h' = n + z (h - n)
+                for j in range(H):
+                    e = p_n[i, j] * f_n[i, j]
+                    t = (one - e) / (one + e)
+                    t = t if n_out[lo + i, j] >= 0 else -t
+                    n_out[lo + i, j] = t
+                    hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
+            h = hs[lo:lo + n]
+
+    @numba.njit(**opts)
+    def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
+                 dgin, one):
+        """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh."""
+        H, dt = hprev.shape[1], hprev.dtype
+        back = np.empty((dh.shape[0], H), dt)
+        for s in range(offsets.size - 1, -1, -1):
+            lo, n = offsets[s], sizes[s]
+            if has_dhs:
+                for i in range(n):  # from above, and from the next step (carried)
+                    for j in range(H):
+                        dh[i, j] += dhs[lo + i, j]
+            for i in range(n):  # da_n = dh (1 - z)(1 - n²), da_z = dh (hprev - n) z (1 - z)
+                for j in range(H):
+                    z, nn = rz[1, lo + i, j], n_out[lo + i, j]
+                    d = dh[i, j]
+                    dgin[lo + i, j] = d * (one - z) * (one - nn * nn)
+                    dgh[lo + i, H + j] = d * (hprev[lo + i, j] - nn) * z * (one - z)
+                    dh[i, j] = d * z  # to hprev directly; the product's share below
+            for i in range(n):  # da_r = da_n ghn r (1 - r); dgh_n = da_n r
+                for j in range(H):
+                    r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
+                    dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (one - r)
+                    dgh[lo + i, 2 * H + j] = da_n * r
+            np.dot(dgh[lo:lo + n], weight_hh, back[:n])
+            for i in range(n):
+                for j in range(H):
+                    dh[i, j] += back[i, j]
+
+    return forward, backward
+
+
+def _steps(sched):
+    return (np.asarray(sched.offsets, dtype=np.int64), np.asarray(sched.sizes, dtype=np.int64))
+
+
+# The compiled loops pay where a step is small: N H² at most 128 · 32² (the seed's 64 rows
+# of 32 units: a layer 2-2.9× forward, 1.3-2.1× backward). Above it Numba's products run
+# in SciPy's OpenBLAS, whose threads and NumPy's OpenBLAS's then fight over the two cores:
+# at 64 rows of 64 units a backward took 8.9 ms against NumPy's 0.32 ms (with both BLAS
+# on one thread, 0.36 against 0.42). There the NumPy kernels run.
+MAX_ROWS_UNITS2 = 128 * 32 * 32
+
+
+def _compiles(a, rows: int, units: int) -> bool:
+    return (isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+            and rows * units * units <= MAX_ROWS_UNITS2)
+
+
+def layer_forward(gi, state0: State, weight_hh, bias_hh, sched, probe=None):
+    """:func:`~minis2s.ops.gru.gru_layer_forward`, the loop compiled (the NumPy kernel
+    for probes and CuPy arrays)."""
+    if probe is not None or not _compiles(gi, state0.h.shape[0], weight_hh.shape[1]):
+        return gru_layer_forward(gi, state0, weight_hh, bias_hh, sched, probe)
+    M, H, dt = gi.shape[0], weight_hh.shape[1], gi.dtype
+    hs, n, ghn = (np.empty((M, H), dt) for _ in range(3))
+    rz = np.empty((2, M, H), dt)
+    _kernels(dt)[0](np.ascontiguousarray(gi), np.ascontiguousarray(state0.h),
+                    np.ascontiguousarray(weight_hh.T), np.ascontiguousarray(bias_hh),
+                    *_steps(sched), hs, rz, n, ghn, dt.type(1))
+    return hs, GRULayerCache(state0.h, hs, rz, n, ghn, weight_hh, sched)
+
+
+def layer_backward(dhs, dstate_last: State | None, cache: GRULayerCache, record=None):
+    """:func:`~minis2s.ops.gru.gru_layer_backward`, the loop compiled (the NumPy kernel
+    when gradients are recorded and for CuPy arrays)."""
+    if record is not None or not _compiles(cache.hs, cache.h0.shape[0], cache.hs.shape[1]):
+        return gru_layer_backward(dhs, dstate_last, cache, record)
+    h0, hs, rz, n, ghn, weight_hh, sched = cache
+    M, H, dt = hs.shape[0], hs.shape[1], hs.dtype
+    hprev = previous_rows(h0, hs, sched)
+    dh = np.zeros((h0.shape[0], H), dt)
+    if dstate_last is not None:
+        dh += dstate_last.h
+    dgh, dgin = np.empty((M, 3 * H), dt), np.empty((M, H), dt)
+    _kernels(dt)[1](hs if dhs is None else np.ascontiguousarray(dhs), dhs is not None, dh,
+                    hprev, rz, n, ghn, np.ascontiguousarray(weight_hh), *_steps(sched), dgh,
+                    dgin, dt.type(1))
+    # weight gradients as one product over all rows, as the NumPy kernel
+    grads = {"weight_hh": dgh.T @ hprev, "bias_hh": dgh.sum(axis=0)}
+    dgh[:, 2 * H:] = dgin  # gi's gradient: r and z as gh's, n not scaled by r
+    return dgh, State(dh), grads
+
+
+COMPILED_GRU = GRU._replace(layer_forward=layer_forward, layer_backward=layer_backward)
+
+
+def use(kernels: str) -> str:
+    """Make the GRU's time loops ``kernels`` ("numpy" or "compiled") for every model of
+    this process; returns the name. "compiled" without numba is refused (CompiledError)."""
+    if kernels not in KERNELS:
+        raise CompiledError(f"{ENV_VAR} must be one of {', '.join(KERNELS)}, not {kernels!r}")
+    if kernels == "compiled":
+        _numba()
+    CELLS["gru"] = COMPILED_GRU if kernels == "compiled" else GRU
+    return kernels
+
+
+def in_use() -> str:
+    """The kernels the GRU runs now."""
+    return "compiled" if CELLS["gru"] is COMPILED_GRU else "numpy"
+
+
+def runs_compiled(cell: str) -> bool:
+    """Whether the cell of that name runs compiled loops now (on NumPy arrays)."""
+    return CELLS.get(cell) is COMPILED_GRU
+
+
+def warm_up(dtype) -> float:
+    """Compile (or load from Numba's cache) the loops for ``dtype`` now, on a tiny layer,
+    so that the first training step does not; returns the seconds it took."""
+    import time
+
+    start = time.perf_counter()
+    dt = np.dtype(dtype)
+    gi, w = np.zeros((2, 3), dt), np.zeros((3, 1), dt)
+    sched = schedule(2, 1, None, False)
+    hs, cache = layer_forward(gi, State(np.zeros((1, 1), dt)), w, np.zeros(3, dt), sched)
+    layer_backward(hs, None, cache)
+    return time.perf_counter() - start
+
+
+def from_environment() -> str:
+    """:func:`use` the kernels ``$MINIS2S_KERNELS`` names (numpy when unset)."""
+    return use(os.environ.get(ENV_VAR, "").strip() or "numpy")
