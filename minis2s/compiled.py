@@ -13,7 +13,7 @@ NumPy kernels to 1e-12 in float64.
 
 In float32 ``exp`` is written out so that the compiler can vectorise it:
 exp(v) = 2^k p(r), k = round(v / ln 2), r = v - k ln 2, p the degree-6 Taylor
-polynomial, 2^k made from its exponent bits (relative error at most 4.5e-7 as compiled);
+polynomial, 2^k made from its exponent bits (relative error at most 2.5e-7);
 tanh(a) = (1 - e) / (1 + e) with e = exp(-2|a|). In float64 ``exp`` is the C library's.
 What made the loops fast, each measured: Numba's NumPy error model (its default tests
 every divisor for zero, which keeps the divisions scalar), loops that each touch few
@@ -69,7 +69,9 @@ def _compile(numba, exact: bool):
     ONE_BITS = np.int32(127 << 23)  # 1.0 as float32 bits: p * 1.0 = p
     LN2_HI, LN2_LO = F(0.693145751953125), F(1.428606765330187e-06)
     LOG2E = F(1.4426950408889634)
-    opts = {"fastmath": True, "error_model": "numpy", "cache": True}
+    # fast-math without its no-inf and no-NaN promises (exp(-a) = inf is the sigmoid's exact
+    # limit) and without reassociation (it would lose the two-part ln 2's precision)
+    opts = {"fastmath": {"nsz", "arcp", "contract", "afn"}, "error_model": "numpy"}
 
     if exact:
         @numba.njit(inline="always", **opts)
@@ -170,11 +172,12 @@ def _steps(sched):
     return (np.asarray(sched.offsets, dtype=np.int64), np.asarray(sched.sizes, dtype=np.int64))
 
 
-# The compiled loops pay where a step is small: N H² at most 128 · 32² (the seed's 64 rows
-# of 32 units: a layer 2-2.9× forward, 1.3-2.1× backward). Above it Numba's products run
-# in SciPy's OpenBLAS, whose threads and NumPy's OpenBLAS's then fight over the two cores:
-# at 64 rows of 64 units a backward took 8.9 ms against NumPy's 0.32 ms (with both BLAS
-# on one thread, 0.36 against 0.42). There the NumPy kernels run.
+# The compiled loops pay where a step is small, as measured (2-vCPU AVX-512 EPYC): 64 rows
+# of 32 units (the seed's), a layer 2.4-2.9× forward and 1.5-1.7× backward; 128 rows of
+# 32, 2.0× and 1.3×. At 64 rows of 64 units a backward took 8.9 ms against NumPy's
+# 0.32 ms: Numba's products run in SciPy's OpenBLAS, whose threads and NumPy's
+# OpenBLAS's fight over the two cores (with both on one thread, 0.36 against 0.42). So
+# only layers with N H² up to 128 · 32² take them; the others run the NumPy kernels.
 MAX_ROWS_UNITS2 = 128 * 32 * 32
 
 
@@ -257,5 +260,7 @@ def warm_up(dtype) -> float:
 
 
 def from_environment() -> str:
-    """:func:`use` the kernels ``$MINIS2S_KERNELS`` names (numpy when unset)."""
-    return use(os.environ.get(ENV_VAR, "").strip() or "numpy")
+    """:func:`use` the kernels ``$MINIS2S_KERNELS`` names; unset, the kernels in use stay
+    (NumPy's, unless :func:`use` chose others). Returns the kernels in use."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    return use(value) if value else in_use()

@@ -40,6 +40,21 @@ def _layer(rng, dtype, T, N, batch_sizes, reverse, H=4, scale=1.0):
             schedule(T, N, batch_sizes, reverse))
 
 
+@pytest.fixture
+def ran(monkeypatch):
+    """Which compiled loops ran: "forward" and "backward", once per call."""
+    calls = []
+    real = compiled._kernels
+
+    def kernels(dtype):
+        forward, backward = real(dtype)
+        return (lambda *a: calls.append("forward") or forward(*a),
+                lambda *a: calls.append("backward") or backward(*a))
+
+    monkeypatch.setattr(compiled, "_kernels", kernels)
+    return calls
+
+
 def _compare(layer, atol, rtol=0.0, dhs="random"):
     rng = np.random.default_rng(1)
     hs, cache = compiled.layer_forward(*layer)
@@ -62,8 +77,9 @@ def _compare(layer, atol, rtol=0.0, dhs="random"):
 
 @needs_numba
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_float64_equals_the_numpy_kernels(layout):
+def test_float64_equals_the_numpy_kernels(layout, ran):
     _compare(_layer(np.random.default_rng(0), np.float64, *layout), atol=1e-12)
+    assert ran == ["forward", "backward", "backward"]  # the compiled loops did run
 
 
 @needs_numba
@@ -74,10 +90,11 @@ def test_float64_without_an_upstream_gradient():
 
 @needs_numba
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_float32_to_its_rounding(layout):
+def test_float32_to_its_rounding(layout, ran):
     layer = _layer(np.random.default_rng(3), np.float32, *layout)
     assert compiled.layer_forward(*layer)[0].dtype == np.float32
     _compare(layer, atol=2e-6, rtol=1e-6)
+    assert ran == ["forward", "forward", "backward", "backward"]
 
 
 @needs_numba
@@ -107,23 +124,21 @@ def test_probes_and_recorded_gradients_go_to_the_numpy_kernels():
 
 
 @needs_numba
-def test_large_layers_keep_the_numpy_kernels(monkeypatch):
+def test_large_layers_keep_the_numpy_kernels(ran):
     """Above MAX_ROWS_UNITS2 the NumPy kernels run (the compiled ones are not called)."""
     small = _layer(np.random.default_rng(8), np.float32, 2, 128, None, False, H=32)
     large = _layer(np.random.default_rng(8), np.float32, 2, 64, None, False, H=64)
-    calls = []
-    real = compiled._kernels
-    monkeypatch.setattr(compiled, "_kernels", lambda dt: calls.append(dt) or real(dt))
-    compiled.layer_forward(*small)
-    assert len(calls) == 1
+    hs, cache = compiled.layer_forward(*small)
+    compiled.layer_backward(hs, None, cache)
+    assert ran == ["forward", "backward"]
     hs, cache = compiled.layer_forward(*large)
     compiled.layer_backward(hs, None, cache)
-    assert len(calls) == 1
+    assert ran == ["forward", "backward"]
     np.testing.assert_array_equal(hs, gru_layer_forward(*large)[0])
 
 
 @needs_numba
-def test_a_model_trains_alike_with_either(gru_restored):
+def test_a_model_trains_alike_with_either(gru_restored, ran):
     """The seed's model in float64, packed decoder, dropout: loss and every gradient the
     same to 1e-12 whichever loops run."""
     from minis2s import gradcheck as gc
@@ -151,6 +166,7 @@ def test_a_model_trains_alike_with_either(gru_restored):
         assert compiled.in_use() == kernels
         loss, cache = seq2seq_forward(params, cfg, batch, masks)
         results[kernels] = float(loss), seq2seq_backward(1.0, cache).params
+    assert ran.count("forward") == ran.count("backward") == 4  # 2 layers, 2 stacks
     (loss_np, g_np), (loss_c, g_c) = results["numpy"], results["compiled"]
     assert abs(loss_c - loss_np) <= 1e-12 * abs(loss_np)
     for name in g_np:
@@ -159,6 +175,8 @@ def test_a_model_trains_alike_with_either(gru_restored):
 
 def test_the_environment_chooses(monkeypatch, gru_restored):
     monkeypatch.delenv(compiled.ENV_VAR, raising=False)
+    assert compiled.from_environment() == "numpy" and CELLS["gru"] is GRU
+    monkeypatch.setenv(compiled.ENV_VAR, "numpy")
     assert compiled.from_environment() == "numpy" and CELLS["gru"] is GRU
     monkeypatch.setenv(compiled.ENV_VAR, "tensor-cores")
     with pytest.raises(compiled.CompiledError, match="numpy, compiled"):
@@ -169,6 +187,9 @@ def test_the_environment_chooses(monkeypatch, gru_restored):
         assert compiled.from_environment() == "compiled"
         assert CELLS["gru"] is compiled.COMPILED_GRU
         assert compiled.runs_compiled("gru") and not compiled.runs_compiled("lstm")
+        monkeypatch.delenv(compiled.ENV_VAR)  # unset: the choice made stays
+        assert compiled.from_environment() == "compiled"
+        assert CELLS["gru"] is compiled.COMPILED_GRU
 
 
 def test_without_numba_the_extra_is_named(monkeypatch, gru_restored):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from ..compiled import ENV_VAR, in_use
 from ..presets import get_preset
 from ..train.ranks import launched_rank, launched_ranks
 from .runs import Result, bench_data, run_jax, run_minis2s, run_torch
@@ -75,7 +76,9 @@ def spawn(impl: str, preset: str, epochs: int, seed: int, data, overrides=None,
     if overrides:
         cmd += ["--overrides", json.dumps(overrides)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    # the workers run the kernels this process runs ($MINIS2S_KERNELS, or compiled.use())
+    env = {**os.environ, ENV_VAR: in_use()}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start  # end to end: the interpreter, imports, compiling
     if proc.returncode != 0:
         raise BenchError(f"{impl} run failed:\n{proc.stderr[-3000:]}")

@@ -73,18 +73,22 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int,
     """Train in this process, or as one of the ranks when started by ``mpiexec``, on
     ``backend`` (float32; under ``mpiexec`` with CuPy each rank takes its own GPU)."""
     from ..backend import get_backend
-    from ..compiled import from_environment, warm_up
+    from ..compiled import from_environment, runs_compiled, warm_up
     from ..train import Trainer, model_config
     from ..train.ranks import limit_blas_threads, world
 
     ranks = world()
+    on = get_backend(backend)
+    from_environment()
+    # compiled loops ($MINIS2S_KERNELS=compiled): compiled before the timed epochs, as
+    # JAX's step is, and that time reported apart; before the BLAS threads are limited,
+    # so that the limit reaches the BLAS that Numba loads too
+    compiling = warm_up(on.dtype) if on.name == "numpy" and runs_compiled(preset.cell) \
+        else 0.0
     said = limit_blas_threads(ranks)
     if said and ranks.rank == 0:
         print(said, file=sys.stderr)
-    on = get_backend(backend)
-    # $MINIS2S_KERNELS=compiled: the GRU's loops compiled before the timed epochs, as
-    # JAX's step is, and that time reported apart
-    compiling = warm_up(on.dtype) if from_environment() == "compiled" else 0.0
+    ranks.barrier()  # every rank done compiling before the first step
     trainer = Trainer(model_config(preset, data), preset, on, seed=seed, ranks=ranks)
     trainer.fit(data, epochs, progress=False)
     tokens = sum(s.tokens for s in trainer.history)
