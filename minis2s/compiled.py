@@ -9,7 +9,8 @@ whole time loop is one compiled call: per step OpenBLAS's product h W_hh^T (Numb
 ``np.dot``), then a few fused loops over the step's rows. They compute what
 :mod:`minis2s.ops.gru` computes, in the same order of steps, and fill the same cache, so
 either backward runs on either forward; tests/test_compiled.py holds them equal to the
-NumPy kernels to 1e-12 in float64.
+NumPy kernels to 1e-12 in float64. The loops themselves are in :mod:`.compiled_loops`,
+imported only when they are asked for; Numba keeps them compiled in its cache.
 
 In float32 ``exp`` is written out so that the compiler can vectorise it:
 exp(v) = 2^k p(r), k = round(v / ln 2), r = v - k ln 2, p the degree-6 Taylor
@@ -27,7 +28,6 @@ stay the default and need nothing but NumPy.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -53,119 +53,12 @@ def _numba():
     return numba
 
 
-_COMPILED = {}  # dtype name -> (forward, backward)
-
-
 def _kernels(dtype):
-    """The two loops for float32 (the polynomial exp) or float64 (the C library's)."""
-    name = np.dtype(dtype).name
-    if name not in _COMPILED:
-        _COMPILED[name] = _compile(_numba(), exact=name == "float64")
-    return _COMPILED[name]
+    """The two compiled loops (numba compiles them for each dtype the first time)."""
+    _numba()
+    from . import compiled_loops
 
-
-def _compile(numba, exact: bool):
-    F = np.float32
-    ONE_BITS = np.int32(127 << 23)  # 1.0 as float32 bits: p * 1.0 = p
-    LN2_HI, LN2_LO = F(0.693145751953125), F(1.428606765330187e-06)
-    LOG2E = F(1.4426950408889634)
-    # fast-math without its no-inf and no-NaN promises (exp(-a) = inf is the sigmoid's exact
-    # limit) and without reassociation (it would lose the two-part ln 2's precision)
-    opts = {"fastmath": {"nsz", "arcp", "contract", "afn"}, "error_model": "numpy"}
-
-    if exact:
-        @numba.njit(inline="always", **opts)
-        def exp_parts(v):
-            """exp(v) as (p, bits): p times the float32 the bits spell (here 1)."""
-            return math.exp(v), ONE_BITS
-    else:
-        @numba.njit(inline="always", **opts)
-        def exp_parts(v):
-            """exp(v) as (p, bits): p times the float32 the bits spell, 2^k."""
-            v = min(max(v, F(-87.0)), F(88.0))
-            k = np.floor(v * LOG2E + F(0.5))
-            r = v - k * LN2_HI - k * LN2_LO  # ln 2 in two parts: k ln2_hi is exact
-            p = F(1.0 / 720)
-            p = p * r + F(1.0 / 120)
-            p = p * r + F(1.0 / 24)
-            p = p * r + F(1.0 / 6)
-            p = p * r + F(0.5)
-            p = p * r + F(1.0)
-            p = p * r + F(1.0)
-            return p, (np.int32(k) + np.int32(127)) << np.int32(23)
-
-    @numba.njit(**opts)
-    def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
-        """:func:`minis2s.ops.gru.gru_layer_forward`'s loop; fills hs, rz, n, ghn.
-        ``one`` is 1 in the arrays' float type."""
-        H, N, dt = gi.shape[1] // 3, h0.shape[0], gi.dtype
-        minus_two = -(one + one)
-        gh = np.empty((N, 3 * H), dt)  # the step's product
-        p_rz, k_rz = np.empty((N, 2 * H), dt), np.empty((N, 2 * H), np.int32)
-        g_rz = np.empty((N, 2 * H), dt)  # the step's r and z, row-major
-        p_n, k_n = np.empty((N, H), dt), np.empty((N, H), np.int32)
-        f_rz, f_n = k_rz.view(np.float32), k_n.view(np.float32)
-        h = h0
-        for s in range(offsets.size):
-            lo, n = offsets[s], sizes[s]
-            hp = h[:n]
-            np.dot(hp, w_hh_t, gh[:n])
-            for i in range(n):  # exp(-a) for r and z
-                for j in range(2 * H):
-                    p_rz[i, j], k_rz[i, j] = exp_parts(-(gi[lo + i, j] + b_hh[j] + gh[i, j]))
-            for i in range(n):  # r, z = sigmoid(a) = 1 / (1 + exp(-a))
-                for j in range(2 * H):
-                    g_rz[i, j] = one / (one + p_rz[i, j] * f_rz[i, j])
-            for i in range(n):  # the cache keeps them gate-major
-                for j in range(H):
-                    rz[0, lo + i, j] = g_rz[i, j]
-                    rz[1, lo + i, j] = g_rz[i, H + j]
-            for i in range(n):  # n's pre-activation, and exp(-2|a_n|) for its tanh
-                for j in range(H):
-                    v = gh[i, 2 * H + j] + b_hh[2 * H + j]
-                    ghn[lo + i, j] = v
-                    a = gi[lo + i, 2 * H + j] + g_rz[i, j] * v
-                    n_out[lo + i, j] = a
-                    p_n[i, j], k_n[i, j] = exp_parts(minus_two * abs(a))
-            for i in range(n):  # n = tanh(a_n); h' = n + z (h - n)
-                for j in range(H):
-                    e = p_n[i, j] * f_n[i, j]
-                    t = (one - e) / (one + e)
-                    t = t if n_out[lo + i, j] >= 0 else -t
-                    n_out[lo + i, j] = t
-                    hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
-            h = hs[lo:lo + n]
-
-    @numba.njit(**opts)
-    def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
-                 dgin, one):
-        """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh."""
-        H, dt = hprev.shape[1], hprev.dtype
-        back = np.empty((dh.shape[0], H), dt)
-        for s in range(offsets.size - 1, -1, -1):
-            lo, n = offsets[s], sizes[s]
-            if has_dhs:
-                for i in range(n):  # from above, and from the next step (carried)
-                    for j in range(H):
-                        dh[i, j] += dhs[lo + i, j]
-            for i in range(n):  # da_n = dh (1 - z)(1 - n²), da_z = dh (hprev - n) z (1 - z)
-                for j in range(H):
-                    z, nn = rz[1, lo + i, j], n_out[lo + i, j]
-                    d = dh[i, j]
-                    dgin[lo + i, j] = d * (one - z) * (one - nn * nn)
-                    dgh[lo + i, H + j] = d * (hprev[lo + i, j] - nn) * z * (one - z)
-                    dh[i, j] = d * z  # to hprev directly; the product's share below
-            for i in range(n):  # da_r = da_n ghn r (1 - r); dgh_n = da_n r
-                for j in range(H):
-                    r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
-                    dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (one - r)
-                    dgh[lo + i, 2 * H + j] = da_n * r
-            np.dot(dgh[lo:lo + n], weight_hh, back[:n])
-            for i in range(n):
-                for j in range(H):
-                    dh[i, j] += back[i, j]
-
-    return forward, backward
+    return compiled_loops.forward, compiled_loops.backward
 
 
 def _steps(sched):

@@ -1,0 +1,125 @@
+"""The compiled loops of :mod:`minis2s.compiled` (imported only when they are asked for:
+this module needs numba). Module-level, so that Numba's cache keeps them between runs.
+
+``exp_parts(v)`` gives exp(v) as (p, bits), p times the float32 whose bits are ``bits``:
+in float32 p is a polynomial and the bits 2^k, so that the loops vectorise; in float64 p
+is the C library's exp and the bits 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+F = np.float32
+ONE_BITS = np.int32(127 << 23)  # 1.0 as float32 bits: p * 1.0 = p
+LN2_HI, LN2_LO = F(0.693145751953125), F(1.428606765330187e-06)
+LOG2E = F(1.4426950408889634)
+# fast-math without its no-inf and no-NaN promises (exp(-a) = inf is the sigmoid's exact
+# limit) and without reassociation (it would lose the two-part ln 2's precision)
+OPTS = {"fastmath": {"nsz", "arcp", "contract", "afn"}, "error_model": "numpy"}
+
+
+def exp_parts(v):
+    """exp(v) as (p, bits); compiled by the overload below, by v's type."""
+    raise NotImplementedError("only inside compiled code")
+
+
+@overload(exp_parts, inline="always", fastmath=OPTS["fastmath"])
+def _exp_parts(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        def polynomial(v):
+            """2^k p(r): k = round(v / ln 2), r = v - k ln 2, p degree-6 Taylor."""
+            v = min(max(v, F(-87.0)), F(88.0))
+            k = np.floor(v * LOG2E + F(0.5))
+            r = v - k * LN2_HI - k * LN2_LO  # ln 2 in two parts: k ln2_hi is exact
+            p = F(1.0 / 720)
+            p = p * r + F(1.0 / 120)
+            p = p * r + F(1.0 / 24)
+            p = p * r + F(1.0 / 6)
+            p = p * r + F(0.5)
+            p = p * r + F(1.0)
+            p = p * r + F(1.0)
+            return p, (np.int32(k) + np.int32(127)) << np.int32(23)
+        return polynomial
+
+    def exact(v):
+        return math.exp(v), ONE_BITS
+    return exact
+
+
+@numba.njit(cache=True, **OPTS)
+def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
+    """:func:`minis2s.ops.gru.gru_layer_forward`'s loop; fills hs, rz, n, ghn.
+    ``one`` is 1 in the arrays' float type."""
+    H, N, dt = gi.shape[1] // 3, h0.shape[0], gi.dtype
+    minus_two = -(one + one)
+    gh = np.empty((N, 3 * H), dt)  # the step's product
+    p_rz, k_rz = np.empty((N, 2 * H), dt), np.empty((N, 2 * H), np.int32)
+    g_rz = np.empty((N, 2 * H), dt)  # the step's r and z, row-major
+    p_n, k_n = np.empty((N, H), dt), np.empty((N, H), np.int32)
+    f_rz, f_n = k_rz.view(np.float32), k_n.view(np.float32)
+    h = h0
+    for s in range(offsets.size):
+        lo, n = offsets[s], sizes[s]
+        hp = h[:n]
+        np.dot(hp, w_hh_t, gh[:n])
+        for i in range(n):  # exp(-a) for r and z
+            for j in range(2 * H):
+                p_rz[i, j], k_rz[i, j] = exp_parts(-(gi[lo + i, j] + b_hh[j] + gh[i, j]))
+        for i in range(n):  # r, z = sigmoid(a) = 1 / (1 + exp(-a))
+            for j in range(2 * H):
+                g_rz[i, j] = one / (one + p_rz[i, j] * f_rz[i, j])
+        for i in range(n):  # the cache keeps them gate-major
+            for j in range(H):
+                rz[0, lo + i, j] = g_rz[i, j]
+                rz[1, lo + i, j] = g_rz[i, H + j]
+        for i in range(n):  # n's pre-activation, and exp(-2|a_n|) for its tanh
+            for j in range(H):
+                v = gh[i, 2 * H + j] + b_hh[2 * H + j]
+                ghn[lo + i, j] = v
+                a = gi[lo + i, 2 * H + j] + g_rz[i, j] * v
+                n_out[lo + i, j] = a
+                p_n[i, j], k_n[i, j] = exp_parts(minus_two * abs(a))
+        for i in range(n):  # n = tanh(a_n); h' = n + z (h - n)
+            for j in range(H):
+                e = p_n[i, j] * f_n[i, j]
+                t = (one - e) / (one + e)
+                t = t if n_out[lo + i, j] >= 0 else -t
+                n_out[lo + i, j] = t
+                hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
+        h = hs[lo:lo + n]
+
+@numba.njit(cache=True, **OPTS)
+def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
+             dgin, one):
+    """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh."""
+    H, dt = hprev.shape[1], hprev.dtype
+    back = np.empty((dh.shape[0], H), dt)
+    for s in range(offsets.size - 1, -1, -1):
+        lo, n = offsets[s], sizes[s]
+        if has_dhs:
+            for i in range(n):  # from above, and from the next step (carried)
+                for j in range(H):
+                    dh[i, j] += dhs[lo + i, j]
+        for i in range(n):  # da_n = dh (1 - z)(1 - n²), da_z = dh (hprev - n) z (1 - z)
+            for j in range(H):
+                z, nn = rz[1, lo + i, j], n_out[lo + i, j]
+                d = dh[i, j]
+                dgin[lo + i, j] = d * (one - z) * (one - nn * nn)
+                dgh[lo + i, H + j] = d * (hprev[lo + i, j] - nn) * z * (one - z)
+                dh[i, j] = d * z  # to hprev directly; the product's share below
+        for i in range(n):  # da_r = da_n ghn r (1 - r); dgh_n = da_n r
+            for j in range(H):
+                r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
+                dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (one - r)
+                dgh[lo + i, 2 * H + j] = da_n * r
+        np.dot(dgh[lo:lo + n], weight_hh, back[:n])
+        for i in range(n):
+            for j in range(H):
+                dh[i, j] += back[i, j]
+
