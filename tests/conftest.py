@@ -132,6 +132,14 @@ def _why_no_browser(reason: str) -> str:
     return reason
 
 
+def _why_no_numba(reason: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        return "numba not installed; pip install 'minis2s[compiled]'"
+    return reason
+
+
 # test module: (what it checks, the variable that makes a skip fail, why it skipped)
 OPTIONAL_CHECKS = {
     "test_parity_torch.py": ("PyTorch parity", "MINIS2S_REQUIRE_TORCH", _why_no_torch),
@@ -139,6 +147,7 @@ OPTIONAL_CHECKS = {
     "test_mpi.py": ("multi-rank training", "MINIS2S_REQUIRE_MPI", _why_no_mpi),
     "test_explore_browser.py": ("browser check of the explorer", "MINIS2S_REQUIRE_BROWSER",
                                 _why_no_browser),
+    "test_compiled.py": ("compiled-loop equality", "MINIS2S_REQUIRE_COMPILED", _why_no_numba),
 }
 _seen: dict[str, dict] = {}  # test module -> {"skipped": [reasons], "ran": bool}
 

@@ -1,10 +1,9 @@
 """minis2s.compiled: the GRU's time loops compiled with Numba equal the NumPy kernels (to
-1e-12 in float64; in float32 to its rounding, with the polynomial exp), hand probes,
-recorded gradients and other arrays to the NumPy kernels, and are switched on by
-$MINIS2S_KERNELS or use(); without numba, asking for them is a clear error."""
+1e-12 in float64; in float32 to its rounding, with the polynomial exp) and hand probes,
+recorded gradients, large layers and other arrays to the NumPy kernels. Needs numba (the
+compiled extra): without it these skip, and the run says so (MINIS2S_REQUIRE_COMPILED=1
+makes that a failure); tests/test_compiled_switch.py checks the switch."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from minis2s.ops.gru import gru_layer_backward, gru_layer_forward
 from minis2s.ops.recurrent import schedule
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_numba = pytest.mark.skipif(
-    __import__("importlib").util.find_spec("numba") is None,
-    reason="numba is not installed (pip install 'minis2s[compiled]')")
+pytest.importorskip("numba", reason="numba not installed; pip install 'minis2s[compiled]'")
 
 # (T, N, batch_sizes, reverse): padded forward, an encoder's backward direction, and
 # packed steps of shrinking size (a finished sequence's rows keep their gradient)
@@ -75,20 +72,17 @@ def _compare(layer, atol, rtol=0.0, dhs="random"):
                                        atol=atol * 100, err_msg=key)
 
 
-@needs_numba
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_float64_equals_the_numpy_kernels(layout, ran):
     _compare(_layer(np.random.default_rng(0), np.float64, *layout), atol=1e-12)
     assert ran == ["forward", "backward", "backward"]  # the compiled loops did run
 
 
-@needs_numba
 def test_float64_without_an_upstream_gradient():
     """dhs None (only the last state's gradient), as an encoder's top layer may get."""
     _compare(_layer(np.random.default_rng(2), np.float64, *LAYOUTS[0]), atol=1e-12, dhs=None)
 
 
-@needs_numba
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_float32_to_its_rounding(layout, ran):
     layer = _layer(np.random.default_rng(3), np.float32, *layout)
@@ -97,7 +91,6 @@ def test_float32_to_its_rounding(layout, ran):
     assert ran == ["forward", "forward", "backward", "backward"]
 
 
-@needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_saturated_gates_as_numpy(dtype):
     """Pre-activations far past exp's range: r, z and n as NumPy's to the last place near
@@ -110,7 +103,6 @@ def test_saturated_gates_as_numpy(dtype):
     np.testing.assert_allclose(cache.n, cache_np.n, rtol=0, atol=1.2e-7)
 
 
-@needs_numba
 def test_probes_and_recorded_gradients_go_to_the_numpy_kernels():
     layer = _layer(np.random.default_rng(5), np.float32, *LAYOUTS[2])
     probe = np.random.default_rng(6).standard_normal((layer[0].shape[0], 4)).astype(
@@ -123,7 +115,6 @@ def test_probes_and_recorded_gradients_go_to_the_numpy_kernels():
     np.testing.assert_array_equal(record, want)
 
 
-@needs_numba
 def test_large_layers_keep_the_numpy_kernels(ran):
     """Above MAX_ROWS_UNITS2 the NumPy kernels run (the compiled ones are not called)."""
     small = _layer(np.random.default_rng(8), np.float32, 2, 128, None, False, H=32)
@@ -137,7 +128,6 @@ def test_large_layers_keep_the_numpy_kernels(ran):
     np.testing.assert_array_equal(hs, gru_layer_forward(*large)[0])
 
 
-@needs_numba
 def test_a_model_trains_alike_with_either(gru_restored, ran):
     """The seed's model in float64, packed decoder, dropout: loss and every gradient the
     same to 1e-12 whichever loops run."""
@@ -173,46 +163,6 @@ def test_a_model_trains_alike_with_either(gru_restored, ran):
         np.testing.assert_allclose(g_c[name], g_np[name], rtol=0, atol=1e-12, err_msg=name)
 
 
-def test_the_environment_chooses(monkeypatch, gru_restored):
-    monkeypatch.delenv(compiled.ENV_VAR, raising=False)
-    assert compiled.from_environment() == "numpy" and CELLS["gru"] is GRU
-    monkeypatch.setenv(compiled.ENV_VAR, "numpy")
-    assert compiled.from_environment() == "numpy" and CELLS["gru"] is GRU
-    monkeypatch.setenv(compiled.ENV_VAR, "tensor-cores")
-    with pytest.raises(compiled.CompiledError, match="numpy, compiled"):
-        compiled.from_environment()
-    assert not compiled.runs_compiled("gru")
-    if __import__("importlib").util.find_spec("numba") is not None:
-        monkeypatch.setenv(compiled.ENV_VAR, "compiled")
-        assert compiled.from_environment() == "compiled"
-        assert CELLS["gru"] is compiled.COMPILED_GRU
-        assert compiled.runs_compiled("gru") and not compiled.runs_compiled("lstm")
-        monkeypatch.delenv(compiled.ENV_VAR)  # unset: the choice made stays
-        assert compiled.from_environment() == "compiled"
-        assert CELLS["gru"] is compiled.COMPILED_GRU
-
-
-def test_without_numba_the_extra_is_named(monkeypatch, gru_restored):
-    monkeypatch.setitem(sys.modules, "numba", None)  # import numba fails
-    with pytest.raises(compiled.CompiledError, match=r"minis2s\[compiled\]"):
-        compiled.use("compiled")
-    assert CELLS["gru"] is GRU  # nothing switched
-
-
-def test_the_command_refuses_an_unknown_choice():
-    env = {**os.environ, compiled.ENV_VAR: "fast", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "minis2s", "gradcheck", "--help"],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
-    assert out.returncode == 0  # --help is answered before any command runs
-    out = subprocess.run([sys.executable, "-m", "minis2s", "info", "no-such.npz"],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
-    assert out.returncode == 2
-    assert out.stderr == ("minis2s: error: MINIS2S_KERNELS must be one of numpy, compiled, "
-                          "not 'fast'\n")
-    assert "Traceback" not in out.stderr
-
-
-@needs_numba
 def test_the_benchmark_runs(capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import compiled_gru
