@@ -2,10 +2,13 @@
 clipping, Adam, each the median over repeated steps on the same batch.
 
     python benchmarks/step_breakdown.py --preset en [--repeats 30] [--data PATH] [--layers]
+                                        [--default-malloc]
 
 With ``--layers`` it also times, inside the same steps, the recurrent layers' time loops
 (every call of the cell's ``layer_forward`` and ``layer_backward``, encoder and decoder
-together), the part of forward and backward that runs step by step.
+together), the part of forward and backward that runs step by step. With ``--default-malloc`` the
+trainer leaves the C allocator as glibc sets it (no
+:func:`minis2s.backend.keep_freed_memory`), for comparing the two in fresh processes.
 
 Whole-epoch throughput on a shared machine drifts by ±25% between runs; a median over
 many steps of one fixed batch in one process is steady enough to compare two versions of
@@ -57,9 +60,14 @@ def timed_loops(name: str, spent: dict):
         CELLS[name] = cell
 
 
-def trainer_and_batch(preset_name: str, data_path):
+def trainer_and_batch(preset_name: str, data_path, keep_freed_memory: bool = True):
     """A fresh NumPy trainer of the preset (seed 0) and the first batch of its data, in
-    the order of a fixed generator: what every step here is timed on."""
+    the order of a fixed generator: what every step here is timed on. Without
+    ``keep_freed_memory`` the trainer does not ask glibc to keep freed memory."""
+    if not keep_freed_memory:
+        import minis2s.train.trainer as trainer_module
+
+        trainer_module.keep_freed_memory = lambda: False
     preset = get_preset(preset_name)
     data = bench_data(preset, data_path)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=0)
@@ -93,10 +101,12 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="en")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--data")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator at its defaults (the comparison)")
     parser.add_argument("--layers", action="store_true",
                         help="also time the recurrent layers' time loops inside the step")
     args = parser.parse_args(argv)
-    trainer, batch = trainer_and_batch(args.preset, args.data)
+    trainer, batch = trainer_and_batch(args.preset, args.data, not args.default_malloc)
     preset = trainer.preset
     times = {p: [] for p in PARTS + LOOPS}
     spent = dict.fromkeys(LOOPS, 0.0)

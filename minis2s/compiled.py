@@ -53,7 +53,7 @@ def _numba():
     return numba
 
 
-def _kernels(dtype):
+def _kernels():
     """The two compiled loops (numba compiles them for each dtype the first time)."""
     _numba()
     from . import compiled_loops
@@ -68,8 +68,9 @@ def _steps(sched):
 # The compiled loops pay where a step is small, as measured (2-vCPU AVX-512 EPYC): 64 rows
 # of 32 units (the seed's), a layer 2.4-2.9× forward and 1.5-1.7× backward; 128 rows of
 # 32, 2.0× and 1.3×. At 64 rows of 64 units a backward took 8.9 ms against NumPy's
-# 0.32 ms: Numba's products run in SciPy's OpenBLAS, whose threads and NumPy's
-# OpenBLAS's fight over the two cores (with both on one thread, 0.36 against 0.42). So
+# 0.32 ms (timed with no limit, by a script not kept): Numba's products run in SciPy's
+# OpenBLAS, whose threads and NumPy's OpenBLAS's fight over the two cores (with both on
+# one thread, 0.36 against 0.42). So
 # only layers with N H² up to 128 · 32² take them; the others run the NumPy kernels.
 MAX_ROWS_UNITS2 = 128 * 32 * 32
 
@@ -87,7 +88,7 @@ def layer_forward(gi, state0: State, weight_hh, bias_hh, sched, probe=None):
     M, H, dt = gi.shape[0], weight_hh.shape[1], gi.dtype
     hs, n, ghn = (np.empty((M, H), dt) for _ in range(3))
     rz = np.empty((2, M, H), dt)
-    _kernels(dt)[0](np.ascontiguousarray(gi), np.ascontiguousarray(state0.h),
+    _kernels()[0](np.ascontiguousarray(gi), np.ascontiguousarray(state0.h),
                     np.ascontiguousarray(weight_hh.T), np.ascontiguousarray(bias_hh),
                     *_steps(sched), hs, rz, n, ghn, dt.type(1))
     return hs, GRULayerCache(state0.h, hs, rz, n, ghn, weight_hh, sched)
@@ -105,7 +106,7 @@ def layer_backward(dhs, dstate_last: State | None, cache: GRULayerCache, record=
     if dstate_last is not None:
         dh += dstate_last.h
     dgh, dgin = np.empty((M, 3 * H), dt), np.empty((M, H), dt)
-    _kernels(dt)[1](hs if dhs is None else np.ascontiguousarray(dhs), dhs is not None, dh,
+    _kernels()[1](hs if dhs is None else np.ascontiguousarray(dhs), dhs is not None, dh,
                     hprev, rz, n, ghn, np.ascontiguousarray(weight_hh), *_steps(sched), dgh,
                     dgin, dt.type(1))
     # weight gradients as one product over all rows, as the NumPy kernel

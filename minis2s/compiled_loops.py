@@ -94,6 +94,7 @@ def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
                 hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
         h = hs[lo:lo + n]
 
+
 @numba.njit(cache=True, **OPTS)
 def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
              dgin, one):
@@ -122,4 +123,3 @@ def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes,
         for i in range(n):
             for j in range(H):
                 dh[i, j] += back[i, j]
-

@@ -43,8 +43,8 @@ def ran(monkeypatch):
     calls = []
     real = compiled._kernels
 
-    def kernels(dtype):
-        forward, backward = real(dtype)
+    def kernels():
+        forward, backward = real()
         return (lambda *a: calls.append("forward") or forward(*a),
                 lambda *a: calls.append("backward") or backward(*a))
 
@@ -89,6 +89,31 @@ def test_float32_to_its_rounding(layout, ran):
     assert compiled.layer_forward(*layer)[0].dtype == np.float32
     _compare(layer, atol=2e-6, rtol=1e-6)
     assert ran == ["forward", "forward", "backward", "backward"]
+
+
+def test_float64_equals_the_plain_reference_cell():
+    """Beside the fast kernel, the plain GRU a student reads (minis2s.ops.reference.gru,
+    one step at a time): the same states and gradients to 1e-12."""
+    from minis2s.ops.reference.gru import gru_backward, gru_forward
+
+    rng = np.random.default_rng(9)
+    T, N, D, H = 5, 3, 4, 6
+    params = {"weight_ih": rng.standard_normal((3 * H, D)), "bias_ih": rng.standard_normal(3 * H),
+              "weight_hh": rng.standard_normal((3 * H, H)), "bias_hh": rng.standard_normal(3 * H)}
+    x, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H))
+    gi = (x @ params["weight_ih"].T + params["bias_ih"]).reshape(T * N, 3 * H)
+    hs, cache = compiled.layer_forward(gi, State(h0), params["weight_hh"], params["bias_hh"],
+                                       schedule(T, N, None, False))
+    ref_hs, ref_last, caches = gru_forward(x, h0, params)
+    np.testing.assert_allclose(hs.reshape(T, N, H), ref_hs, rtol=0, atol=1e-12)
+    dhs, dlast = rng.standard_normal((T, N, H)), rng.standard_normal((N, H))
+    dgi, dh0, grads = compiled.layer_backward(dhs.reshape(T * N, H), State(dlast), cache)
+    ref_dx, ref_dh0, ref_grads = gru_backward(dhs, dlast, caches)
+    np.testing.assert_allclose((dgi @ params["weight_ih"]).reshape(T, N, D), ref_dx,
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dh0.h, ref_dh0, rtol=0, atol=1e-12)
+    for name in ("weight_hh", "bias_hh"):
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

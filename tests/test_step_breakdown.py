@@ -66,3 +66,16 @@ def test_thread_halves_times_every_way(corpus):
     for way in halves.WAYS:
         assert float(re.search(rf"  {re.escape(way)}\s+([\d.]+) ms", text.getvalue())
                      .group(1)) > 0
+
+
+def test_default_malloc_leaves_the_allocator_alone(corpus, monkeypatch):
+    """--default-malloc: the trainer does not ask for freed memory to be kept (without
+    it, it does); the comparison behind performance.md's row."""
+    import minis2s.train.trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: calls.append(1))
+    _run(["--preset", "zh", "--repeats", "1", "--data", str(corpus)])
+    assert calls == [1]
+    _run(["--preset", "zh", "--repeats", "1", "--data", str(corpus), "--default-malloc"])
+    assert calls == [1]
