@@ -97,8 +97,9 @@ def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
 
 @numba.njit(cache=True, **OPTS)
 def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
-             dgin, one):
-    """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh."""
+             dgin, dbias, one):
+    """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh, and adds
+    dgh's rows into dbias (b_hh's gradient)."""
     H, dt = hprev.shape[1], hprev.dtype
     back = np.empty((dh.shape[0], H), dt)
     for s in range(offsets.size - 1, -1, -1):
@@ -119,6 +120,9 @@ def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes,
                 r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
                 dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (one - r)
                 dgh[lo + i, 2 * H + j] = da_n * r
+        for i in range(n):  # b_hh's gradient: the sum of dgh's rows
+            for j in range(3 * H):
+                dbias[j] += dgh[lo + i, j]
         np.dot(dgh[lo:lo + n], weight_hh, back[:n])
         for i in range(n):
             for j in range(H):

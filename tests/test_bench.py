@@ -17,6 +17,8 @@ def test_bench_runs_and_reports(tiny_corpus):
                           out=out)
     text = out.getvalue()
     assert "minis2s" in text and "tokens/sec" in text and "nominal work" in text
+    assert "  machine: " in text and "  matrix products: " in text
+    assert [line.split(":")[0] for line in summary["machine"]] == ["machine", "matrix products"]
     assert summary["minis2s"]["tokens_per_sec"] > 0
     assert summary["flops_per_token"] > 0 and summary["gemm_ceiling_gflops"] > 0
     if vs_torch:

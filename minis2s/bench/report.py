@@ -16,6 +16,7 @@ from ..data import TaskSpec
 from ..presets import Preset, get_preset
 from ..wording import plural
 from .launch import BenchError, mpiexec_command, spawn
+from .machine import describe
 from .runs import BENCH_EPOCHS, Result, bench_data, have_jax, have_torch
 
 
@@ -144,12 +145,16 @@ def bench(preset: str, epochs: int | None = None, repeats: int = 2, vs_torch: bo
           f"{plural(epochs, 'epoch')} per run, "
           f"{plural(repeats, 'run')} each "
           f"(medians; peak RSS is the largest, of rank 0 under mpiexec)", file=out)
+    machine = describe()
+    for line in machine:
+        print(f"  {line}", file=out)
     for name, s in summary.items():
         compiled = f", of which compiling {s['compile_seconds']:.1f} s" \
             if s["compile_seconds"] else ""
         print(f"  {name:{width}s} {s['tokens_per_sec']:10.1f} tokens/sec  loss "
               f"{s['loss']:.4f}  peak RSS {s['peak_rss_mb']:.0f} MB  whole run "
               f"{s['wall_seconds']:.1f} s{compiled}", file=out)
+    summary["machine"] = machine
     if ranks > 1:
         summary["ranks"] = ranks_summary(results[f"minis2s-{ranks}ranks"],
                                           summary["minis2s"], ranks, out)
