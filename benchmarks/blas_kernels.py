@@ -1,15 +1,17 @@
-"""Which OpenBLAS kernels NumPy's products run, and what each set of kernels costs.
+"""Which OpenBLAS core type NumPy's products run, and what each core type costs.
 
-    python benchmarks/blas_kernels.py                      # the kernels loaded now
+    python benchmarks/blas_kernels.py                      # the core type loaded now
     python benchmarks/blas_kernels.py --cores Haswell auto [--rounds 3]
 
-OpenBLAS picks its kernels when it loads, unless ``OPENBLAS_CORETYPE`` names them, so
-each set runs in a fresh process of its own (``auto``: the variable unset, OpenBLAS's
-own choice); with ``--cores`` the processes alternate
-(A B A B ...) and the table gives each shape's fastest time over the rounds. The shapes
-are minis2s's products: the per-step recurrent products of `zh` (64 rows, 32 units) and
-`en`/`big` (128 rows, 256 units), and the products over all of a layer's rows. Needs
-threadpoolctl (the mpi extra) to name the kernels.
+OpenBLAS picks its core type (a set of kernels) when it loads, unless
+``OPENBLAS_CORETYPE`` names one, so each core type runs in a fresh process of its own
+(``auto``: the variable unset, OpenBLAS's own choice); with ``--cores`` the processes
+alternate (A B A B ...) and the table gives each shape's fastest time over the rounds.
+The shapes are those of minis2s's products: the per-step recurrent products of `zh` (64
+rows, 32 units) and `en`/`big` (128 rows, 256 units), and the products over all of a
+layer's rows; the operands here are contiguous, where the NumPy kernels pass some as
+transposed views. Needs threadpoolctl (the mpi extra) to name the core type and to limit
+the threads.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import os
 import subprocess
 import sys
 import timeit
+from contextlib import nullcontext
 
 import numpy as np
+
+from minis2s.bench.machine import ENV_CORE, openblas_libraries
 
 # (rows, inner, columns) of x @ w, with a name
 SHAPES = [
@@ -35,21 +40,21 @@ SHAPES = [
 ]
 
 
+def core_type() -> str:
+    """The core type of NumPy's OpenBLAS, as OpenBLAS reports it."""
+    libs = openblas_libraries()
+    if libs is None:
+        return "unknown (threadpoolctl is missing)"
+    return str(libs[0].get("architecture") or "unknown") if libs else "not OpenBLAS"
+
+
 def measure(threads: int | None, seconds: float) -> dict:
     """µs per product of each shape (fastest of 5 loops), in this process."""
-    from contextlib import nullcontext
-
     limit = nullcontext()
-    core = "unknown (threadpoolctl is missing)"
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+    if threads:
+        from threadpoolctl import threadpool_limits
 
-        libs = [lib for lib in threadpool_info() if "numpy" in lib.get("filepath", "")]
-        core = libs[0]["architecture"] if libs else "not OpenBLAS"
-        if threads:
-            limit = threadpool_limits(threads)
-    except ImportError:
-        pass
+        limit = threadpool_limits(threads)
     rng = np.random.default_rng(0)
     times = {}
     with limit:
@@ -58,12 +63,13 @@ def measure(threads: int | None, seconds: float) -> dict:
             b = rng.standard_normal((k, n)).astype(np.float32)
             out = np.empty((m, n), np.float32)
             number = max(1, int(seconds / (2 * m * k * n / 2e11)))
+
             def product(a=a, b=b, out=out):
                 np.matmul(a, b, out=out)
 
             best = min(timeit.repeat(product, number=number, repeat=5)) / number
             times[name] = best * 1e6
-    return {"core": core, "times": times}
+    return {"core": core_type(), "times": times}
 
 
 def table(results: dict, shapes=SHAPES) -> list[str]:
@@ -79,6 +85,10 @@ def table(results: dict, shapes=SHAPES) -> list[str]:
     return lines
 
 
+def _label(core: str) -> str:
+    return f"{ENV_CORE} unset" if core == "auto" else f"{ENV_CORE}={core}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", nargs="+", metavar="CORE",
@@ -91,31 +101,38 @@ def main(argv=None) -> int:
                         help="time per loop, about (default 0.02)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seconds <= 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--rounds and --threads must be at least 1, --seconds above 0")
+    if args.threads and openblas_libraries() is None:
+        parser.error("--threads needs threadpoolctl: pip install threadpoolctl")
     if args.worker:
         print(json.dumps(measure(args.threads, args.seconds)))
         return 0
     if not args.cores:
         result = measure(args.threads, args.seconds)
-        print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}: "
-              f"{result['core']} kernels")
+        print(f"{_label(os.environ.get(ENV_CORE) or 'auto')}: core type {result['core']}")
         print("\n".join(table({result["core"]: result})))
         return 0
     best: dict = {}
     for _ in range(args.rounds):
         for core in args.cores:
-            env = {**os.environ, "OPENBLAS_CORETYPE": core}
+            env = {**os.environ, ENV_CORE: core}
             if core == "auto":
-                del env["OPENBLAS_CORETYPE"]
+                del env[ENV_CORE]
             cmd = [sys.executable, __file__, "--worker", "--seconds", str(args.seconds)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"the process for {_label(core)} failed:\n{done.stderr.strip()}",
+                      file=sys.stderr)
+                return 1
             result = json.loads(done.stdout.splitlines()[-1])
             if core in best:
                 result["times"] = {k: min(v, best[core]["times"][k])
                                    for k, v in result["times"].items()}
             best[core] = result
-    print(", ".join(f"OPENBLAS_CORETYPE={c}: {r['core']} kernels" for c, r in best.items())
+    print(", ".join(f"{_label(c)}: core type {r['core']}" for c, r in best.items())
           + f"; fastest of {args.rounds} alternating processes")
     print("\n".join(table(best)))
     return 0

@@ -60,15 +60,17 @@ def timed_loops(name: str, spent: dict):
         CELLS[name] = cell
 
 
-def trainer_and_batch(preset_name: str, data_path, keep_freed_memory: bool = True):
-    """A fresh NumPy trainer of the preset (seed 0) and the first batch of its data, in
-    the order of a fixed generator: what every step here is timed on. Without
-    ``keep_freed_memory`` the trainer does not ask glibc to keep freed memory."""
+def trainer_and_batch(preset_name: str, data_path, keep_freed_memory: bool = True,
+                      cell: str | None = None):
+    """A fresh NumPy trainer of the preset (seed 0; its cell, or ``cell``) and the first
+    batch of its data, in the order of a fixed generator: what every step here is timed
+    on. Without ``keep_freed_memory`` the trainer does not ask glibc to keep freed
+    memory."""
     if not keep_freed_memory:
         import minis2s.train.trainer as trainer_module
 
         trainer_module.keep_freed_memory = lambda: False
-    preset = get_preset(preset_name)
+    preset = get_preset(preset_name).with_overrides(cell=cell)
     data = bench_data(preset, data_path)
     trainer = Trainer(model_config(preset, data), preset, get_backend("numpy"), seed=0)
     batch = next(iter(iterate_batches(data.train, preset.batch_size,

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         print(f"minis2s: {message}", file=sys.stderr)
 
     try:
-        compiled.from_environment()  # MINIS2S_KERNELS=compiled: the GRU's loops compiled
+        compiled.from_environment()  # MINIS2S_KERNELS=compiled: the cells' loops compiled
     except compiled.CompiledError as exc:
         warn(f"error: {exc}")
         return 2

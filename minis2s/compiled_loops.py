@@ -52,6 +52,14 @@ def _exp_parts(v):
     return exact
 
 
+@numba.njit(inline="always", **OPTS)
+def _add_rows(dst, src, lo, n):
+    """dst[:n] += src[lo:lo + n]."""
+    for i in range(n):
+        for j in range(dst.shape[1]):
+            dst[i, j] += src[lo + i, j]
+
+
 @numba.njit(cache=True, **OPTS)
 def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
     """:func:`minis2s.ops.gru.gru_layer_forward`'s loop; fills hs, rz, n, ghn.
@@ -104,10 +112,8 @@ def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes,
     back = np.empty((dh.shape[0], H), dt)
     for s in range(offsets.size - 1, -1, -1):
         lo, n = offsets[s], sizes[s]
-        if has_dhs:
-            for i in range(n):  # from above, and from the next step (carried)
-                for j in range(H):
-                    dh[i, j] += dhs[lo + i, j]
+        if has_dhs:  # from above, and from the next step (carried)
+            _add_rows(dh, dhs, lo, n)
         for i in range(n):  # da_n = dh (1 - z)(1 - n²), da_z = dh (hprev - n) z (1 - z)
             for j in range(H):
                 z, nn = rz[1, lo + i, j], n_out[lo + i, j]
@@ -127,3 +133,144 @@ def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes,
         for i in range(n):
             for j in range(H):
                 dh[i, j] += back[i, j]
+
+
+@numba.njit(inline="always", **OPTS)
+def _tanh(p, k, a, one):
+    """tanh(a) from exp(-2|a|) = p * (float32 of bits k): (1 - e) / (1 + e), a's sign."""
+    e = p * k
+    t = (one - e) / (one + e)
+    return t if a >= 0 else -t
+
+
+@numba.njit(cache=True, **OPTS)
+def lstm_forward(gi, h0, c0, w_inner_t, b_hh, offsets, sizes, hs, cs, tanh_c, acts, one):
+    """:func:`minis2s.ops.lstm.lstm_layer_forward`'s loop; fills hs, cs, tanh_c and acts
+    (gate-major, the inner order i, f, o, g). gi and b_hh are in PyTorch's order i, f, g,
+    o; w_inner_t is W_hh^T with its columns in the inner order."""
+    H, N, dt = h0.shape[1], h0.shape[0], gi.dtype
+    minus_two = -(one + one)
+    gh = np.empty((N, 4 * H), dt)  # the step's product, inner order
+    p_s, k_s = np.empty((N, 3 * H), dt), np.empty((N, 3 * H), np.int32)
+    g_s = np.empty((N, 3 * H), dt)  # the step's i, f, o, row-major
+    p_t, k_t = np.empty((N, H), dt), np.empty((N, H), np.int32)
+    g_t = np.empty((N, H), dt)  # the step's g
+    f_s, f_t = k_s.view(np.float32), k_t.view(np.float32)
+    h, c = h0, c0
+    for s in range(offsets.size):
+        lo, n = offsets[s], sizes[s]
+        hp, cp = h[:n], c[:n]
+        np.dot(hp, w_inner_t, gh[:n])
+        for q in range(3):  # exp(-a) for i, f, o (PyTorch's blocks 0, 1, 3)
+            src = q if q < 2 else 3
+            for i in range(n):
+                for j in range(H):
+                    v = gi[lo + i, src * H + j] + b_hh[src * H + j] + gh[i, q * H + j]
+                    p_s[i, q * H + j], k_s[i, q * H + j] = exp_parts(-v)
+        for i in range(n):  # i, f, o = sigmoid(a) = 1 / (1 + exp(-a))
+            for j in range(3 * H):
+                g_s[i, j] = one / (one + p_s[i, j] * f_s[i, j])
+        for i in range(n):  # g's pre-activation, and exp(-2|a_g|) for its tanh
+            for j in range(H):
+                a = gi[lo + i, 2 * H + j] + b_hh[2 * H + j] + gh[i, 3 * H + j]
+                g_t[i, j] = a
+                p_t[i, j], k_t[i, j] = exp_parts(minus_two * abs(a))
+        for i in range(n):  # g = tanh(a_g); c' = f c + i g, and exp(-2|c'|) for tanh(c')
+            for j in range(H):
+                g = _tanh(p_t[i, j], f_t[i, j], g_t[i, j], one)
+                g_t[i, j] = g
+                cc = g_s[i, H + j] * cp[i, j] + g_s[i, j] * g
+                cs[lo + i, j] = cc
+                p_t[i, j], k_t[i, j] = exp_parts(minus_two * abs(cc))
+        for i in range(n):  # h' = o tanh(c')
+            for j in range(H):
+                t = _tanh(p_t[i, j], f_t[i, j], cs[lo + i, j], one)
+                tanh_c[lo + i, j] = t
+                hs[lo + i, j] = g_s[i, 2 * H + j] * t
+        for i in range(n):  # the cache keeps the gates gate-major
+            for j in range(H):
+                acts[0, lo + i, j] = g_s[i, j]
+                acts[1, lo + i, j] = g_s[i, H + j]
+                acts[2, lo + i, j] = g_s[i, 2 * H + j]
+                acts[3, lo + i, j] = g_t[i, j]
+        h, c = hs[lo:lo + n], cs[lo:lo + n]
+
+
+@numba.njit(cache=True, **OPTS)
+def lstm_backward(dhs, has_dhs, dh, dc, hprev, cprev, acts, tanh_c, weight_hh, offsets,
+                  sizes, dgh, dbias, one):
+    """:func:`minis2s.ops.lstm.lstm_layer_backward`'s loop; fills dgh (PyTorch's order
+    i, f, g, o), dh, dc, and adds dgh's rows into dbias (b_hh's gradient)."""
+    H, dt = hprev.shape[1], hprev.dtype
+    back = np.empty((dh.shape[0], H), dt)
+    for s in range(offsets.size - 1, -1, -1):
+        lo, n = offsets[s], sizes[s]
+        if has_dhs:  # from above, and from the next step (carried)
+            _add_rows(dh, dhs, lo, n)
+        for i in range(n):  # dc += dh o (1 - tanh(c)²); da_o = dh tanh(c) o (1 - o)
+            for j in range(H):
+                o, t, d = acts[2, lo + i, j], tanh_c[lo + i, j], dh[i, j]
+                dc[i, j] += d * o * (one - t * t)
+                dgh[lo + i, 3 * H + j] = d * t * o * (one - o)
+        for i in range(n):  # da_i = dc g i (1 - i), da_g = dc i (1 - g²)
+            for j in range(H):
+                ig, g, d = acts[0, lo + i, j], acts[3, lo + i, j], dc[i, j]
+                dgh[lo + i, j] = d * g * ig * (one - ig)
+                dgh[lo + i, 2 * H + j] = d * ig * (one - g * g)
+        for i in range(n):  # da_f = dc c_prev f (1 - f); to c_prev: dc f
+            for j in range(H):
+                f, d = acts[1, lo + i, j], dc[i, j]
+                dgh[lo + i, H + j] = d * cprev[lo + i, j] * f * (one - f)
+                dc[i, j] = d * f
+        for i in range(n):  # b_hh's gradient: the sum of dgh's rows
+            for j in range(4 * H):
+                dbias[j] += dgh[lo + i, j]
+        np.dot(dgh[lo:lo + n], weight_hh, back[:n])  # to h_prev: only through the gates
+        for i in range(n):
+            for j in range(H):
+                dh[i, j] = back[i, j]
+
+
+@numba.njit(cache=True, **OPTS)
+def rnn_forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, one):
+    """:func:`minis2s.ops.rnn.rnn_layer_forward`'s loop; fills hs."""
+    H, N, dt = h0.shape[1], h0.shape[0], gi.dtype
+    minus_two = -(one + one)
+    gh = np.empty((N, H), dt)
+    p, k = np.empty((N, H), dt), np.empty((N, H), np.int32)
+    f = k.view(np.float32)
+    h = h0
+    for s in range(offsets.size):
+        lo, n = offsets[s], sizes[s]
+        np.dot(h[:n], w_hh_t, gh[:n])
+        for i in range(n):  # a = gi + b_hh + h W_hh^T, and exp(-2|a|) for its tanh
+            for j in range(H):
+                a = gi[lo + i, j] + b_hh[j] + gh[i, j]
+                gh[i, j] = a
+                p[i, j], k[i, j] = exp_parts(minus_two * abs(a))
+        for i in range(n):  # h' = tanh(a)
+            for j in range(H):
+                hs[lo + i, j] = _tanh(p[i, j], f[i, j], gh[i, j], one)
+        h = hs[lo:lo + n]
+
+
+@numba.njit(cache=True, **OPTS)
+def rnn_backward(dhs, has_dhs, dh, hs, weight_hh, offsets, sizes, da, dbias, one):
+    """:func:`minis2s.ops.rnn.rnn_layer_backward`'s loop; fills da, dh, and adds da's rows
+    into dbias (b_hh's gradient)."""
+    H, dt = hs.shape[1], hs.dtype
+    back = np.empty((dh.shape[0], H), dt)
+    for s in range(offsets.size - 1, -1, -1):
+        lo, n = offsets[s], sizes[s]
+        for i in range(n):  # da = (dh + dhs) (1 - h²): through tanh
+            for j in range(H):
+                d = dh[i, j] + dhs[lo + i, j] if has_dhs else dh[i, j]
+                h = hs[lo + i, j]
+                da[lo + i, j] = d * (one - h * h)
+        for i in range(n):
+            for j in range(H):
+                dbias[j] += da[lo + i, j]
+        np.dot(da[lo:lo + n], weight_hh, back[:n])  # to h_prev: through W_hh only
+        for i in range(n):
+            for j in range(H):
+                dh[i, j] = back[i, j]

@@ -1,4 +1,4 @@
-"""The benchmark names its machine: the CPU, and which kernels the products ran."""
+"""The benchmark names its machine: the CPU, and the OpenBLAS core type of the products."""
 
 import pytest
 
@@ -29,32 +29,42 @@ def test_the_first_processor_is_read():
     assert set(machine.AVX512) <= cpu["flags"] and "fpu" in cpu["flags"]
 
 
-def test_without_cpuinfo_the_platform_is_named():
-    cpu = machine.cpu_info("")
-    assert cpu["model"] and cpu["flags"] == set()
+def test_without_cpuinfo_the_platform_is_named(tmp_path):
+    for cpu in (machine.cpu_info(""), machine.cpu_info(path=str(tmp_path / "no-such-file"))):
+        assert cpu["model"] and cpu["flags"] == set()
 
 
-def test_avx2_kernels_forced_on_an_avx512_cpu_say_to_unset_the_variable():
+def test_an_avx2_core_type_set_on_an_avx512_cpu_says_to_unset_the_variable():
     line = machine.blas_line([lib("Haswell")], AVX512, {machine.ENV_CORE: "Haswell"})
-    assert "OpenBLAS 0.3.31, Haswell kernels (set by OPENBLAS_CORETYPE=Haswell)" in line
+    assert "OpenBLAS 0.3.31, core type Haswell (set by OPENBLAS_CORETYPE=Haswell)" in line
     assert "2 threads" in line and "unset OPENBLAS_CORETYPE" in line
 
 
-def test_avx2_kernels_chosen_by_openblas_on_an_avx512_cpu_say_which_to_set():
+def test_an_avx2_core_type_chosen_by_openblas_on_an_avx512_cpu_says_which_to_set():
     line = machine.blas_line([lib("Zen")], AVX512, {})
-    assert "Zen kernels (OpenBLAS's choice)" in line
+    assert "core type Zen (OpenBLAS's choice)" in line
     assert "set OPENBLAS_CORETYPE=SkylakeX" in line
 
 
+def test_a_variable_that_openblas_did_not_follow_is_said():
+    line = machine.blas_line([lib("Prescott")], AVX512, {machine.ENV_CORE: "SkylakeX"})
+    assert "core type Prescott (OPENBLAS_CORETYPE=SkylakeX asked for another)" in line
+
+
 @pytest.mark.parametrize("core", ["SkylakeX", "Cooperlake", "SAPPHIRERAPIDS"])
-def test_avx512_kernels_get_no_advice(core):
+def test_avx512_core_types_get_no_advice(core):
     line = machine.blas_line([lib(core)], AVX512, {})
-    assert f"{core} kernels" in line and "AVX-512" not in line
+    assert f"core type {core}" in line and "AVX-512" not in line
 
 
 def test_a_cpu_without_all_of_avx512_gets_no_advice():
     flags = AVX512 - {"avx512vl"}
     assert "AVX-512" not in machine.blas_line([lib("Haswell")], flags, {})
+
+
+def test_an_unknown_core_type_gets_no_advice():
+    line = machine.blas_line([lib(None)], AVX512, {})
+    assert "core type unknown" in line and "AVX-512" not in line
 
 
 def test_numpys_openblas_comes_first_and_other_libraries_are_left_out(monkeypatch):
@@ -68,10 +78,10 @@ def test_numpys_openblas_comes_first_and_other_libraries_are_left_out(monkeypatc
     monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
     libs = machine.openblas_libraries()
     assert libs == [lib("Haswell"), scipys]
-    assert "Haswell kernels" in machine.blas_line(libs, set(), {})
+    assert "core type Haswell" in machine.blas_line(libs, set(), {})
 
 
-def test_without_threadpoolctl_the_kernels_are_not_known():
+def test_without_threadpoolctl_the_core_type_is_not_known():
     line = machine.blas_line(None, AVX512, {machine.ENV_CORE: "Haswell"})
     assert "not known" in line and "OPENBLAS_CORETYPE=Haswell" in line
 

@@ -1,4 +1,4 @@
-"""minis2s.compiled's switch: $MINIS2S_KERNELS or use() chooses the GRU's loops, a wrong
+"""minis2s.compiled's switch: $MINIS2S_KERNELS or use() chooses the cells' loops, a wrong
 value and a missing numba are clear errors (these need no numba; tests/test_compiled.py
 checks the compiled loops themselves)."""
 
@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 
 from minis2s import compiled
-from minis2s.ops import CELLS, GRU
+from minis2s.ops import CELLS, GRU, LSTM, RNN
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def gru_restored():
-    """Whatever a test switches, the NumPy GRU afterwards."""
+def cells_restored():
+    """Whatever a test switches, the NumPy cells afterwards."""
     yield
-    CELLS["gru"] = GRU
+    CELLS.update(gru=GRU, lstm=LSTM, rnn=RNN)
 
 
-def test_the_environment_chooses(monkeypatch, gru_restored):
+def test_the_environment_chooses(monkeypatch, cells_restored):
     monkeypatch.delenv(compiled.ENV_VAR, raising=False)
     assert compiled.from_environment() == "numpy" and CELLS["gru"] is GRU
     monkeypatch.setenv(compiled.ENV_VAR, "numpy")
@@ -36,13 +36,17 @@ def test_the_environment_chooses(monkeypatch, gru_restored):
         monkeypatch.setenv(compiled.ENV_VAR, "compiled")
         assert compiled.from_environment() == "compiled"
         assert CELLS["gru"] is compiled.COMPILED_GRU
-        assert compiled.runs_compiled("gru") and not compiled.runs_compiled("lstm")
+        assert CELLS["lstm"] is compiled.COMPILED_LSTM and CELLS["rnn"] is compiled.COMPILED_RNN
+        assert all(compiled.runs_compiled(cell) for cell in ("gru", "lstm", "rnn"))
+        assert not compiled.runs_compiled("transformer")
         monkeypatch.delenv(compiled.ENV_VAR)  # unset: the choice made stays
         assert compiled.from_environment() == "compiled"
         assert CELLS["gru"] is compiled.COMPILED_GRU
+        assert compiled.use("numpy") == "numpy"  # and back, every cell
+        assert (CELLS["gru"], CELLS["lstm"], CELLS["rnn"]) == (GRU, LSTM, RNN)
 
 
-def test_without_numba_the_extra_is_named(monkeypatch, gru_restored):
+def test_without_numba_the_extra_is_named(monkeypatch, cells_restored):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba fails
     with pytest.raises(compiled.CompiledError, match=r"minis2s\[compiled\]"):
         compiled.use("compiled")

@@ -1,15 +1,15 @@
-"""What a benchmark ran on: the CPU, and which kernels NumPy's matrix products ran.
+"""What a benchmark ran on: the CPU, and the OpenBLAS core type of NumPy's products.
 
-NumPy's wheels bring OpenBLAS, which picks its kernels for the CPU when it loads, unless
-``OPENBLAS_CORETYPE`` names them. On a CPU with AVX-512 its AVX-512 kernels ("SkylakeX",
-"Cooperlake", "SapphireRapids") compute a float32 product about twice as fast as its AVX2
-ones ("Haswell", "Zen"), as measured in docs/performance.md ("Which kernels the products
-run"); an environment that sets ``OPENBLAS_CORETYPE=Haswell``, or an OpenBLAS too old to
-know the CPU, leaves that speed unused. The benchmark says which kernels ran, and says so
-when faster ones were there to be had.
+NumPy's wheels bring OpenBLAS, which picks a core type (a set of kernels) for the CPU when
+it loads, unless ``OPENBLAS_CORETYPE`` names one. On a CPU with AVX-512 its AVX-512 core
+types ("SkylakeX", "Cooperlake", "SapphireRapids") compute a float32 product 1.6-1.9x as
+fast as its AVX2 ones ("Haswell", "Zen"), as measured in docs/performance.md ("The
+products' OpenBLAS core type"); an environment that sets ``OPENBLAS_CORETYPE=Haswell``,
+or an OpenBLAS too old to know the CPU, leaves that speed unused. The benchmark says which
+core type ran, and says so when a faster one was there to be had.
 
-Which kernels OpenBLAS loaded is read with threadpoolctl (the ``mpi`` extra brings it);
-without it the line says they are not known.
+The core type OpenBLAS loaded is read with threadpoolctl (the ``mpi`` extra brings it);
+without it the line says it is not known.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import platform
 ENV_CORE = "OPENBLAS_CORETYPE"
 # the instruction sets OpenBLAS's AVX-512 kernels need
 AVX512 = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
-# OpenBLAS's x86-64 kernels that use AVX-512 (the others use AVX2 at best)
+# OpenBLAS's x86-64 core types that use AVX-512 (the others use AVX2 at best)
 AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
 
-def cpu_info(text: str | None = None) -> dict:
-    """The first processor of /proc/cpuinfo (``text`` instead, where given) as
-    {"model": name with family and model numbers, "flags": set}; where there is no such
-    file, the platform's name and no flags."""
+def cpu_info(text: str | None = None, path: str = "/proc/cpuinfo") -> dict:
+    """The first processor of ``path`` (``text`` instead, where given) as {"model": name
+    with family and model numbers, "flags": set}; where there is no such file, the
+    platform's name and no flags."""
     if text is None:
         try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError:
             text = ""
@@ -61,28 +61,39 @@ def openblas_libraries() -> list[dict] | None:
 
 
 def blas_line(libs: list[dict] | None, flags: set, environ=os.environ) -> str:
-    """One line saying which kernels the products ran, and, where the CPU has AVX-512
-    and they are AVX2 kernels, how to get the faster ones."""
-    forced = environ.get(ENV_CORE)
-    chosen = f" (set by {ENV_CORE}={forced})" if forced else " (OpenBLAS's choice)"
+    """One line saying which OpenBLAS core type the products ran, and, where the CPU has
+    AVX-512 and that core type uses AVX2 at best, how to get a faster one."""
+    asked = environ.get(ENV_CORE)
     if libs is None:
-        return ("matrix products: OpenBLAS kernels not known (threadpoolctl reads them: "
-                "pip install threadpoolctl)" + (f"; {ENV_CORE}={forced}" if forced else ""))
+        return ("matrix products: OpenBLAS core type not known (threadpoolctl reads it: "
+                "pip install threadpoolctl)" + (f"; {ENV_CORE}={asked}" if asked else ""))
     if not libs:
         return "matrix products: not OpenBLAS (NumPy's BLAS is another library)"
     lib = libs[0]
-    core = str(lib.get("architecture") or "unknown")
-    line = (f"matrix products: OpenBLAS {lib.get('version') or '?'}, {core} kernels{chosen}, "
-            f"{lib.get('num_threads', '?')} threads")
-    if all(f in flags for f in AVX512) and core.lower() not in AVX512_CORES:
-        fix = f"unset {ENV_CORE}" if forced else f"set {ENV_CORE}=SkylakeX"
-        line += (f"; this CPU has AVX-512, which these kernels leave unused: {fix} before "
-                 "Python starts for products about 2x faster")
+    core = lib.get("architecture")
+    if not asked:
+        chosen = "OpenBLAS's choice"
+    elif core and core.lower() == asked.lower():
+        chosen = f"set by {ENV_CORE}={asked}"
+    else:
+        chosen = f"{ENV_CORE}={asked} asked for another"
+    line = (f"matrix products: OpenBLAS {lib.get('version') or '?'}, core type "
+            f"{core or 'unknown'} ({chosen}), {lib.get('num_threads', '?')} threads")
+    if core and all(f in flags for f in AVX512) and core.lower() not in AVX512_CORES:
+        fix = f"unset {ENV_CORE}" if asked else f"set {ENV_CORE}=SkylakeX"
+        line += (f"; this CPU has AVX-512, which this core type leaves unused: {fix} before "
+                 "Python starts for faster products (1.6-1.9x on the AVX-512 EPYC of "
+                 "docs/performance.md)")
     return line
 
 
 def describe(environ=os.environ) -> list[str]:
-    """Lines naming the machine: the CPU, its cores, the products' kernels."""
+    """Lines naming the machine: the CPU, the CPUs this process may run on, and the
+    products' OpenBLAS core type."""
     cpu = cpu_info()
-    return [f"machine: {cpu['model']}, {os.cpu_count()} logical CPUs",
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count()
+    return [f"machine: {cpu['model']}, {usable} logical CPUs for this process",
             blas_line(openblas_libraries(), cpu["flags"], environ)]

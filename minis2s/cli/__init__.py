@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
-        from_environment()  # $MINIS2S_KERNELS: the GRU's loops in NumPy or compiled
+        from_environment()  # $MINIS2S_KERNELS: the cells' loops in NumPy or compiled
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
