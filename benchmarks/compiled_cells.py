@@ -64,7 +64,7 @@ def time_steps(preset_name: str, data_path, repeats: int, cell: str = "gru") -> 
     from step_breakdown import PARTS, step, trainer_and_batch
 
     trainer, batch = trainer_and_batch(preset_name, data_path, cell=cell)
-    plain, fast = compiled.NUMPY_CELLS[cell], compiled.COMPILED_CELLS[cell]
+    plain, fast, before = compiled.NUMPY_CELLS[cell], compiled.COMPILED_CELLS[cell], CELLS[cell]
     cells = {"NumPy": plain,
              "forward": plain._replace(layer_forward=fast.layer_forward),
              "both": fast}
@@ -75,7 +75,7 @@ def time_steps(preset_name: str, data_path, repeats: int, cell: str = "gru") -> 
                 CELLS[cell] = kernels
                 step(trainer, batch, trainer.preset, times[impl])
     finally:
-        CELLS[cell] = plain
+        CELLS[cell] = before
     print(f"preset {preset_name}, cell {cell}: one batch of {len(batch.src)} pairs, medians "
           f"of {repeats} alternating steps (ms)")
     for impl, parts in times.items():
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data")
     args = parser.parse_args(argv)
     try:
-        compiled.warm_up(F)
+        compiled.warm_up(F, [args.cell])
     except compiled.CompiledError as e:
         print(e, file=sys.stderr)
         return 1

@@ -211,7 +211,8 @@ def use(kernels: str) -> str:
 
 
 def in_use() -> str:
-    """The kernels the cells run now."""
+    """The kernels the cells run now (:func:`use` switches every cell together, so the
+    GRU's say it)."""
     return "compiled" if CELLS["gru"] is COMPILED_GRU else "numpy"
 
 
@@ -220,15 +221,16 @@ def runs_compiled(cell: str) -> bool:
     return cell in COMPILED_CELLS and CELLS.get(cell) is COMPILED_CELLS[cell]
 
 
-def warm_up(dtype) -> float:
-    """Compile (or load from Numba's cache) the loops for ``dtype`` now, on a tiny layer,
-    so that the first training step does not; returns the seconds it took."""
+def warm_up(dtype, cells=None) -> float:
+    """Compile (or load from Numba's cache) the loops of ``cells`` (names; default every
+    cell) for ``dtype`` now, on a tiny layer, so that the first training step does not;
+    returns the seconds it took."""
     import time
 
     start = time.perf_counter()
     dt = np.dtype(dtype)
     sched = schedule(2, 1, None, False)
-    for cell in COMPILED_CELLS.values():
+    for cell in (COMPILED_CELLS[name] for name in (cells or COMPILED_CELLS)):
         k = cell.gates
         h = np.zeros((1, 1), dt)
         state = State(h, h) if cell.paired else State(h)

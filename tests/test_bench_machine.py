@@ -64,7 +64,9 @@ def test_a_cpu_without_all_of_avx512_gets_no_advice():
 
 def test_an_unknown_core_type_gets_no_advice():
     line = machine.blas_line([lib(None)], AVX512, {})
-    assert "core type unknown" in line and "AVX-512" not in line
+    assert "core type unknown (OpenBLAS's choice)" in line and "AVX-512" not in line
+    line = machine.blas_line([lib(None)], AVX512, {machine.ENV_CORE: "Haswell"})
+    assert "core type unknown (OPENBLAS_CORETYPE=Haswell)" in line and "AVX-512" not in line
 
 
 def test_numpys_openblas_comes_first_and_other_libraries_are_left_out(monkeypatch):

@@ -5,7 +5,6 @@ recorded gradients, large layers and other arrays to the NumPy kernels. Needs nu
 compiled extra): without it these skip, and the run says so (MINIS2S_REQUIRE_COMPILED=1
 makes that a failure); tests/test_compiled_switch.py checks the switch."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +94,19 @@ def test_float64_equals_the_numpy_kernels(layout, cell, ran):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-def test_float64_without_an_upstream_gradient(cell):
+@pytest.mark.parametrize("layout", [LAYOUTS[0], LAYOUTS[2]])
+def test_float64_without_an_upstream_gradient(layout, cell):
     """dhs None (only the last state's gradient), as an encoder's top layer may get."""
-    _compare(_layer(np.random.default_rng(2), np.float64, *LAYOUTS[0], cell=cell),
+    _compare(_layer(np.random.default_rng(2), np.float64, *layout, cell=cell),
              atol=1e-12, dhs=None, cell=cell)
+
+
+@pytest.mark.parametrize("cells", [["lstm"], ["rnn", "gru"], None])
+def test_warm_up_runs_the_loops_of_the_cells_asked_for(cells, ran):
+    assert compiled.warm_up(np.float64, cells) >= 0
+    names = cells or ["gru", "lstm", "rnn"]
+    assert ran == [("" if c == "gru" else f"{c} ") + way for c in names
+                   for way in ("forward", "backward")]
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
@@ -230,9 +238,9 @@ def test_a_model_trains_alike_with_either(cell, cells_restored, ran):
         np.testing.assert_allclose(g_c[name], g_np[name], rtol=0, atol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_the_benchmark_runs(capsys, cell):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_the_benchmark_runs(capsys, monkeypatch, cell):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import compiled_cells
 
     assert compiled_cells.main(["--repeats", "2", "--cell", cell]) == 0

@@ -73,7 +73,9 @@ def blas_line(libs: list[dict] | None, flags: set, environ=os.environ) -> str:
     core = lib.get("architecture")
     if not asked:
         chosen = "OpenBLAS's choice"
-    elif core and core.lower() == asked.lower():
+    elif not core:
+        chosen = f"{ENV_CORE}={asked}"
+    elif core.lower() == asked.lower():
         chosen = f"set by {ENV_CORE}={asked}"
     else:
         chosen = f"{ENV_CORE}={asked} asked for another"

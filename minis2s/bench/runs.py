@@ -83,8 +83,8 @@ def run_minis2s(preset: Preset, data, epochs: int, seed: int,
     # compiled loops ($MINIS2S_KERNELS=compiled): compiled before the timed epochs, as
     # JAX's step is, and that time reported apart; before the BLAS threads are limited,
     # so that the limit reaches the BLAS that Numba loads too
-    compiling = warm_up(on.dtype) if on.name == "numpy" and runs_compiled(preset.cell) \
-        else 0.0
+    compiling = warm_up(on.dtype, [preset.cell]) \
+        if on.name == "numpy" and runs_compiled(preset.cell) else 0.0
     said = limit_blas_threads(ranks)
     if said and ranks.rank == 0:
         print(said, file=sys.stderr)
