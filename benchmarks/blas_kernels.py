@@ -9,9 +9,9 @@ OpenBLAS picks its core type (a set of kernels) when it loads, unless
 alternate (A B A B ...) and the table gives each shape's fastest time over the rounds.
 The shapes are those of minis2s's products: the per-step recurrent products of `zh` (64
 rows, 32 units) and `en`/`big` (128 rows, 256 units), and the products over all of a
-layer's rows; the operands here are contiguous, where the NumPy kernels pass some as
-transposed views. Needs threadpoolctl (the mpi extra) to name the core type and to limit
-the threads.
+layer's rows; the operands are contiguous, and the per-step h W_hh^T also as the NumPy
+GRU kernel reads it, through the transposed view of W_hh. Needs threadpoolctl (the mpi
+extra) to name the core type and to limit the threads.
 """
 
 from __future__ import annotations
@@ -28,12 +28,16 @@ import numpy as np
 
 from minis2s.bench.machine import ENV_CORE, openblas_libraries
 
-# (rows, inner, columns) of x @ w, with a name
+# (rows, inner, columns) of x @ w, with a name; w is contiguous, or (a last field True)
+# the transposed view of a contiguous (columns, inner) array, as the NumPy GRU kernel
+# reads W_hh^T
 SHAPES = [
     ("zh step, h W_hh^T", 64, 32, 96),
+    ("zh step, h W_hh^T (view)", 64, 32, 96, True),
     ("zh step, dgh W_hh", 64, 96, 32),
     ("zh layer, dgh^T hprev", 96, 640, 32),
     ("en step, h W_hh^T", 128, 256, 768),
+    ("en step, h W_hh^T (view)", 128, 256, 768, True),
     ("en step, dgh W_hh", 128, 768, 256),
     ("en layer, x W_ih^T", 1152, 256, 768),
     ("en layer, dgi^T x", 768, 1152, 256),
@@ -48,6 +52,14 @@ def core_type() -> str:
     return str(libs[0].get("architecture") or "unknown") if libs else "not OpenBLAS"
 
 
+def operands(rng, m: int, k: int, n: int, view: bool = False):
+    """x (m, k) and w (k, n), float32; with ``view`` w is the transposed view of a
+    contiguous (n, k) array."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if view else (k, n)).astype(np.float32)
+    return a, (b.T if view else b)
+
+
 def measure(threads: int | None, seconds: float) -> dict:
     """µs per product of each shape (fastest of 5 loops), in this process."""
     limit = nullcontext()
@@ -58,9 +70,8 @@ def measure(threads: int | None, seconds: float) -> dict:
     rng = np.random.default_rng(0)
     times = {}
     with limit:
-        for name, m, k, n in SHAPES:
-            a = rng.standard_normal((m, k)).astype(np.float32)
-            b = rng.standard_normal((k, n)).astype(np.float32)
+        for name, m, k, n, *view in SHAPES:
+            a, b = operands(rng, m, k, n, bool(view))
             out = np.empty((m, n), np.float32)
             number = max(1, int(seconds / (2 * m * k * n / 2e11)))
 
@@ -76,7 +87,7 @@ def table(results: dict, shapes=SHAPES) -> list[str]:
     """Lines: each shape's µs and GFLOP/s under each set of kernels."""
     cores = list(results)
     lines = [f"{'product':<24} {'m x k x n':>17}  " + "  ".join(f"{c:>22}" for c in cores)]
-    for name, m, k, n in shapes:
+    for name, m, k, n, *_ in shapes:
         cells = []
         for c in cores:
             us = results[c]["times"][name]

@@ -63,7 +63,7 @@ def _kernels(cell: str = "gru"):
     _numba()
     from . import compiled_loops as loops
 
-    return {"gru": (loops.forward, loops.backward),
+    return {"gru": (loops.gru_forward, loops.gru_backward),
             "lstm": (loops.lstm_forward, loops.lstm_backward),
             "rnn": (loops.rnn_forward, loops.rnn_backward)}[cell]
 
@@ -87,7 +87,7 @@ def _compiles(a, rows: int, units: int) -> bool:
             and rows * units * units <= MAX_ROWS_UNITS2)
 
 
-def layer_forward(gi, state0: State, weight_hh, bias_hh, sched, probe=None):
+def gru_forward(gi, state0: State, weight_hh, bias_hh, sched, probe=None):
     """:func:`~minis2s.ops.gru.gru_layer_forward`, the loop compiled (the NumPy kernel
     for probes and CuPy arrays)."""
     if probe is not None or not _compiles(gi, state0.h.shape[0], weight_hh.shape[1]):
@@ -101,7 +101,7 @@ def layer_forward(gi, state0: State, weight_hh, bias_hh, sched, probe=None):
     return hs, GRULayerCache(state0.h, hs, rz, n, ghn, weight_hh, sched)
 
 
-def layer_backward(dhs, dstate_last: State | None, cache: GRULayerCache, record=None):
+def gru_backward(dhs, dstate_last: State | None, cache: GRULayerCache, record=None):
     """:func:`~minis2s.ops.gru.gru_layer_backward`, the loop compiled (the NumPy kernel
     when gradients are recorded and for CuPy arrays)."""
     if record is not None or not _compiles(cache.hs, cache.h0.shape[0], cache.hs.shape[1]):
@@ -192,7 +192,7 @@ def rnn_backward(dhs, dstate_last: State | None, cache: RNNLayerCache, record=No
     return da, State(dh), grads  # dgi = da: gi and the state's share enter a as a sum
 
 
-COMPILED_GRU = GRU._replace(layer_forward=layer_forward, layer_backward=layer_backward)
+COMPILED_GRU = GRU._replace(layer_forward=gru_forward, layer_backward=gru_backward)
 COMPILED_LSTM = LSTM._replace(layer_forward=lstm_forward, layer_backward=lstm_backward)
 COMPILED_RNN = RNN._replace(layer_forward=rnn_forward, layer_backward=rnn_backward)
 NUMPY_CELLS = {"gru": GRU, "lstm": LSTM, "rnn": RNN}

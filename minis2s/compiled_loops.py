@@ -60,8 +60,24 @@ def _add_rows(dst, src, lo, n):
             dst[i, j] += src[lo + i, j]
 
 
+@numba.njit(inline="always", **OPTS)
+def _add_row_sums(total, src, lo, n):
+    """total += the sum of src's rows lo to lo + n (b_hh's gradient, step by step)."""
+    for i in range(n):
+        for j in range(total.shape[0]):
+            total[j] += src[lo + i, j]
+
+
+@numba.njit(inline="always", **OPTS)
+def _tanh(p, k, a, one):
+    """tanh(a) from exp(-2|a|) = p * (float32 of bits k): (1 - e) / (1 + e), a's sign."""
+    e = p * k
+    t = (one - e) / (one + e)
+    return t if a >= 0 else -t
+
+
 @numba.njit(cache=True, **OPTS)
-def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
+def gru_forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
     """:func:`minis2s.ops.gru.gru_layer_forward`'s loop; fills hs, rz, n, ghn.
     ``one`` is 1 in the arrays' float type."""
     H, N, dt = gi.shape[1] // 3, h0.shape[0], gi.dtype
@@ -95,17 +111,15 @@ def forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, rz, n_out, ghn, one):
                 p_n[i, j], k_n[i, j] = exp_parts(minus_two * abs(a))
         for i in range(n):  # n = tanh(a_n); h' = n + z (h - n)
             for j in range(H):
-                e = p_n[i, j] * f_n[i, j]
-                t = (one - e) / (one + e)
-                t = t if n_out[lo + i, j] >= 0 else -t
+                t = _tanh(p_n[i, j], f_n[i, j], n_out[lo + i, j], one)
                 n_out[lo + i, j] = t
                 hs[lo + i, j] = t + g_rz[i, H + j] * (hp[i, j] - t)
         h = hs[lo:lo + n]
 
 
 @numba.njit(cache=True, **OPTS)
-def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
-             dgin, dbias, one):
+def gru_backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes, dgh,
+                 dgin, dbias, one):
     """:func:`minis2s.ops.gru.gru_layer_backward`'s loop; fills dgh, dgin, dh, and adds
     dgh's rows into dbias (b_hh's gradient)."""
     H, dt = hprev.shape[1], hprev.dtype
@@ -126,21 +140,11 @@ def backward(dhs, has_dhs, dh, hprev, rz, n_out, ghn, weight_hh, offsets, sizes,
                 r, da_n = rz[0, lo + i, j], dgin[lo + i, j]
                 dgh[lo + i, j] = da_n * ghn[lo + i, j] * r * (one - r)
                 dgh[lo + i, 2 * H + j] = da_n * r
-        for i in range(n):  # b_hh's gradient: the sum of dgh's rows
-            for j in range(3 * H):
-                dbias[j] += dgh[lo + i, j]
+        _add_row_sums(dbias, dgh, lo, n)  # b_hh's gradient
         np.dot(dgh[lo:lo + n], weight_hh, back[:n])
         for i in range(n):
             for j in range(H):
                 dh[i, j] += back[i, j]
-
-
-@numba.njit(inline="always", **OPTS)
-def _tanh(p, k, a, one):
-    """tanh(a) from exp(-2|a|) = p * (float32 of bits k): (1 - e) / (1 + e), a's sign."""
-    e = p * k
-    t = (one - e) / (one + e)
-    return t if a >= 0 else -t
 
 
 @numba.njit(cache=True, **OPTS)
@@ -201,8 +205,7 @@ def lstm_backward(dhs, has_dhs, dh, dc, hprev, cprev, acts, tanh_c, weight_hh, o
                   sizes, dgh, dbias, one):
     """:func:`minis2s.ops.lstm.lstm_layer_backward`'s loop; fills dgh (PyTorch's order
     i, f, g, o), dh, dc, and adds dgh's rows into dbias (b_hh's gradient)."""
-    H, dt = hprev.shape[1], hprev.dtype
-    back = np.empty((dh.shape[0], H), dt)
+    H = hprev.shape[1]
     for s in range(offsets.size - 1, -1, -1):
         lo, n = offsets[s], sizes[s]
         if has_dhs:  # from above, and from the next step (carried)
@@ -222,13 +225,8 @@ def lstm_backward(dhs, has_dhs, dh, dc, hprev, cprev, acts, tanh_c, weight_hh, o
                 f, d = acts[1, lo + i, j], dc[i, j]
                 dgh[lo + i, H + j] = d * cprev[lo + i, j] * f * (one - f)
                 dc[i, j] = d * f
-        for i in range(n):  # b_hh's gradient: the sum of dgh's rows
-            for j in range(4 * H):
-                dbias[j] += dgh[lo + i, j]
-        np.dot(dgh[lo:lo + n], weight_hh, back[:n])  # to h_prev: only through the gates
-        for i in range(n):
-            for j in range(H):
-                dh[i, j] = back[i, j]
+        _add_row_sums(dbias, dgh, lo, n)  # b_hh's gradient
+        np.dot(dgh[lo:lo + n], weight_hh, dh[:n])  # to h_prev: only through the gates
 
 
 @numba.njit(cache=True, **OPTS)
@@ -258,8 +256,7 @@ def rnn_forward(gi, h0, w_hh_t, b_hh, offsets, sizes, hs, one):
 def rnn_backward(dhs, has_dhs, dh, hs, weight_hh, offsets, sizes, da, dbias, one):
     """:func:`minis2s.ops.rnn.rnn_layer_backward`'s loop; fills da, dh, and adds da's rows
     into dbias (b_hh's gradient)."""
-    H, dt = hs.shape[1], hs.dtype
-    back = np.empty((dh.shape[0], H), dt)
+    H = hs.shape[1]
     for s in range(offsets.size - 1, -1, -1):
         lo, n = offsets[s], sizes[s]
         for i in range(n):  # da = (dh + dhs) (1 - h²): through tanh
@@ -267,10 +264,5 @@ def rnn_backward(dhs, has_dhs, dh, hs, weight_hh, offsets, sizes, da, dbias, one
                 d = dh[i, j] + dhs[lo + i, j] if has_dhs else dh[i, j]
                 h = hs[lo + i, j]
                 da[lo + i, j] = d * (one - h * h)
-        for i in range(n):
-            for j in range(H):
-                dbias[j] += da[lo + i, j]
-        np.dot(da[lo:lo + n], weight_hh, back[:n])  # to h_prev: through W_hh only
-        for i in range(n):
-            for j in range(H):
-                dh[i, j] = back[i, j]
+        _add_row_sums(dbias, da, lo, n)  # b_hh's gradient
+        np.dot(da[lo:lo + n], weight_hh, dh[:n])  # to h_prev: through W_hh only

@@ -31,6 +31,20 @@ def test_the_table_gives_each_shape_its_time_and_rate():
     assert f"{rate:.0f} GF/s" in lines[1] and f"{rate / 2:.0f} GF/s" in lines[1]
 
 
+def test_the_view_rows_read_w_transposed_as_the_kernel_does():
+    import numpy as np
+
+    views = [shape for shape in kernels.SHAPES if shape[4:] == (True,)]
+    assert [name for name, *_ in views] == ["zh step, h W_hh^T (view)",
+                                            "en step, h W_hh^T (view)"]
+    for _, m, k, n, view in views:
+        a, b = kernels.operands(np.random.default_rng(0), m, k, n, view)
+        assert b.shape == (k, n) and b.base is not None and b.base.flags.c_contiguous
+        assert not b.flags.c_contiguous and (a @ b).shape == (m, n)
+    a, b = kernels.operands(np.random.default_rng(0), 2, 3, 4)
+    assert b.shape == (3, 4) and b.flags.c_contiguous
+
+
 def test_each_core_type_runs_in_its_own_process_and_is_named(monkeypatch):
     """A core type neither the environment nor OpenBLAS would choose (Sandybridge, AVX
     without AVX2) is the one the process that measured names: the variable reached it."""

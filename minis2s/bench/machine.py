@@ -2,7 +2,7 @@
 
 NumPy's wheels bring OpenBLAS, which picks a core type (a set of kernels) for the CPU when
 it loads, unless ``OPENBLAS_CORETYPE`` names one. On a CPU with AVX-512 its AVX-512 core
-types ("SkylakeX", "Cooperlake", "SapphireRapids") compute a float32 product 1.6-1.9x as
+types ("SkylakeX", "Cooperlake", "SapphireRapids") compute a float32 product up to 2x as
 fast as its AVX2 ones ("Haswell", "Zen"), as measured in docs/performance.md ("The
 products' OpenBLAS core type"); an environment that sets ``OPENBLAS_CORETYPE=Haswell``,
 or an OpenBLAS too old to know the CPU, leaves that speed unused. The benchmark says which
@@ -84,7 +84,7 @@ def blas_line(libs: list[dict] | None, flags: set, environ=os.environ) -> str:
     if core and all(f in flags for f in AVX512) and core.lower() not in AVX512_CORES:
         fix = f"unset {ENV_CORE}" if asked else f"set {ENV_CORE}=SkylakeX"
         line += (f"; this CPU has AVX-512, which this core type leaves unused: {fix} before "
-                 "Python starts for faster products (1.6-1.9x on the AVX-512 EPYC of "
+                 "Python starts for faster products (up to 2x on the AVX-512 EPYC of "
                  "docs/performance.md)")
     return line
 
